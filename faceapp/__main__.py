@@ -1,0 +1,5 @@
+"""``python -m faceapp`` runs the command-line interface."""
+
+from faceapp.cli.main import main
+
+raise SystemExit(main())

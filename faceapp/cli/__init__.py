@@ -1,0 +1,1 @@
+"""The command-line edge: parses arguments, calls the core, maps outcomes to exit codes."""

@@ -1,0 +1,125 @@
+"""``faceapp benchmark``: latency on this machine (medians of repeated runs, milliseconds).
+
+- pipeline: detect + align + embed of one 640x480 frame holding one face;
+- enroll: a whole enrollment (load, detect, align, quality, embed, duplicate check, store write);
+- identify: gallery search alone, for galleries of synthetic unit-length templates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceapp.cli.exit_codes import Exit
+
+
+def _median_ms(fn, runs: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def _default_image() -> Path | None:
+    root = os.environ.get("FACEAPP_DATASETS")
+    p = Path(root) / "lfw" / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg" if root else None
+    return p if p and p.is_file() else None
+
+
+def frame_with_face(face: np.ndarray, size=(480, 640)) -> np.ndarray:
+    """A grey 640x480 frame with the photo pasted in its centre (as a webcam would see it)."""
+    frame = np.full((*size, 3), 110, dtype=np.uint8)
+    h, w = min(face.shape[0], size[0]), min(face.shape[1], size[1])
+    y, x = (size[0] - h) // 2, (size[1] - w) // 2
+    frame[y : y + h, x : x + w] = face[:h, :w]
+    return frame
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import torch
+
+    from faceapp.cli.main import _settings
+    from faceapp.imageio import load_image
+    from faceapp.match.gallery import Gallery
+    from faceapp.pipeline import FaceEngine
+    from faceapp.services import FaceService
+
+    image = Path(args.image) if args.image else _default_image()
+    if image is None:
+        print("faceapp: benchmark needs --image PHOTO (or FACEAPP_DATASETS with LFW)", file=sys.stderr)
+        return int(Exit.USAGE)
+    settings = _settings(args)
+    engine = FaceEngine(settings)
+    t0 = time.perf_counter()
+    engine.warm_up()
+    load_ms = (time.perf_counter() - t0) * 1e3
+    frame = frame_with_face(load_image(image))
+    if not engine.detect(frame):
+        print(f"faceapp: no face found in {image}", file=sys.stderr)
+        return int(Exit.NO_FACE)
+
+    def pipeline_once():
+        dets = engine.relevant(engine.detect(frame))
+        engine.embedder.embed([engine.align(frame, d).image for d in dets])
+
+    stages = {}
+    dets = engine.detect(frame)
+    stages["detect"] = _median_ms(lambda: engine.detect(frame), args.runs)
+    stages["align"] = _median_ms(lambda: engine.align(frame, dets[0]), args.runs)
+    chip = engine.align(frame, dets[0]).image
+    stages["embed"] = _median_ms(lambda: engine.embedder.embed([chip]), args.runs)
+    total = _median_ms(pipeline_once, args.runs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = FaceService(settings.replace(db_url=f"sqlite:///{tmp}/bench.db"), engine=engine)
+        counter = iter(range(10**9))
+        enroll_ms = _median_ms(lambda: svc.enroll(f"person-{next(counter)}", image, largest=True, force=True), max(3, args.runs // 4))
+        svc.close()
+
+    rng = np.random.default_rng(0)
+    identify = {}
+    for n in [int(s) for s in args.sizes.split(",") if s.strip()]:
+        m = rng.standard_normal((n, 128), dtype=np.float32)
+        m /= np.linalg.norm(m, axis=1, keepdims=True)
+        g = Gallery([f"p{i}" for i in range(n)], np.arange(n), m)
+        probe = m[n // 2] + 0.05 * rng.standard_normal(128, dtype=np.float32)
+        probe /= np.linalg.norm(probe)
+        identify[str(n)] = _median_ms(lambda: g.nearest(probe, 5), max(3, args.runs // 2), warmup=1)
+        del m, g
+
+    result = {
+        "device": str(engine.embedder.device),
+        "torch_threads": torch.get_num_threads(),
+        "model_id": engine.model_id,
+        "frame": "640x480, one face",
+        "model_load_ms": round(load_ms, 1),
+        "pipeline_ms": round(total, 1),
+        "stages_ms": {k: round(v, 2) for k, v in stages.items()},
+        "enroll_ms": round(enroll_ms, 1),
+        "identify_ms": {k: round(v, 3) for k, v in identify.items()},
+        "runs": args.runs,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"device {result['device']} ({result['torch_threads']} torch threads), model {engine.model_id}")
+        print(f"  models loaded in            {load_ms:8.1f} ms")
+        print(f"  detect+align+embed (640x480) {total:8.1f} ms  (median of {args.runs})")
+        for k, v in stages.items():
+            print(f"    {k:26s} {v:8.2f} ms")
+        print(f"  enroll (whole use case)     {enroll_ms:8.1f} ms")
+        for k, v in identify.items():
+            print(f"  identify, {int(k):>9,} templates {v:8.3f} ms")
+    return int(Exit.OK)

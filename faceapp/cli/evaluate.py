@@ -1,0 +1,96 @@
+"""``faceapp eval lfw|pairs``: verification accuracy through the full pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from faceapp.cli.exit_codes import Exit
+
+_LABELS = [
+    ("accuracy", "accuracy", "{:.2%}"),
+    ("accuracy_std", "  +/- (std over folds)", "{:.2%}"),
+    ("auc", "ROC AUC", "{:.4f}"),
+    ("eer", "EER", "{:.2%}"),
+    ("tar_at_far_1e-2", "TAR at FAR 1e-2", "{:.2%}"),
+    ("tar_at_far_1e-3", "TAR at FAR 1e-3", "{:.2%}"),
+    ("threshold", "best threshold (sq. L2)", "{:.4f}"),
+    ("threshold_at_far_1e-3", "threshold at FAR 1e-3", "{:.4f}"),
+    ("distance_same_mean", "mean distance, same", "{:.4f}"),
+    ("distance_different_mean", "mean distance, different", "{:.4f}"),
+]
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from faceapp.cli.main import _settings
+    from faceapp.evaluation.protocols import datasets_dir, read_lfw_pairs, read_pairs_csv
+    from faceapp.evaluation.runner import EvalCache, evaluate
+    from faceapp.pipeline import FaceEngine
+
+    if args.dataset == "lfw":
+        lfw = Path(args.lfw) if args.lfw else (datasets_dir() / "lfw" if datasets_dir() else None)
+        if lfw is None or not lfw.is_dir():
+            print("faceapp: LFW not found: pass --lfw DIR or set FACEAPP_DATASETS", file=sys.stderr)
+            return int(Exit.BAD_INPUT)
+        pairs = read_lfw_pairs(lfw, args.view)
+        what = f"LFW {args.view}"
+    else:
+        if not args.pairs_file:
+            print("faceapp: eval pairs needs a CSV file (path_a,path_b,same[,fold])", file=sys.stderr)
+            return int(Exit.USAGE)
+        try:
+            pairs = read_pairs_csv(args.pairs_file)
+        except (OSError, ValueError) as exc:
+            print(f"faceapp: {exc}", file=sys.stderr)
+            return int(Exit.BAD_INPUT)
+        what = f"pairs from {args.pairs_file}"
+    if args.limit:
+        # keep both classes: take the first N/2 same and N/2 different pairs
+        same = [p for p in pairs if p.same][: args.limit // 2]
+        diff = [p for p in pairs if not p.same][: args.limit - len(same)]
+        pairs = same + diff
+    engine = FaceEngine(_settings(args))
+    cache = EvalCache(engine, enabled=not args.no_cache)
+    bar, update = _progress(what)
+    try:
+        result, distances = evaluate(engine, pairs, cache=cache, progress=update)
+    finally:
+        bar.close()
+    result["dataset"] = what
+    if args.plot:
+        import numpy as np
+
+        from faceapp.match.calibration import plot_distance_histograms, plot_roc, roc_curve
+
+        same = np.array([p.same for p in pairs])
+        roc = Path(args.plot)
+        plot_roc({engine.model_id: roc_curve(distances, same)}, roc, title=f"ROC, {what}")
+        hist = roc.with_name(roc.stem + "-distances" + roc.suffix)
+        plot_distance_histograms(distances, same, hist, threshold=engine.threshold)
+        result["plots"] = [str(roc), str(hist)]
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{what}: {result['pairs']} pairs ({result['same_pairs']} same), model {engine.model_id}")
+        print(f"  protocol: {result['accuracy_protocol']}")
+        for key, label, fmt in _LABELS:
+            if result.get(key) is not None:
+                print(f"  {label:28s} {fmt.format(result[key])}")
+        if result["no_face_detected"]:
+            print(f"  no face detected in {result['no_face_detected']} image(s): used the mean landmark positions")
+    return int(Exit.OK)

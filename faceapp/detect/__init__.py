@@ -1,0 +1,1 @@
+"""Face detection (MTCNN, 5 landmarks), 5-point alignment and quality checks."""

@@ -1,0 +1,87 @@
+"""MTCNN face detection (facenet-pytorch, its shipped weights) returning typed detections.
+
+``FaceDetector.detect(image)`` always returns a list (``[]`` when there is no face), largest
+face first, each with its box, confidence and the 5 landmarks in MTCNN's order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from faceapp.device import resolve_device
+from faceapp.errors import WeightsError
+from faceapp.types import BBox, Detection, Landmarks
+
+log = logging.getLogger(__name__)
+
+
+class FaceDetector:
+    """Finds faces with MTCNN.
+
+    ``min_face_size`` is the smallest face (pixels) the image pyramid looks for: smaller is
+    slower. ``thresholds`` are MTCNN's three stage confidences.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        min_face_size: int = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        min_score: float = 0.0,
+    ) -> None:
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise WeightsError(f"the face detector (facenet-pytorch) is not installed: {exc}") from None
+        self.device = resolve_device(device)
+        self.min_score = float(min_score)
+        self._lock = threading.Lock()
+        try:
+            self._mtcnn = MTCNN(
+                keep_all=True,
+                select_largest=True,
+                min_face_size=int(min_face_size),
+                thresholds=list(thresholds),
+                post_process=False,
+                device=self.device,
+            ).eval()
+        except (OSError, RuntimeError) as exc:
+            raise WeightsError(f"the MTCNN weights could not be loaded: {exc}") from None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in one RGB uint8 image (H, W, 3), largest first; ``[]`` when there is none."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Faces in several images. Images of equal size run as one batch; others one by one."""
+        if not images:
+            return []
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            return [self.detect(im) for im in images]
+        batch = np.stack([np.ascontiguousarray(im, dtype=np.uint8) for im in images])
+        import torch
+
+        with self._lock, torch.inference_mode():
+            boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
+        return [self._convert(b, p, pt) for b, p, pt in zip(boxes, probs, points, strict=True)]
+
+    def _convert(self, boxes, probs, points) -> list[Detection]:
+        # facenet-pytorch gives None for no face, and object arrays under numpy 2.
+        if boxes is None or probs is None or points is None:
+            return []
+        boxes = np.asarray(list(boxes), dtype=np.float32).reshape(-1, 4)
+        probs = np.asarray(list(probs), dtype=np.float32).reshape(-1)
+        points = np.asarray(list(points), dtype=np.float32).reshape(-1, 5, 2)
+        out = [
+            Detection(BBox(*map(float, b)), float(s), Landmarks(pt))
+            for b, s, pt in zip(boxes, probs, points, strict=True)
+            if np.isfinite(b).all() and s >= self.min_score
+        ]
+        out.sort(key=lambda d: d.bbox.area, reverse=True)
+        return out

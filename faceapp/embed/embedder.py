@@ -1,0 +1,65 @@
+"""Batched inference: aligned RGB chips -> (N, dim) float32 unit-length encodings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from faceapp.device import resolve_device
+from faceapp.embed import network
+from faceapp.embed.weights import WeightsSpec
+from faceapp.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+
+class Embedder:
+    """Runs one model (described by its :class:`WeightsSpec`) on aligned faces."""
+
+    def __init__(self, spec: WeightsSpec, *, device: str = "auto", batch_size: int = 32) -> None:
+        import torch
+
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        self._lock = threading.Lock()
+        model = network.build(spec.architecture)
+        state = spec.load_state_dict(map_location="cpu")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise WeightsError(f"weights of {spec.model_id} do not fit architecture {spec.architecture}: {exc}") from None
+        self.model = model.to(self.device).eval()
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """Encode aligned chips (each input_size x input_size x 3, RGB uint8) -> (N, dim) float32."""
+        import torch
+
+        n = len(chips)
+        out = np.empty((n, self.spec.embedding_dim), dtype=np.float32)
+        if n == 0:
+            return out
+        size = self.spec.input_size
+        for chip in chips:
+            if chip.shape != (size, size, 3):
+                raise ValueError(f"aligned faces must be {size}x{size}x3 (got {chip.shape})")
+        with self._lock, torch.inference_mode():
+            for start in range(0, n, self.batch_size):
+                batch = np.stack(chips[start : start + self.batch_size])
+                x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+                x = (x - self._mean) / self.spec.scale
+                emb = self.model(x)
+                out[start : start + len(batch)] = emb.float().cpu().numpy()
+        return out

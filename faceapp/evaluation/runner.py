@@ -1,0 +1,175 @@
+"""Run pairs through the full pipeline (detect -> align -> embed) and measure.
+
+Detections and encodings are cached per image (keyed by path, size and mtime; encodings also
+by model id), so a second evaluation of the same images is fast, and a new model re-uses the
+detections. The face of an image is the detected face nearest the image centre (LFW's
+convention: the labelled person is centred); images where MTCNN finds nothing fall back to
+the mean landmark positions of the images where it did, and are counted and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceapp import paths
+from faceapp.imageio import load_image
+from faceapp.match.gallery import pair_distance
+from faceapp.pipeline import FaceEngine
+from faceapp.types import BBox, Detection, Landmarks
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+
+
+def central_face(detections: Sequence[Detection], shape: tuple[int, ...]) -> Detection | None:
+    """The detection whose box centre is nearest the image centre."""
+    if not detections:
+        return None
+    cy, cx = shape[0] / 2, shape[1] / 2
+
+    def off(d: Detection) -> float:
+        bx, by = (d.bbox.x1 + d.bbox.x2) / 2, (d.bbox.y1 + d.bbox.y2) / 2
+        return (bx - cx) ** 2 + (by - cy) ** 2
+
+    return min(detections, key=off)
+
+
+@dataclass
+class EmbeddingTable:
+    paths: list[Path]
+    embeddings: np.ndarray  # (N, dim) float32
+    fallback: list[Path]  # images where no face was detected
+
+    def index(self) -> dict[Path, int]:
+        return {p: i for i, p in enumerate(self.paths)}
+
+
+class EvalCache:
+    """Two JSON/NPZ files under the cache folder: detections (model-free) and encodings per model."""
+
+    def __init__(self, engine: FaceEngine, folder: Path | None = None, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.folder = (folder or paths.cache_dir() / "eval")
+        tmpl = hashlib.sha1(np.asarray(engine.spec.template, np.float32).tobytes()).hexdigest()[:8]
+        self.det_file = self.folder / "detections.json"
+        self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}.npz"
+        self.detections: dict[str, list | None] = {}
+        self.embeddings: dict[str, np.ndarray] = {}
+        if enabled:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            self.detections = json.loads(self.det_file.read_text())
+        except (OSError, ValueError):
+            self.detections = {}
+        try:
+            with np.load(self.emb_file, allow_pickle=False) as z:
+                self.embeddings = dict(zip(z["keys"].tolist(), z["values"], strict=True))
+        except (OSError, ValueError, KeyError):
+            self.embeddings = {}
+
+    def save(self) -> None:
+        if not self.enabled:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.det_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.detections))
+        tmp.replace(self.det_file)
+        if self.embeddings:
+            keys = np.array(list(self.embeddings))
+            values = np.stack(list(self.embeddings.values())).astype(np.float32)
+            tmp = self.emb_file.with_name(self.emb_file.stem + ".tmp.npz")
+            np.savez(tmp, keys=keys, values=values)
+            tmp.replace(self.emb_file)
+
+
+def embed_images(
+    engine: FaceEngine,
+    images: Sequence[Path],
+    *,
+    cache: EvalCache | None = None,
+    progress: Progress | None = None,
+    batch: int = 32,
+) -> EmbeddingTable:
+    """Encode the central face of each image (cached)."""
+    cache = cache or EvalCache(engine, enabled=False)
+    images = list(dict.fromkeys(Path(p) for p in images))
+    keys = [_key(p) for p in images]
+    todo = [i for i, k in enumerate(keys) if k not in cache.embeddings]
+    # 1) detections (cached across models)
+    need_det = [i for i in todo if keys[i] not in cache.detections]
+    done = 0
+    total = len(need_det) + len(todo)
+    for i in need_det:
+        img = load_image(images[i], max_side=engine.settings.max_image_side)
+        det = central_face(engine.detect(img), img.shape)
+        cache.detections[keys[i]] = (
+            None if det is None else [[det.bbox.x1, det.bbox.y1, det.bbox.x2, det.bbox.y2], det.score, det.landmarks.points.tolist()]
+        )
+        done += 1
+        if progress:
+            progress(done, total)
+    found = [np.asarray(v[2], np.float32) for v in cache.detections.values() if v is not None]
+    mean_pts = np.mean(found, axis=0) if found else None
+    # 2) alignment + encodings, in batches
+    fallback: list[Path] = []
+    for start in range(0, len(todo), batch):
+        idx = todo[start : start + batch]
+        chips = []
+        for i in idx:
+            img = load_image(images[i], max_side=engine.settings.max_image_side)
+            rec = cache.detections[keys[i]]
+            if rec is None:
+                if mean_pts is None:
+                    raise RuntimeError("no face was detected in any image")
+                det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
+            else:
+                det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
+            chips.append(engine.align(img, det).image)
+        for i, e in zip(idx, engine.embedder.embed(chips), strict=True):
+            cache.embeddings[keys[i]] = e
+        done += len(idx)
+        if progress:
+            progress(done, total)
+    cache.save()
+    fallback = [p for p, k in zip(images, keys, strict=True) if cache.detections.get(k) is None]
+    emb = np.stack([cache.embeddings[k] for k in keys]) if keys else np.empty((0, engine.spec.embedding_dim), np.float32)
+    return EmbeddingTable(images, emb.astype(np.float32), fallback)
+
+
+def pair_distances(table: EmbeddingTable, pairs) -> np.ndarray:
+    idx = table.index()
+    return np.array(
+        [pair_distance(table.embeddings[idx[Path(p.path_a)]], table.embeddings[idx[Path(p.path_b)]]) for p in pairs],
+        dtype=np.float64,
+    )
+
+
+def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progress: Progress | None = None, use_folds: bool = True) -> tuple[dict, np.ndarray]:
+    """Metrics (``faceapp.match.calibration.evaluate_pairs`` keys, plus counts) and the distances."""
+    from faceapp.match.calibration import evaluate_pairs
+
+    imgs = [p.path_a for p in pairs] + [p.path_b for p in pairs]
+    table = embed_images(engine, imgs, cache=cache, progress=progress)
+    d = pair_distances(table, pairs)
+    same = np.array([p.same for p in pairs], dtype=bool)
+    folds = np.array([p.fold for p in pairs]) if use_folds else None
+    if folds is not None and len(np.unique(folds)) < 2:
+        folds = None
+    result = evaluate_pairs(d, same, folds=folds)
+    result.update(model_id=engine.model_id, images=len(table.paths), no_face_detected=len(table.fallback))
+    return result, d

@@ -1,0 +1,187 @@
+"""The face pipeline: image -> detect -> align -> quality -> embed (-> match).
+
+:class:`FaceEngine` owns the detector and the embedder (both loaded on first use) and turns an
+image into :class:`FaceObservation` values. :class:`FacePipeline` adds a gallery and per-stage
+timings for live frames: ``process(frame)`` for one frame, ``run(frames, is_cancelled)`` as a
+generator that a CLI loops over and the GUI wraps in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceapp.config import Settings
+from faceapp.detect.align import align_face
+from faceapp.detect.quality import QualityLimits, assess
+from faceapp.embed.weights import WeightsSpec, load_spec
+from faceapp.match.gallery import Gallery
+from faceapp.types import AlignedFace, Candidate, Detection, QualityReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceObservation:
+    """One face of an image, aligned, measured and encoded."""
+
+    aligned: AlignedFace
+    quality: QualityReport
+    embedding: np.ndarray  # (dim,) float32, unit length
+
+    @property
+    def detection(self) -> Detection:
+        return self.aligned.detection
+
+
+class FaceEngine:
+    """Detector + aligner + quality + embedder for one model, loaded lazily and thread-safely."""
+
+    def __init__(self, settings: Settings | None = None, *, spec: WeightsSpec | None = None) -> None:
+        self.settings = settings or Settings()
+        self.spec = spec or load_spec(self.settings.model)
+        self.limits = QualityLimits.from_settings(self.settings)
+        self._detector = None
+        self._embedder = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold in force: the setting, else the model's calibrated value."""
+        t = self.settings.threshold
+        return float(t) if t is not None else float(self.spec.threshold)
+
+    @property
+    def detector(self):
+        with self._lock:
+            if self._detector is None:
+                from faceapp.detect.detector import FaceDetector
+
+                self._detector = FaceDetector(
+                    device=self.settings.device,
+                    min_face_size=max(20, self.settings.min_face_size // 2),
+                )
+            return self._detector
+
+    @property
+    def embedder(self):
+        with self._lock:
+            if self._embedder is None:
+                from faceapp.embed.embedder import Embedder
+
+                self._embedder = Embedder(self.spec, device=self.settings.device)
+            return self._embedder
+
+    def warm_up(self) -> None:
+        """Load both networks now (the GUI does this in the background at start-up)."""
+        _ = self.detector, self.embedder
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.detector.detect(image)
+
+    def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
+        return align_face(image, detection, self.spec.template, self.spec.input_size)
+
+    def relevant(self, detections: list[Detection]) -> list[Detection]:
+        """Faces that count as 'in frame': at least half the minimum face size. Tiny faces far in
+        the background neither block a decision as 'several people' nor get matched."""
+        floor = self.settings.min_face_size / 2
+        return [d for d in detections if d.size >= floor]
+
+    def observe(self, image: np.ndarray, detections: list[Detection] | None = None) -> list[FaceObservation]:
+        """Align, assess and embed the given detections (default: every relevant face)."""
+        if detections is None:
+            detections = self.relevant(self.detect(image))
+        aligned = [self.align(image, d) for d in detections]
+        if not aligned:
+            return []
+        embeddings = self.embedder.embed([a.image for a in aligned])
+        return [
+            FaceObservation(a, assess(a, self.limits), e)
+            for a, e in zip(aligned, embeddings, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face in a live frame and who it is (``best`` is None when nobody is within tau)."""
+
+    observation: FaceObservation
+    candidates: tuple[Candidate, ...]
+    threshold: float
+
+    @property
+    def best(self) -> Candidate | None:
+        if self.candidates and self.candidates[0].distance <= self.threshold:
+            return self.candidates[0]
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """Everything the live view needs about one frame; ``timings`` are milliseconds per stage."""
+
+    index: int
+    frame: np.ndarray
+    faces: tuple[FaceResult, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    all_detections: tuple[Detection, ...] = ()
+
+
+class FacePipeline:
+    """Per-frame processing against a gallery supplied by ``gallery_provider`` (called per frame,
+    so a gallery refreshed by the store shows up at once)."""
+
+    def __init__(self, engine: FaceEngine, gallery_provider: Callable[[], Gallery], *, top_k: int = 3) -> None:
+        self.engine = engine
+        self.gallery_provider = gallery_provider
+        self.top_k = top_k
+
+    def process(self, frame: np.ndarray, index: int = 0, *, capture_ms: float = 0.0) -> FrameResult:
+        timings = {"capture": capture_ms}
+        t0 = time.perf_counter()
+        detections = self.engine.detect(frame)
+        t1 = time.perf_counter()
+        relevant = self.engine.relevant(detections)
+        aligned = [self.engine.align(frame, d) for d in relevant]
+        t2 = time.perf_counter()
+        embeddings = self.engine.embedder.embed([a.image for a in aligned]) if aligned else np.empty((0, 0))
+        t3 = time.perf_counter()
+        gallery = self.gallery_provider()
+        threshold = self.engine.threshold
+        faces = []
+        for a, e in zip(aligned, embeddings, strict=True):
+            obs = FaceObservation(a, assess(a, self.engine.limits), e)
+            faces.append(FaceResult(obs, tuple(gallery.nearest(e, self.top_k)), threshold))
+        t4 = time.perf_counter()
+        timings.update(
+            detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3, match=(t4 - t3) * 1e3
+        )
+        return FrameResult(index, frame, tuple(faces), timings, tuple(detections))
+
+    def run(
+        self,
+        frames: Iterable[np.ndarray],
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[FrameResult]:
+        """Process frames until they end or ``is_cancelled()`` is true; yields one result per frame."""
+        it = iter(frames)
+        index = 0
+        while not is_cancelled():
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            capture_ms = (time.perf_counter() - t0) * 1e3
+            yield self.process(frame, index, capture_ms=capture_ms)
+            index += 1

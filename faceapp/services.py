@@ -1,0 +1,263 @@
+"""Use cases shared by the CLI and the GUI: enroll, verify, identify, remove, re-embed.
+
+:class:`FaceService` composes the settings, the store and the face engine. Outcomes are typed
+results (``VerifyResult``, ``IdentifyResult``); failures are exceptions from
+:mod:`faceapp.errors`. Every decision is written to the store's event log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceapp.config import Settings
+from faceapp.detect.align import align_face
+from faceapp.embed.weights import available_specs
+from faceapp.errors import AlreadyEnrolled, FaceRejected, ModelMismatch
+from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
+from faceapp.match.gallery import Gallery
+from faceapp.pipeline import FaceEngine, FaceObservation
+from faceapp.types import Decision, IdentifyResult, Person, QualityReport, VerifyResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class EnrollResult:
+    person: Person
+    observation: FaceObservation
+    replaced: bool = False
+    similar_to: str | None = None  # an enrolled person the face already matched (force was used)
+    similar_distance: float | None = None
+
+    @property
+    def quality(self) -> QualityReport:
+        return self.observation.quality
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """The face a decision is about, or the reason there is none."""
+
+    decision: Decision | None  # None: a usable face was found
+    observation: FaceObservation | None
+    faces: int
+
+
+class FaceService:
+    def __init__(self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None) -> None:
+        from faceapp.store.repository import Store
+
+        self.settings = settings or Settings()
+        self.store = store if store is not None else Store(self.settings.resolved_db_url)
+        self.engine = engine or FaceEngine(self.settings)
+        self._gallery: Gallery | None = None
+        self._generation = None
+        self._gallery_lock = threading.Lock()
+
+    # -- settings-derived values ---------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return self.engine.threshold
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> FaceService:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the gallery ----------------------------------------------------------------------
+    def gallery(self) -> Gallery:
+        """The current model's templates as one matrix, rebuilt only when the store changed."""
+        with self._gallery_lock:
+            gen = self.store.generation()
+            if self._gallery is None or gen != self._generation:
+                names, pids, matrix = self.store.gallery(self.engine.model_id)
+                self._gallery = Gallery(names, pids, matrix, model_id=self.engine.model_id)
+                self._generation = gen
+            return self._gallery
+
+    # -- faces ----------------------------------------------------------------------------
+    def probe(self, image: ImageSource | np.ndarray, *, largest: bool = False) -> Probe:
+        """Find the one face an image is about. No face, or several when ``largest`` is off,
+        give a Decision instead of an observation."""
+        img = load_image(image, max_side=self.settings.max_image_side)
+        detections = self.engine.relevant(self.engine.detect(img))
+        if not detections:
+            return Probe(Decision.NO_FACE, None, 0)
+        if len(detections) > 1 and not largest:
+            return Probe(Decision.MULTIPLE_FACES, None, len(detections))
+        obs = self.engine.observe(img, [detections[0]])[0]
+        return Probe(None, obs, len(detections))
+
+    # -- use cases ------------------------------------------------------------------------
+    def enroll(
+        self,
+        name: str,
+        image: ImageSource,
+        *,
+        largest: bool = False,
+        force: bool = False,
+        replace: bool = False,
+    ) -> EnrollResult:
+        """Enroll ``name`` from ONE photo (or re-enroll with ``replace``).
+
+        Raises FaceRejected (no face / several faces / low quality), AlreadyEnrolled when the
+        face already matches someone else and ``force`` is off, DuplicatePerson when the name
+        exists and ``replace`` is off. Nothing is written unless it succeeds."""
+        name = name.strip()
+        if not replace and self.store.has_person(name):
+            from faceapp.errors import DuplicatePerson
+
+            raise DuplicatePerson(f"{name!r} is already enrolled (use re-enroll/--replace to change their photo)")
+        if replace:
+            self.store.get_person(name)  # UnknownPerson before any work
+        probe = self.probe(image, largest=largest)
+        if probe.decision is Decision.NO_FACE:
+            raise FaceRejected("no face found in the photo", decision=Decision.NO_FACE)
+        if probe.decision is Decision.MULTIPLE_FACES:
+            raise FaceRejected(
+                f"{probe.faces} faces found; enrollment needs exactly one (or pick the largest)",
+                decision=Decision.MULTIPLE_FACES,
+            )
+        obs = probe.observation
+        assert obs is not None
+        if not obs.quality.ok:
+            raise FaceRejected(f"face quality too low: {obs.quality.describe()}", decision=Decision.LOW_QUALITY, quality=obs.quality)
+        similar, similar_d = None, None
+        nearest = [c for c in self.gallery().nearest(obs.embedding, 2) if c.name != name]
+        if nearest and nearest[0].distance <= self.threshold:
+            similar, similar_d = nearest[0].name, nearest[0].distance
+            if not force:
+                raise AlreadyEnrolled(
+                    f"this face already matches {similar!r} (distance {similar_d:.3f} <= {self.threshold:.3f}); "
+                    "use force to enroll anyway",
+                    name=similar,
+                    distance=similar_d,
+                )
+        kwargs = dict(
+            embedding=obs.embedding,
+            model_id=self.engine.model_id,
+            quality=float(obs.quality.sharpness),
+            face_jpeg=encode_jpeg(obs.aligned.image),
+        )
+        if replace:
+            self.store.replace_templates(name, **kwargs)
+            person = self.store.get_person(name)
+        else:
+            person = self.store.add_person(name, **kwargs)
+        detail = "re-enrolled" if replace else "enrolled"
+        if similar:
+            detail += f"; forced although it matched {similar} at {similar_d:.3f}"
+        self.store.log_event("enroll", decided=person.name, detail=detail)
+        return EnrollResult(person, obs, replaced=replace, similar_to=similar, similar_distance=similar_d)
+
+    def verify(
+        self, name: str, image: ImageSource, *, largest: bool = False, threshold: float | None = None, kind: str = "verify"
+    ) -> VerifyResult:
+        """1:1: is the face in ``image`` the enrolled ``name``? MATCH iff distance <= threshold."""
+        person = self.store.get_person(name)  # UnknownPerson before any work
+        tau = self.threshold if threshold is None else float(threshold)
+        probe = self.probe(image, largest=largest)
+        return self.verify_probe(person.name, probe, threshold=tau, kind=kind)
+
+    def verify_probe(self, name: str, probe: Probe, *, threshold: float, kind: str = "verify") -> VerifyResult:
+        obs = probe.observation
+        if probe.decision is not None:
+            result = VerifyResult(probe.decision, name, None, threshold)
+        elif not obs.quality.ok:
+            result = VerifyResult(Decision.LOW_QUALITY, name, None, threshold, obs.quality)
+        else:
+            distance = self.gallery().distance_to(name, obs.embedding)
+            if distance is None:
+                raise ModelMismatch(
+                    f"{name!r} has no template made by model {self.engine.model_id}; "
+                    "run `faceapp db reembed` or enroll them again"
+                )
+            decision = Decision.MATCH if distance <= threshold else Decision.NO_MATCH
+            result = VerifyResult(decision, name, distance, threshold, obs.quality)
+        self.store.log_event(
+            kind,
+            decision=result.decision,
+            claimed=name,
+            decided=name if result.decision is Decision.MATCH else None,
+            distance=result.distance,
+            threshold=threshold,
+            detail=result.quality.describe() if result.quality and not result.quality.ok else "",
+        )
+        return result
+
+    def identify(
+        self,
+        image: ImageSource,
+        *,
+        largest: bool = False,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        kind: str = "identify",
+    ) -> IdentifyResult:
+        """1:K: who is this? The nearest person if within threshold, else NOT_RECOGNIZED."""
+        tau = self.threshold if threshold is None else float(threshold)
+        probe = self.probe(image, largest=largest)
+        return self.identify_probe(probe, threshold=tau, top_k=top_k or self.settings.top_k, kind=kind)
+
+    def identify_probe(self, probe: Probe, *, threshold: float, top_k: int, kind: str = "identify") -> IdentifyResult:
+        obs = probe.observation
+        if probe.decision is not None:
+            result = IdentifyResult(probe.decision, None, None, threshold)
+        elif not obs.quality.ok:
+            result = IdentifyResult(Decision.LOW_QUALITY, None, None, threshold, quality=obs.quality)
+        else:
+            cands = tuple(self.gallery().nearest(obs.embedding, top_k))
+            if cands and cands[0].distance <= threshold:
+                result = IdentifyResult(Decision.MATCH, cands[0].name, cands[0].distance, threshold, cands, obs.quality)
+            else:
+                best = cands[0].distance if cands else None
+                result = IdentifyResult(Decision.NOT_RECOGNIZED, None, best, threshold, cands, obs.quality)
+        self.store.log_event(
+            kind,
+            decision=result.decision,
+            decided=result.name,
+            distance=result.distance,
+            threshold=threshold,
+            detail=result.quality.describe() if result.quality and not result.quality.ok else "",
+        )
+        return result
+
+    def remove(self, name: str) -> int:
+        """Remove a person and all of their data (templates, face crops, events)."""
+        count = self.store.remove_person(name)
+        self.store.log_event("remove", detail=f"a person and {count} template(s) removed")
+        return count
+
+    def reembed(self, *, progress=None) -> int:
+        """Re-encode templates made by other models with the current model, from their stored
+        aligned faces: the old model's template points are where the landmarks sit in its chip,
+        so the chip is re-aligned onto the current template exactly. Refuses (ModelMismatch)
+        templates whose model spec is no longer available."""
+        specs = available_specs()
+        todo = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
+        missing = sorted({t.model_id for t in todo if t.model_id not in specs})
+        if missing:
+            raise ModelMismatch(
+                f"templates of unknown model(s) {', '.join(missing)} cannot be re-embedded; enroll those people again"
+            )
+        from faceapp.types import BBox, Detection, Landmarks
+
+        for i, t in enumerate(todo):
+            old = specs[t.model_id]
+            chip = decode_jpeg(t.face_jpeg)
+            s = float(chip.shape[0])
+            det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
+            new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size)
+            emb = self.engine.embedder.embed([new.image])[0]
+            self.store.update_embedding(t.id, emb, self.engine.model_id)
+            if progress:
+                progress(i + 1, len(todo))
+        return len(todo)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set everything up (first time) and run the whole test suite, then the import-layering check.
+# Datasets come from $FACEAPP_DATASETS (default: ../shared/datasets beside the repo); tests
+# that need them skip with a reason when they are missing, except in CI (CI=true) where
+# a missing dataset is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_WAIT_POLICY=PASSIVE QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
+if [ -z "${FACEAPP_DATASETS:-}" ] && [ -d ../shared/datasets ]; then
+  export FACEAPP_DATASETS=$(cd ../shared/datasets && pwd)
+fi
+if [ "${CI:-}" = "true" ]; then export FACEAPP_REQUIRE_DATASETS=1; fi
+.venv/bin/lint-imports --config pyproject.toml
+exec .venv/bin/python -m pytest "$@"
