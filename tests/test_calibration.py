@@ -129,19 +129,6 @@ def test_roc_accepts_zero_one_labels():
         np.testing.assert_array_equal(x, y)
 
 
-def test_roc_matches_sklearn_if_installed():
-    metrics = pytest.importorskip("sklearn.metrics", reason="sklearn is not installed")
-    rng = np.random.default_rng(2)
-    d = np.round(rng.uniform(0, 4, 500), 2)
-    s = rng.random(500) < 0.3
-    far, tar, _ = roc_curve(d, s)
-    # sklearn wants a score that grows with "same": use -distance.
-    assert auc(far, tar) == pytest.approx(metrics.roc_auc_score(s, -d))
-    f2, t2, _ = metrics.roc_curve(s, -d, drop_intermediate=False)
-    np.testing.assert_allclose(far, f2)
-    np.testing.assert_allclose(tar, t2)
-
-
 # ------------------------------------------------------------------------------ EER
 
 
