@@ -1,0 +1,133 @@
+"""The database schema as SQLAlchemy ORM classes.
+
+These rows never leave :mod:`faceapp.store`; the repository turns them into the domain
+types of :mod:`faceapp.types`. A schema change is a new Alembic revision in ``migrations/``
+(``tests/test_migrations.py`` checks that the migrations and these classes agree).
+
+Embeddings are stored as float32 little-endian bytes (``dim`` values), each with the id of
+the model that made it. Times are stored as UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Every constraint and index gets a predictable name, so that migrations (including
+# SQLite batch "copy and move" migrations) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LENGTH = 200  # characters in a person's name
+MODEL_ID_LENGTH = 200  # characters in an embedding model id
+GENERATION_KEY = "generation"  # meta key: counter bumped by every change to people/templates
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no time zones: values are converted to UTC and stored without an offset, and
+    read back with ``tzinfo=UTC``. A naive datetime given to the database is taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class PersonRow(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    templates: Mapped[list[TemplateRow]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+    __table_args__ = (
+        CheckConstraint("dim > 0", name="dim_positive"),
+        CheckConstraint("length(embedding) = 4 * dim", name="embedding_size"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, dim values
+    dim: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH), index=True)
+    face_jpeg: Mapped[bytes] = mapped_column(LargeBinary)  # the aligned face, for re-embedding
+    quality: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[PersonRow] = relationship(back_populates="templates")
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str | None] = mapped_column(String(32))
+    claimed: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    decided: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    distance: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class MetaRow(Base):
+    """Small key/value facts about the database (e.g. the gallery generation counter)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,497 @@
+"""The enrollment store: engine settings, people, templates, gallery, events, generation,
+export/import, and writes that fail leaving the data as it was."""
+
+from __future__ import annotations
+
+import sqlite3
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import faceapp.store.repository as repository
+from faceapp.errors import DuplicatePerson, ModelMismatch, StoreError, UnknownPerson
+from faceapp.store import Store, make_engine
+from faceapp.store.db import mask_url
+from faceapp.types import Decision, Event, Person, Template
+
+JPEG = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def vec(*values: float) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def enroll(store: Store, name: str, *values: float, model: str = "m1", jpeg: bytes = JPEG) -> Person:
+    return store.add_person(name, embedding=vec(*(values or (1, 0, 0, 0))), model_id=model, quality=0.9, face_jpeg=jpeg)
+
+
+def dump(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, read outside SQLAlchemy."""
+    with sqlite3.connect(db) as con:
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("people", "templates", "events", "meta")
+        }
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "data" / "faceapp.db"
+
+
+@pytest.fixture
+def store(db):
+    with Store(f"sqlite:///{db}") as s:
+        yield s
+
+
+# -- engine --------------------------------------------------------------------------------
+
+
+def test_file_engine_uses_wal_foreign_keys_and_busy_timeout(db):
+    engine = make_engine(f"sqlite:///{db}", busy_timeout_ms=1234)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+    engine.dispose()
+    assert db.parent.is_dir()  # the folder was created
+
+
+def test_foreign_keys_cascade_in_the_database(store, db):
+    enroll(store, "alice")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM people")
+    assert store.templates() == []
+
+
+def test_memory_database_is_shared_by_all_sessions():
+    with Store("sqlite:///:memory:") as store:
+        enroll(store, "alice")
+        assert store.get_person("alice").template_count == 1
+        assert store.info()["people"] == 1
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://x/y", "sqlite:///{tmp}"])
+def test_bad_url_is_a_one_line_store_error(url, tmp_path):
+    with pytest.raises(StoreError) as info:
+        make_engine(url.format(tmp=tmp_path))  # tmp_path itself is a folder, not a file
+    assert "\n" not in str(info.value)
+
+
+def test_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    bad = tmp_path / "photo.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        Store(f"sqlite:///{bad}")
+
+
+def test_password_is_masked():
+    assert "secret" not in mask_url("postgresql://me:secret@host/faceapp")
+
+
+def test_locked_database_is_a_store_error_and_writes_nothing(db):
+    engine = make_engine(f"sqlite:///{db}", busy_timeout_ms=50)
+    store = Store(engine=engine)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            enroll(store, "alice")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not store.has_person("alice")
+    store.close()
+    engine.dispose()
+
+
+def test_closed_store_refuses_calls(store):
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.list_people()
+
+
+# -- people --------------------------------------------------------------------------------
+
+
+def test_add_person_strips_the_name_and_returns_a_person(store):
+    person = enroll(store, "  Alice  ")
+    assert isinstance(person, Person)
+    assert person.name == "Alice"
+    assert person.template_count == 1
+    assert person.created_at.tzinfo is UTC
+    assert store.get_person("Alice") == person
+    assert store.has_person(" Alice ")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\nb"])
+def test_bad_name_is_refused(store, name):
+    with pytest.raises(StoreError):
+        enroll(store, name)
+    assert store.list_people() == []
+
+
+def test_duplicate_name_is_refused(store):
+    enroll(store, "alice")
+    with pytest.raises(DuplicatePerson, match="alice"):
+        enroll(store, "alice")
+    assert store.get_person("alice").template_count == 1
+
+
+def test_unknown_person_names_them_and_hints_at_the_people_command(store):
+    enroll(store, "Alice")
+    with pytest.raises(UnknownPerson) as info:
+        store.get_person("alice")
+    assert "'alice'" in str(info.value)
+    assert "faceapp people" in str(info.value)
+    assert "did you mean 'Alice'" in str(info.value)
+    assert not store.has_person("alice")
+
+
+def test_list_people_sorts_ignoring_case_and_searches(store):
+    for name in ("carol", "Bob", "alice", "Alicia"):
+        enroll(store, name)
+    store.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    assert [p.name for p in store.list_people()] == ["alice", "Alicia", "Bob", "carol"]
+    found = store.list_people("ALI")
+    assert [(p.name, p.template_count) for p in found] == [("alice", 2), ("Alicia", 1)]
+    assert store.list_people("zed") == []
+
+
+def test_rename_person_keeps_templates_and_events(store):
+    enroll(store, "alice")
+    store.log_event("verify", decision=Decision.MATCH, claimed="alice", distance=0.1, threshold=0.6)
+    renamed = store.rename_person("alice", " Alison ")
+    assert renamed.name == "Alison"
+    assert renamed.template_count == 1
+    assert not store.has_person("alice")
+    assert [e.claimed for e in store.events(person="Alison")] == ["Alison"]
+
+
+def test_rename_to_a_taken_name_or_from_an_unknown_name_is_refused(store):
+    enroll(store, "alice")
+    enroll(store, "bob")
+    with pytest.raises(DuplicatePerson):
+        store.rename_person("alice", "bob")
+    with pytest.raises(UnknownPerson):
+        store.rename_person("zed", "zack")
+    assert [p.name for p in store.list_people()] == ["alice", "bob"]
+
+
+def test_remove_person_removes_templates_and_events(store):
+    enroll(store, "alice")
+    store.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    enroll(store, "bob", 0, 0, 1, 0)
+    store.log_event("identify", decision=Decision.MATCH, decided="alice")  # linked by id
+    store.log_event("verify", decision=Decision.NO_MATCH, claimed="alice")  # claimed
+    store.log_event("door", decision=Decision.NO_MATCH, claimed="bob", decided="alice")
+    store.log_event("verify", decision=Decision.MATCH, claimed="bob")
+    assert store.remove_person("alice") == 2
+    assert not store.has_person("alice")
+    assert {t.person_name for t in store.templates()} == {"bob"}
+    assert [(e.claimed, e.decided) for e in store.events()] == [("bob", None)]
+
+
+def test_remove_unknown_person_is_refused(store):
+    with pytest.raises(UnknownPerson):
+        store.remove_person("alice")
+
+
+# -- templates -----------------------------------------------------------------------------
+
+
+def test_add_template_to_unknown_person_is_refused(store):
+    with pytest.raises(UnknownPerson):
+        store.add_template("alice", embedding=vec(1, 0), model_id="m1", quality=1.0, face_jpeg=JPEG)
+    assert store.templates() == []
+
+
+def test_templates_round_trip_exactly(store):
+    emb = np.array([0.1, -0.2, 1e-8, 3.0], dtype=np.float64)  # stored as float32
+    enroll(store, "alice", *emb, jpeg=b"face-bytes")
+    [t] = store.templates(person="alice")
+    assert isinstance(t, Template)
+    assert t.person_name == "alice" and t.model_id == "m1" and t.quality == pytest.approx(0.9)
+    assert t.embedding.dtype == np.float32
+    np.testing.assert_array_equal(t.embedding, emb.astype(np.float32))
+    assert t.face_jpeg == b"face-bytes"
+    assert store.face_jpeg(t.id) == b"face-bytes"
+
+
+@pytest.mark.parametrize("bad", [np.zeros((1, 4)), np.zeros(0), vec(1, np.nan)])
+def test_malformed_embedding_is_refused(store, bad):
+    with pytest.raises(ValueError):
+        store.add_person("alice", embedding=bad, model_id="m1", quality=1.0, face_jpeg=JPEG)
+    assert store.list_people() == []
+
+
+def test_replace_templates_leaves_only_the_new_one(store):
+    enroll(store, "alice", 1, 0, 0, 0)
+    store.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    new = store.replace_templates("alice", embedding=vec(0, 0, 1, 0), model_id="m1", quality=0.7, face_jpeg=b"new")
+    [t] = store.templates(person="alice")
+    assert t.id == new.id
+    np.testing.assert_array_equal(t.embedding, vec(0, 0, 1, 0))
+    assert store.get_person("alice").template_count == 1
+
+
+def test_model_ids_counts_templates_per_model(store):
+    enroll(store, "alice", model="m1")
+    enroll(store, "bob", model="m1")
+    enroll(store, "carol", model="m2")
+    assert store.model_ids() == {"m1": 2, "m2": 1}
+    assert [t.person_name for t in store.templates(model_id="m2")] == ["carol"]
+
+
+def test_one_model_cannot_have_two_embedding_sizes(store, db):
+    enroll(store, "alice", 1, 0, 0, 0)
+    before = dump(db)
+    with pytest.raises(ModelMismatch, match="sizes"):
+        store.add_person("bob", embedding=vec(1, 0), model_id="m1", quality=1.0, face_jpeg=JPEG)
+    assert dump(db) == before
+
+
+def test_update_embeddings_re_embeds_in_one_transaction(store, db):
+    enroll(store, "alice", 1, 0, 0, 0, model="old")
+    enroll(store, "bob", 0, 1, 0, 0, model="old")
+    [a, b] = store.templates()
+    before = dump(db)
+    with pytest.raises(StoreError, match="no template with id 999"):
+        store.update_embeddings([(a.id, vec(1, 1)), (999, vec(2, 2))], "new")
+    assert dump(db) == before
+    assert store.update_embeddings([(a.id, vec(1, 1)), (b.id, vec(2, 2))], "new") == 2
+    assert store.model_ids() == {"new": 2}
+    t = store.update_embedding(a.id, vec(3, 3), "new")
+    np.testing.assert_array_equal(t.embedding, vec(3, 3))
+    assert t.face_jpeg == JPEG  # the crop it was re-embedded from is kept
+
+
+def test_face_jpeg_of_unknown_template_is_refused(store):
+    with pytest.raises(StoreError, match="no template"):
+        store.face_jpeg(42)
+
+
+# -- gallery -------------------------------------------------------------------------------
+
+
+def test_gallery_has_one_row_per_template(store):
+    alice = enroll(store, "alice", 1, 0, 0)
+    store.add_template("alice", embedding=vec(0, 1, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    bob = enroll(store, "bob", 0, 0, 1)
+    names, ids, matrix = store.gallery("m1")
+    assert names == ["alice", "alice", "bob"]
+    assert ids.dtype == np.int64 and ids.tolist() == [alice.id, alice.id, bob.id]
+    assert matrix.dtype == np.float32 and matrix.shape == (3, 3)
+    np.testing.assert_array_equal(matrix, np.eye(3, dtype=np.float32))
+    matrix[0, 0] = 5.0  # the caller owns a writable copy
+
+
+def test_empty_gallery_has_empty_arrays(store):
+    names, ids, matrix = store.gallery("m1")
+    assert names == [] and ids.shape == (0,) and matrix.shape == (0, 0)
+    assert matrix.dtype == np.float32 and ids.dtype == np.int64
+
+
+def test_gallery_refuses_to_mix_models(store):
+    enroll(store, "alice", model="m1")
+    enroll(store, "bob", model="old")
+    enroll(store, "carol", model="old")
+    with pytest.raises(ModelMismatch) as info:
+        store.gallery("m1")
+    message = str(info.value)
+    assert "2 stored templates" in message and "'old'" in message and "faceapp db reembed" in message
+    names, _, matrix = store.gallery("m1", strict=False)
+    assert names == ["alice"] and matrix.shape == (1, 4)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def test_log_event_returns_the_event(store):
+    e = store.log_event("verify", decision=Decision.NO_MATCH, claimed="alice", distance=0.8, threshold=0.6, detail="x")
+    assert isinstance(e, Event)
+    assert (e.kind, e.decision, e.claimed, e.decided, e.distance, e.threshold, e.detail) == (
+        "verify", Decision.NO_MATCH, "alice", None, 0.8, 0.6, "x"
+    )
+    assert e.time.tzinfo is UTC
+    assert store.events() == [e]
+
+
+def test_events_filter_by_person_decision_and_time_newest_first(store):
+    enroll(store, "alice")
+    log = store.log_event
+    log("verify", decision=Decision.MATCH, claimed="alice", time=T0)
+    log("identify", decision=Decision.NOT_RECOGNIZED, time=T0 + timedelta(hours=1))
+    log("verify", decision=Decision.NO_MATCH, claimed="bob", time=T0 + timedelta(hours=2))
+    log("identify", decision=Decision.MATCH, decided="alice", time=T0 + timedelta(hours=3))
+    hours = lambda events: [int((e.time - T0).total_seconds() // 3600) for e in events]  # noqa: E731
+    assert hours(store.events()) == [3, 2, 1, 0]
+    assert hours(store.events(person="alice")) == [3, 0]
+    assert hours(store.events(person="bob")) == [2]  # never enrolled, still searchable
+    assert hours(store.events(decision=Decision.MATCH)) == [3, 0]
+    assert hours(store.events(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))) == [2, 1]
+    assert hours(store.events(since=datetime(2024, 5, 1, 14))) == [3, 2]  # naive means UTC
+    assert hours(store.events(limit=2)) == [3, 2]
+
+
+def test_event_times_in_other_zones_are_stored_as_utc(store):
+    cest = datetime(2024, 5, 1, 14, 0, tzinfo=UTC).astimezone(
+        __import__("datetime").timezone(timedelta(hours=2))
+    )
+    store.log_event("door", time=cest)
+    [e] = store.events()
+    assert e.time == T0 + timedelta(hours=2) and e.time.tzinfo is UTC
+
+
+# -- generation ----------------------------------------------------------------------------
+
+
+def test_generation_changes_with_every_gallery_change(store):
+    seen = [store.generation()]
+
+    def changed() -> bool:
+        seen.append(store.generation())
+        return seen[-1] != seen[-2]
+
+    enroll(store, "alice")
+    assert changed()
+    t = store.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    assert changed()
+    store.update_embedding(t.id, vec(0, 0, 1, 0), "m1")
+    assert changed()
+    store.rename_person("alice", "alison")
+    assert changed()
+    store.replace_templates("alison", embedding=vec(1, 0, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG)
+    assert changed()
+    store.remove_person("alison")
+    assert changed()
+    store.log_event("verify", claimed="x")
+    store.list_people()
+    assert not changed()  # events and reads leave the gallery as it was
+
+
+def test_generation_is_seen_by_another_process(db):
+    with Store(f"sqlite:///{db}") as first, Store(f"sqlite:///{db}") as second:
+        before = first.generation()
+        enroll(second, "alice")
+        assert first.generation() != before
+
+
+# -- info ----------------------------------------------------------------------------------
+
+
+def test_info_counts_everything(store, db):
+    enroll(store, "alice", model="m1")
+    enroll(store, "bob", model="m2")
+    store.log_event("verify", claimed="alice")
+    info = store.info()
+    assert info == {
+        "url": f"sqlite:///{db}",
+        "revision": "0001",
+        "head": "0001",
+        "people": 2,
+        "templates": 2,
+        "events": 1,
+        "models": {"m1": 1, "m2": 1},
+    }
+
+
+# -- export / import -----------------------------------------------------------------------
+
+
+def test_export_import_round_trip(store, tmp_path):
+    emb = np.random.default_rng(0).standard_normal(128).astype(np.float32)
+    enroll(store, "alice", *emb, jpeg=b"alice-face")
+    store.add_template("alice", embedding=-emb, model_id="m1", quality=0.25, face_jpeg=b"")
+    enroll(store, "bob", *emb[::-1], model="m2", jpeg=b"bob-face")
+    store.add_person("nobody-yet", embedding=emb, model_id="m1", quality=1.0, face_jpeg=JPEG)
+    store.remove_person("nobody-yet")
+    result = store.export_gallery(tmp_path / "out" / "gallery.zip")
+    assert (result.people, result.templates) == (2, 3)
+    assert zipfile.is_zipfile(result.path)
+
+    with Store("sqlite://") as other:
+        imported = other.import_gallery(result.path)
+        assert (imported.added, imported.replaced, imported.skipped, imported.templates) == (2, 0, 0, 3)
+        key = lambda t: (t.person_name, t.model_id, t.quality, t.created_at, t.face_jpeg, t.embedding.tobytes())  # noqa: E731
+        assert sorted(map(key, other.templates())) == sorted(map(key, store.templates()))
+        assert [(p.name, p.created_at) for p in other.list_people()] == [
+            (p.name, p.created_at) for p in store.list_people()
+        ]
+
+
+def test_import_conflicts_skip_replace_or_error(store, tmp_path, db):
+    enroll(store, "alice", 1, 0, 0, 0)
+    enroll(store, "bob", 0, 1, 0, 0)
+    path = store.export_gallery(tmp_path / "g.zip").path
+    store.replace_templates("alice", embedding=vec(0, 0, 0, 1), model_id="m1", quality=0.1, face_jpeg=b"")
+    store.remove_person("bob")
+    store.add_person("carol", embedding=vec(0, 0, 1, 0), model_id="m1", quality=0.1, face_jpeg=b"")
+
+    before = dump(db)
+    with pytest.raises(DuplicatePerson, match="nothing was imported"):
+        store.import_gallery(path, on_conflict="error")
+    assert dump(db) == before  # bob was not added either
+
+    skipped = store.import_gallery(path, on_conflict="skip")
+    assert (skipped.added, skipped.skipped, skipped.templates) == (1, 1, 1)
+    np.testing.assert_array_equal(store.templates(person="alice")[0].embedding, vec(0, 0, 0, 1))
+
+    replaced = store.import_gallery(path, on_conflict="replace")
+    assert (replaced.added, replaced.replaced, replaced.templates) == (0, 2, 2)
+    np.testing.assert_array_equal(store.templates(person="alice")[0].embedding, vec(1, 0, 0, 0))
+    assert [p.name for p in store.list_people()] == ["alice", "bob", "carol"]
+
+
+def test_import_with_unknown_conflict_rule_is_refused(store, tmp_path):
+    path = store.export_gallery(tmp_path / "g.zip").path
+    with pytest.raises(ValueError, match="skip, replace, error"):
+        store.import_gallery(path, on_conflict="merge")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("content", [None, b"not a zip", "zip-without-manifest"])
+def test_import_of_a_bad_file_is_a_store_error(store, tmp_path, content):
+    path = tmp_path / "g.zip"
+    if content == "zip-without-manifest":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("other.txt", "x")
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(StoreError) as info:
+        store.import_gallery(path)
+    assert "\n" not in str(info.value)
+
+
+# -- failed writes -------------------------------------------------------------------------
+
+
+def _fail(*_args, **_kwargs):
+    raise RuntimeError("disk gremlin")
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: enroll(s, "dave"),
+        lambda s: s.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=1.0, face_jpeg=JPEG),
+        lambda s: s.replace_templates("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=1.0, face_jpeg=JPEG),
+        lambda s: s.rename_person("alice", "alison"),
+        lambda s: s.remove_person("alice"),
+        lambda s: s.update_embedding(s.templates()[0].id, vec(9, 9, 9, 9), "m1"),
+    ],
+    ids=["add_person", "add_template", "replace_templates", "rename", "remove", "update_embedding"],
+)
+def test_write_that_fails_half_way_changes_nothing(store, db, monkeypatch, write):
+    enroll(store, "alice")
+    store.log_event("verify", decision=Decision.MATCH, claimed="alice")
+    before = dump(db)
+    # Fails at the very end of the transaction, after every row has been written.
+    monkeypatch.setattr(repository, "_bump_generation", _fail)
+    with pytest.raises(RuntimeError, match="disk gremlin"):
+        write(store)
+    assert dump(db) == before
