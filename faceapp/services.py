@@ -20,7 +20,7 @@ from faceapp.errors import AlreadyEnrolled, FaceRejected, ModelMismatch
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
-from faceapp.types import Decision, IdentifyResult, Person, QualityReport, VerifyResult
+from faceapp.types import Decision, Detection, IdentifyResult, Person, QualityReport, VerifyResult
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Probe:
     decision: Decision | None  # None: a usable face was found
     observation: FaceObservation | None
     faces: int
+    detections: tuple[Detection, ...] = ()  # every face that counts (e.g. to draw them)
 
 
 class FaceService:
@@ -92,9 +93,9 @@ class FaceService:
         if not detections:
             return Probe(Decision.NO_FACE, None, 0)
         if len(detections) > 1 and not largest:
-            return Probe(Decision.MULTIPLE_FACES, None, len(detections))
+            return Probe(Decision.MULTIPLE_FACES, None, len(detections), tuple(detections))
         obs = self.engine.observe(img, [detections[0]])[0]
-        return Probe(None, obs, len(detections))
+        return Probe(None, obs, len(detections), tuple(detections))
 
     # -- use cases ------------------------------------------------------------------------
     def enroll(
@@ -250,6 +251,7 @@ class FaceService:
             )
         from faceapp.types import BBox, Detection, Landmarks
 
+        items = []
         for i, t in enumerate(todo):
             old = specs[t.model_id]
             chip = decode_jpeg(t.face_jpeg)
@@ -257,7 +259,8 @@ class FaceService:
             det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
             new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size)
             emb = self.engine.embedder.embed([new.image])[0]
-            self.store.update_embedding(t.id, emb, self.engine.model_id)
+            items.append((t.id, emb, encode_jpeg(new.image)))
             if progress:
                 progress(i + 1, len(todo))
+        self.store.update_embeddings(items, self.engine.model_id)  # all or nothing
         return len(todo)

@@ -347,17 +347,22 @@ class Store:
             ).one()
             return _to_template(row, name)
 
-    def update_embeddings(self, items: Iterable[tuple[int, np.ndarray]], model_id: str) -> int:
+    def update_embeddings(self, items: Iterable[tuple], model_id: str) -> int:
         """Replace many templates' embeddings, all made by ``model_id``, in one transaction
-        (a re-embed either finishes or changes nothing). Returns the number updated."""
-        prepared = [(int(tid), _embedding_bytes(emb)) for tid, emb in items]
+        (a re-embed either finishes or changes nothing). Items are ``(template_id, embedding)``
+        or ``(template_id, embedding, face_jpeg)`` when the stored aligned face changes too
+        (its geometry follows the model's alignment template). Returns the number updated."""
+        prepared = [(int(it[0]), _embedding_bytes(it[1]), it[2] if len(it) > 2 else None) for it in items]
         _check_model_id(model_id)
         with self._writing() as s:
-            for tid, (blob, dim) in prepared:
+            for tid, (blob, dim), jpeg in prepared:
+                values = dict(embedding=blob, dim=dim, model_id=model_id)
+                if jpeg is not None:
+                    values["face_jpeg"] = jpeg
                 res = s.execute(
                     update(TemplateRow)
                     .where(TemplateRow.id == tid)
-                    .values(embedding=blob, dim=dim, model_id=model_id),
+                    .values(**values),
                     execution_options={"synchronize_session": False},
                 )
                 if res.rowcount == 0:  # type: ignore[attr-defined]

@@ -1,0 +1,131 @@
+"""The command line: exit codes, JSON, and bad input that leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceapp.cli.exit_codes import Exit
+from faceapp.cli.main import main
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_version_through_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "faceapp", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith("faceapp 0.")
+
+
+def test_db_upgrade_and_info_on_a_fresh_file(capsys, db_url):
+    code, out, _ = run(capsys, "db", "upgrade", "--db", db_url, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["revision"] == info["head"]
+    code, out, _ = run(capsys, "people", "--db", db_url)
+    assert code == 0 and "nobody" in out
+
+
+def _snapshot(db_url):
+    from faceapp.store.repository import Store
+
+    with Store(db_url) as s:
+        return (
+            [(p.name, p.template_count) for p in s.list_people()],
+            [(t.person_name, t.embedding.tobytes(), t.model_id) for t in s.templates()],
+            [(e.kind, e.decision, e.claimed, e.decided, e.distance) for e in s.events()],
+        )
+
+
+@pytest.fixture
+def enrolled(capsys, db_url, lfw_image):
+    code, _, err = run(capsys, "enroll", "George_W_Bush", lfw_image("George_W_Bush", 1), "--db", db_url, "--device", "cpu")
+    assert code == 0, err
+    return db_url
+
+
+def _bad_inputs(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    Image.new("RGB", (400, 400), (200, 150, 100)).save(tmp_path / "full.jpg")
+    cut = tmp_path / "truncated.jpg"
+    cut.write_bytes((tmp_path / "full.jpg").read_bytes()[:300])
+    return {"missing": tmp_path / "nope.jpg", "folder": tmp_path, "empty": empty, "text": text, "truncated": cut}
+
+
+@pytest.mark.datasets
+@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "text", "truncated"])
+@pytest.mark.parametrize("command", ["enroll", "verify", "identify"])
+def test_bad_input_is_one_line_and_changes_nothing(capsys, enrolled, tmp_path, kind, command):
+    bad = _bad_inputs(tmp_path)[kind]
+    before = _snapshot(enrolled)
+    argv = {"enroll": ["enroll", "Somebody", bad], "verify": ["verify", "George_W_Bush", bad], "identify": ["identify", bad]}[command]
+    code, out, err = run(capsys, *argv, "--db", enrolled, "--device", "cpu")
+    assert code == Exit.BAD_INPUT
+    assert err.count("\n") == 1 and err.startswith("faceapp: ")
+    assert _snapshot(enrolled) == before
+
+
+@pytest.mark.datasets
+def test_verify_exit_codes_and_json(capsys, enrolled, lfw_image):
+    code, out, _ = run(capsys, "verify", "George_W_Bush", lfw_image("George_W_Bush", 2), "--db", enrolled, "--json", "--device", "cpu")
+    r = json.loads(out)
+    assert code == Exit.OK and r["decision"] == "match" and r["distance"] <= r["threshold"]
+    code, out, _ = run(capsys, "verify", "George_W_Bush", lfw_image("Colin_Powell", 1), "--db", enrolled, "--json", "--device", "cpu")
+    assert code == Exit.NO_MATCH and json.loads(out)["decision"] == "no_match"
+
+
+@pytest.mark.datasets
+def test_identify_json_names_the_person(capsys, enrolled, lfw_image):
+    code, out, _ = run(capsys, "identify", lfw_image("George_W_Bush", 3), "--db", enrolled, "--json", "--device", "cpu")
+    r = json.loads(out)
+    assert code == Exit.OK and r["name"] == "George_W_Bush" and r["decision"] == "match"
+    assert {"distance", "threshold", "candidates"} <= set(r)
+
+
+@pytest.mark.datasets
+def test_unknown_person_several_faces_no_face(capsys, enrolled, lfw_image, tmp_path):
+    code, _, err = run(capsys, "verify", "Nobody_Here", lfw_image("George_W_Bush", 2), "--db", enrolled)
+    assert code == Exit.UNKNOWN_PERSON and "Nobody_Here" in err
+    code, _, _ = run(capsys, "verify", "George_W_Bush", lfw_image("John_Ashcroft", 2), "--db", enrolled, "--device", "cpu")
+    assert code == Exit.MULTIPLE_FACES
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(blank)
+    code, _, _ = run(capsys, "identify", blank, "--db", enrolled, "--device", "cpu")
+    assert code == Exit.NO_FACE
+
+
+@pytest.mark.datasets
+def test_enrolling_a_known_face_warns_and_needs_force(capsys, enrolled, lfw_image):
+    code, _, err = run(capsys, "enroll", "Someone_Else", lfw_image("George_W_Bush", 2), "--db", enrolled, "--device", "cpu")
+    assert code == Exit.ALREADY_ENROLLED and "George_W_Bush" in err
+    code, _, err = run(capsys, "enroll", "Someone_Else", lfw_image("George_W_Bush", 2), "--db", enrolled, "--force", "--device", "cpu")
+    assert code == Exit.OK and "warning" in err
+
+
+@pytest.mark.datasets
+def test_remove_then_people_and_events(capsys, enrolled, lfw_image):
+    run(capsys, "verify", "George_W_Bush", lfw_image("George_W_Bush", 2), "--db", enrolled, "--device", "cpu")
+    code, out, _ = run(capsys, "events", "--db", enrolled, "--json")
+    assert [e["kind"] for e in json.loads(out)["events"]] == ["verify", "enroll"]
+    code, out, _ = run(capsys, "remove", "George_W_Bush", "--db", enrolled, "--yes")
+    assert code == 0
+    code, out, _ = run(capsys, "people", "--db", enrolled, "--json")
+    assert json.loads(out)["people"] == []
+    code, out, _ = run(capsys, "events", "--db", enrolled, "--json")
+    assert [e["kind"] for e in json.loads(out)["events"]] == ["remove"]
+
+
+def test_bad_setting_is_a_config_error(capsys, monkeypatch):
+    monkeypatch.setenv("FACEAPP_THRESHOLD", "9")
+    code, _, err = run(capsys, "people")
+    assert code == Exit.CONFIG and "threshold" in err

@@ -1,0 +1,161 @@
+"""The use cases on real faces (LFW): one-photo enrollment, 1:1 verification, 1:K identification."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected, ModelMismatch, UnknownPerson
+from faceapp.imageio import load_image
+from faceapp.types import Decision, QualityIssue
+
+pytestmark = pytest.mark.datasets
+
+PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Hugo_Chavez", "Vladimir_Putin"]
+
+
+def test_same_person_verifies_across_two_photos(service, lfw_image):
+    service.enroll("George_W_Bush", lfw_image("George_W_Bush", 1))
+    r = service.verify("George_W_Bush", lfw_image("George_W_Bush", 2))
+    assert r.decision is Decision.MATCH and r.granted
+    assert r.distance <= r.threshold == service.threshold
+
+
+def test_different_person_does_not_verify(service, lfw_image):
+    service.enroll("George_W_Bush", lfw_image("George_W_Bush", 1))
+    r = service.verify("George_W_Bush", lfw_image("Colin_Powell", 1))
+    assert r.decision is Decision.NO_MATCH and not r.granted
+    assert r.distance > r.threshold
+
+
+def test_identify_finds_the_right_person_among_several(service, lfw_image):
+    for name in PEOPLE:
+        service.enroll(name, lfw_image(name, 1))
+    for name in PEOPLE:
+        r = service.identify(lfw_image(name, 3))
+        assert r.decision is Decision.MATCH, (name, r)
+        assert r.name == name and r.candidates[0].name == name
+        assert len(r.candidates) == 5 and r.candidates[0].distance <= r.candidates[1].distance
+
+
+def test_a_stranger_is_not_recognized(service, lfw_image):
+    for name in PEOPLE:
+        service.enroll(name, lfw_image(name, 1))
+    r = service.identify(lfw_image("Jean_Chretien", 1))
+    assert r.decision is Decision.NOT_RECOGNIZED and r.name is None
+    assert r.distance > r.threshold
+
+
+def test_every_decision_is_logged(service, lfw_image):
+    service.enroll("Tony_Blair", lfw_image("Tony_Blair", 1))
+    service.verify("Tony_Blair", lfw_image("Tony_Blair", 2))
+    service.identify(lfw_image("Colin_Powell", 1))
+    kinds = [(e.kind, e.decision) for e in service.store.events()]
+    assert kinds == [("identify", Decision.NOT_RECOGNIZED), ("verify", Decision.MATCH), ("enroll", None)]
+    verify = service.store.events(decision=Decision.MATCH)[0]
+    assert verify.claimed == "Tony_Blair" and verify.decided == "Tony_Blair"
+    assert verify.threshold == pytest.approx(service.threshold)
+
+
+def test_enrolling_an_already_enrolled_face_needs_force(service, lfw_image):
+    service.enroll("George_W_Bush", lfw_image("George_W_Bush", 1))
+    with pytest.raises(AlreadyEnrolled) as info:
+        service.enroll("GWB again", lfw_image("George_W_Bush", 2))
+    assert info.value.name == "George_W_Bush"
+    assert not service.store.has_person("GWB again")
+    res = service.enroll("GWB again", lfw_image("George_W_Bush", 2), force=True)
+    assert res.similar_to == "George_W_Bush"
+
+
+def test_an_existing_name_is_refused_unless_replacing(service, lfw_image):
+    service.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
+    with pytest.raises(DuplicatePerson):
+        service.enroll("Colin_Powell", lfw_image("Colin_Powell", 2))
+    service.enroll("Colin_Powell", lfw_image("Colin_Powell", 2), replace=True)
+    assert service.store.get_person("Colin_Powell").template_count == 1
+
+
+def test_several_faces_are_refused_unless_largest(service, lfw_image):
+    photo = lfw_image("John_Ashcroft", 2)  # two faces of similar size
+    with pytest.raises(FaceRejected) as info:
+        service.enroll("John_Ashcroft", photo)
+    assert info.value.decision is Decision.MULTIPLE_FACES
+    service.enroll("John_Ashcroft", photo, largest=True)
+    assert service.store.has_person("John_Ashcroft")
+
+
+def test_no_face(service):
+    blank = np.full((300, 300, 3), 128, np.uint8)
+    with pytest.raises(FaceRejected) as info:
+        service.enroll("nobody", blank)
+    assert info.value.decision is Decision.NO_FACE
+
+
+def test_a_blurred_photo_is_low_quality(service, lfw_image):
+    blurred = Image.open(lfw_image("Tony_Blair", 1)).filter(ImageFilter.GaussianBlur(4))
+    with pytest.raises(FaceRejected) as info:
+        service.enroll("Tony_Blair", blurred)
+    assert info.value.decision is Decision.LOW_QUALITY
+    assert QualityIssue.BLURRY in info.value.quality.issues
+
+
+def test_a_dark_photo_is_low_quality_for_verification_too(service, lfw_image):
+    service.enroll("Tony_Blair", lfw_image("Tony_Blair", 1))
+    dark = (load_image(lfw_image("Tony_Blair", 2)).astype(np.float32) * 0.2).astype(np.uint8)
+    r = service.verify("Tony_Blair", dark)
+    assert r.decision is Decision.LOW_QUALITY and QualityIssue.TOO_DARK in r.quality.issues
+
+
+def test_removal_removes_everything(service, lfw_image):
+    service.enroll("Hugo_Chavez", lfw_image("Hugo_Chavez", 1))
+    service.verify("Hugo_Chavez", lfw_image("Hugo_Chavez", 2))
+    assert service.remove("Hugo_Chavez") == 1
+    assert not service.store.has_person("Hugo_Chavez")
+    assert service.store.templates() == []
+    assert all("Hugo_Chavez" in (e.claimed, e.decided) is False for e in service.store.events())
+    with pytest.raises(UnknownPerson):
+        service.verify("Hugo_Chavez", lfw_image("Hugo_Chavez", 2))
+
+
+def test_templates_of_another_model_are_never_mixed(service, lfw_image):
+    service.enroll("Vladimir_Putin", lfw_image("Vladimir_Putin", 1))
+    emb = np.ones(128, np.float32) / np.sqrt(128)
+    service.store.add_person("Somebody", embedding=emb, model_id="other-model-v9", quality=100.0, face_jpeg=b"")
+    with pytest.raises(ModelMismatch, match="other-model-v9"):
+        service.identify(lfw_image("Vladimir_Putin", 2))
+    with pytest.raises(ModelMismatch, match="cannot be re-embedded"):
+        service.reembed()
+
+
+def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_path, monkeypatch):
+    """Templates made by an older model (another alignment template) are re-encoded from their
+    stored aligned faces, after which matching works without re-enrolling anybody."""
+    import json
+
+    from faceapp import paths
+    from faceapp.config import Settings
+    from faceapp.pipeline import FaceEngine
+    from faceapp.services import FaceService
+
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    real = json.loads((paths.models_dir() / "dlib_resnet_v1.json").read_text())
+    real["file"] = str(paths.models_dir() / real["file"])
+    (models / "current.json").write_text(json.dumps(real))
+    old = dict(real, model_id="dlib-resnet-old", template=(np.asarray(real["template"]) * 0.8 + 15).tolist())
+    (models / "old.json").write_text(json.dumps(old))
+    monkeypatch.setenv("FACEAPP_RESOURCES", str(tmp_path / "resources"))
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    old_engine = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
+    old_engine._detector, old_engine._embedder = engine.detector, engine.embedder  # same network
+    with FaceService(Settings(device="cpu", db_url=db), engine=old_engine) as svc:
+        svc.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
+    with FaceService(Settings(device="cpu", db_url=db), engine=engine) as svc:
+        with pytest.raises(ModelMismatch):
+            svc.identify(lfw_image("Colin_Powell", 2))
+        assert svc.reembed() == 1
+        assert svc.store.model_ids() == {engine.model_id: 1}
+        r = svc.identify(lfw_image("Colin_Powell", 2))
+        assert r.decision is Decision.MATCH and r.name == "Colin_Powell"
