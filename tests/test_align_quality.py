@@ -89,3 +89,15 @@ def test_good_face_has_no_issues():
 def test_each_quality_issue_is_reported(chip, size, score, issue):
     report = assess(_face(chip, size, score), QualityLimits())
     assert issue in report.issues and not report.ok
+
+
+def test_nested_duplicate_detections_are_suppressed():
+    from faceapp.detect.detector import suppress_nested
+
+    def det(x1, y1, x2, y2):
+        return Detection(BBox(x1, y1, x2, y2), 0.99, Landmarks(TEMPLATE))
+
+    big, inner, other = det(0, 0, 100, 100), det(10, 5, 95, 90), det(150, 0, 240, 90)
+    assert suppress_nested([big, inner, other]) == [big, other]
+    side_by_side = det(60, 0, 160, 100)  # overlaps 40% of the smaller: a second face
+    assert suppress_nested([big, side_by_side]) == [big, side_by_side]

@@ -84,4 +84,23 @@ class FaceDetector:
             if np.isfinite(b).all() and s >= self.min_score
         ]
         out.sort(key=lambda d: d.bbox.area, reverse=True)
-        return out
+        return suppress_nested(out)
+
+
+def _overlap_of_smaller(a: Detection, b: Detection) -> float:
+    """Intersection area over the smaller box's area (1.0 when one box lies inside the other)."""
+    ix = max(0.0, min(a.bbox.x2, b.bbox.x2) - max(a.bbox.x1, b.bbox.x1))
+    iy = max(0.0, min(a.bbox.y2, b.bbox.y2) - max(a.bbox.y1, b.bbox.y1))
+    smaller = min(a.bbox.area, b.bbox.area)
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def suppress_nested(detections: list[Detection], max_overlap: float = 0.6) -> list[Detection]:
+    """Drop a detection that mostly lies inside a larger one: MTCNN's IoU-based NMS can leave
+    two boxes on one face (one nested in the other, e.g. on blurred faces), which would
+    otherwise count as 'several people'. Input is largest first; order is kept."""
+    kept: list[Detection] = []
+    for d in detections:
+        if all(_overlap_of_smaller(d, k) < max_overlap for k in kept):
+            kept.append(d)
+    return kept

@@ -19,7 +19,7 @@ class QualityLimits:
     min_score: float = 0.90
     min_brightness: float = 45.0
     max_brightness: float = 225.0
-    min_sharpness: float = 25.0
+    min_sharpness: float = 12.0
 
     @classmethod
     def from_settings(cls, settings) -> QualityLimits:

@@ -171,5 +171,15 @@ def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progr
     if folds is not None and len(np.unique(folds)) < 2:
         folds = None
     result = evaluate_pairs(d, same, folds=folds)
-    result.update(model_id=engine.model_id, images=len(table.paths), no_face_detected=len(table.fallback))
+    tau = engine.threshold
+    accept = d <= tau
+    result.update(
+        model_id=engine.model_id,
+        images=len(table.paths),
+        no_face_detected=len(table.fallback),
+        threshold_in_force=tau,
+        accuracy_at_threshold_in_force=float((accept == same).mean()),
+        far_at_threshold_in_force=float(accept[~same].mean()),
+        frr_at_threshold_in_force=float((~accept[same]).mean()),
+    )
     return result, d
