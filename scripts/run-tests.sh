@@ -11,5 +11,5 @@ if [ -z "${FACEAPP_DATASETS:-}" ] && [ -d ../shared/datasets ]; then
   export FACEAPP_DATASETS=$(cd ../shared/datasets && pwd)
 fi
 if [ "${CI:-}" = "true" ]; then export FACEAPP_REQUIRE_DATASETS=1; fi
-.venv/bin/lint-imports --config pyproject.toml
+.venv/bin/lint-imports pyproject.toml
 exec .venv/bin/python -m pytest "$@"
