@@ -345,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("benchmark", _lazy("faceapp.cli.benchmark", "cmd_benchmark"), "latency of the pipeline and of gallery search on this machine")
     sp.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")
     sp.add_argument("--sizes", default="1000,100000,1000000", help="gallery sizes for identify timing")
-    sp.add_argument("--image", help="a face photo to place in the 640x480 frame (default: a bundled LFW-free test face)")
+    sp.add_argument("--image", help="a face photo to place in the 640x480 frame (default: an LFW photo from $FACEAPP_DATASETS)")
+    sp.add_argument("--video", help="a 640x480 video for the live-loop measurement (default: one made from --image)")
+    sp.add_argument("--frames", type=int, default=60, help="frames of the live loop to time")
     return p
 
 
