@@ -1,0 +1,370 @@
+"""The door: turns a stream of live frame results into one decision per visitor.
+
+Qt-free, so the GUI's door screen, a CLI and the tests drive the same logic. A
+:class:`DoorMachine` is fed :class:`~faceapp.pipeline.FrameResult` values (``feed``) and told
+the time by a clock function (``tick`` when no frames come). It is a small state machine::
+
+    WAITING --claim(name) / a face appears--> WATCHING --N agreeing frames--> GRANTED | DENIED
+       ^                                          |  time limit: TIMEOUT -> DENIED     |
+       |                                          |  (recognize) face gone: abandoned  |
+       +------------------------------------------+--------- after reset_s ------------+
+
+*Verify* (1:1): the visitor claims a name first, then looks at the camera; each usable frame
+is a MATCH or NO_MATCH against that person. *Recognize* (1:K): nobody types; an attempt starts
+when a face shows up, and each usable frame is a MATCH (a name) or NOT_RECOGNIZED.
+
+A decision needs ``frames_needed`` consecutive frames that agree (same decision, same
+person) within ``timeout_s`` of the attempt's start; frames without a usable face (none,
+several, poor quality) break the run and set a :class:`DoorHint` for the visitor. Exactly one
+:class:`DoorOutcome` is made per attempt (``DoorState.decided_now`` marks the state that
+carries it), which :func:`log_outcome` writes to the event log.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from faceapp.types import Decision, QualityIssue
+
+
+class DoorMode(str, enum.Enum):
+    VERIFY = "verify"  # 1:1, the visitor claims who they are
+    RECOGNIZE = "recognize"  # 1:K, nobody types
+
+
+class DoorPhase(str, enum.Enum):
+    WAITING = "waiting"  # verify: for a claimed name; recognize: for a face
+    WATCHING = "watching"  # an attempt runs
+    GRANTED = "granted"  # the outcome is shown until reset_s has passed
+    DENIED = "denied"
+
+
+class DoorHint(str, enum.Enum):
+    """What the visitor should be told now (the GUI turns these into words)."""
+
+    ENTER_NAME = "enter_name"  # verify mode, waiting for a claim
+    LOOK_AT_CAMERA = "look_at_camera"  # waiting for a face / detector unsure
+    NO_FACE = "no_face"  # an attempt runs but nobody is in frame
+    TOO_FAR = "too_far"  # the face is too small
+    TOO_DARK = "too_dark"
+    TOO_BRIGHT = "too_bright"
+    BLURRY = "blurry"  # hold still
+    SEVERAL_PEOPLE = "several_people"
+    HOLD_STILL = "hold_still"  # usable frames are coming in, keep looking
+
+
+# Which quality issue the visitor hears about first when a face has several.
+_ISSUE_HINTS = (
+    (QualityIssue.TOO_SMALL, DoorHint.TOO_FAR),
+    (QualityIssue.TOO_DARK, DoorHint.TOO_DARK),
+    (QualityIssue.TOO_BRIGHT, DoorHint.TOO_BRIGHT),
+    (QualityIssue.BLURRY, DoorHint.BLURRY),
+    (QualityIssue.LOW_CONFIDENCE, DoorHint.LOOK_AT_CAMERA),
+)
+
+_DECISIVE = (Decision.MATCH, Decision.NO_MATCH, Decision.NOT_RECOGNIZED)
+
+
+class _Face(Protocol):  # faceapp.pipeline.FaceResult, structurally
+    observation: Any
+    candidates: Sequence[Any]
+
+
+class _Frame(Protocol):  # faceapp.pipeline.FrameResult, structurally
+    faces: Sequence[_Face]
+    all_detections: Sequence[Any]
+
+
+DistanceTo = Callable[[str, np.ndarray], "float | None"]
+
+
+@dataclass(frozen=True)
+class FrameVerdict:
+    """What one frame says: a decisive reading (MATCH / NO_MATCH / NOT_RECOGNIZED, with the
+    person and distance) or why it cannot count (NO_FACE / MULTIPLE_FACES / LOW_QUALITY)."""
+
+    decision: Decision
+    name: str | None = None  # the matched person (recognize) or the claimed one (verify)
+    distance: float | None = None
+    hint: DoorHint | None = None
+    issues: tuple[QualityIssue, ...] = ()
+
+    @property
+    def decisive(self) -> bool:
+        return self.decision in _DECISIVE
+
+
+@dataclass(frozen=True)
+class DoorOutcome:
+    """The one decision of an attempt. ``distance`` is the mean over the agreeing frames."""
+
+    decision: Decision
+    mode: DoorMode
+    claimed: str | None  # verify: who the visitor said they are
+    name: str | None  # who was let in (None unless granted)
+    distance: float | None
+    threshold: float
+    frames: int  # frames that agreed on it (0 for a timeout)
+    detail: str = ""
+
+    @property
+    def granted(self) -> bool:
+        return self.decision.granted
+
+
+@dataclass(frozen=True)
+class DoorState:
+    phase: DoorPhase
+    mode: DoorMode
+    hint: DoorHint | None = None
+    claimed: str | None = None
+    streak: int = 0  # consecutive agreeing frames so far
+    needed: int = 3
+    remaining_s: float | None = None  # WATCHING: time left; GRANTED/DENIED: until the reset
+    outcome: DoorOutcome | None = None  # set while GRANTED/DENIED
+    decided_now: bool = False  # True only in the state returned by the call that decided
+    verdict: FrameVerdict | None = None  # the latest frame's reading
+
+
+def read_frame(
+    result: _Frame,
+    mode: DoorMode,
+    *,
+    threshold: float,
+    claimed: str | None = None,
+    distance_to: DistanceTo | None = None,
+) -> FrameVerdict:
+    """One frame's verdict. ``result.faces`` are the faces that count (the pipeline drops
+    tiny background faces); a detection too small to count means the visitor is too far."""
+    faces = list(result.faces)
+    if not faces:
+        far = bool(getattr(result, "all_detections", ()))
+        return FrameVerdict(Decision.NO_FACE, hint=DoorHint.TOO_FAR if far else DoorHint.NO_FACE)
+    if len(faces) > 1:
+        return FrameVerdict(Decision.MULTIPLE_FACES, hint=DoorHint.SEVERAL_PEOPLE)
+    face = faces[0]
+    quality = face.observation.quality
+    if not quality.ok:
+        hint = next((h for issue, h in _ISSUE_HINTS if issue in quality.issues), DoorHint.LOOK_AT_CAMERA)
+        return FrameVerdict(Decision.LOW_QUALITY, hint=hint, issues=tuple(quality.issues))
+    if mode is DoorMode.VERIFY:
+        if claimed is None or distance_to is None:
+            raise ValueError("verify mode needs the claimed name and a distance_to function")
+        d = distance_to(claimed, face.observation.embedding)
+        if d is None:  # the claimed person has no template: nobody can be them
+            return FrameVerdict(Decision.NO_MATCH, claimed, None, DoorHint.HOLD_STILL)
+        decision = Decision.MATCH if d <= threshold else Decision.NO_MATCH
+        return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL)
+    cands = list(face.candidates)
+    if cands and cands[0].distance <= threshold:
+        return FrameVerdict(Decision.MATCH, cands[0].name, float(cands[0].distance), DoorHint.HOLD_STILL)
+    nearest = float(cands[0].distance) if cands else None
+    return FrameVerdict(Decision.NOT_RECOGNIZED, None, nearest, DoorHint.HOLD_STILL)
+
+
+class DoorMachine:
+    """Consecutive-frame agreement, a time limit and an automatic reset (see the module doc).
+
+    ``distance_to(name, embedding)`` gives the squared distance of a face to an enrolled
+    person (``FaceService.gallery().distance_to``); verify mode needs it. ``clock`` returns
+    seconds (``time.monotonic`` by default; tests pass a fake)."""
+
+    def __init__(
+        self,
+        mode: DoorMode | str = DoorMode.RECOGNIZE,
+        *,
+        threshold: float,
+        frames_needed: int = 3,
+        timeout_s: float = 8.0,
+        reset_s: float = 4.0,
+        distance_to: DistanceTo | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if frames_needed < 1:
+            raise ValueError(f"frames_needed must be at least 1 (got {frames_needed})")
+        if timeout_s <= 0 or reset_s < 0:
+            raise ValueError(f"timeout_s must be > 0 and reset_s >= 0 (got {timeout_s}, {reset_s})")
+        self.threshold = float(threshold)
+        self.frames_needed = int(frames_needed)
+        self.timeout_s = float(timeout_s)
+        self.reset_s = float(reset_s)
+        self.distance_to = distance_to
+        self.clock = clock
+        self._mode = DoorMode(mode)
+        self._to_waiting()
+
+    @classmethod
+    def from_settings(cls, settings, mode: DoorMode | str, *, threshold: float, **kw) -> DoorMachine:
+        """Frames, time limit and reset from :class:`faceapp.config.Settings`."""
+        return cls(
+            mode,
+            threshold=threshold,
+            frames_needed=settings.door_frames,
+            timeout_s=settings.door_timeout_s,
+            reset_s=settings.door_reset_s,
+            **kw,
+        )
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def mode(self) -> DoorMode:
+        return self._mode
+
+    @property
+    def state(self) -> DoorState:
+        return self._state(decided_now=False)
+
+    def set_mode(self, mode: DoorMode | str) -> DoorState:
+        """Switch between verify and recognize; a running attempt is dropped (not logged)."""
+        self._mode = DoorMode(mode)
+        self._to_waiting()
+        return self.state
+
+    def claim(self, name: str) -> DoorState:
+        """Verify mode: the visitor says who they are; the attempt (and its clock) starts now."""
+        if self._mode is not DoorMode.VERIFY:
+            raise ValueError("claim() is for verify mode; recognize mode starts when a face appears")
+        name = (name or "").strip()
+        if not name:
+            raise ValueError("the claimed name is empty")
+        self._to_waiting()
+        self._claimed = name
+        self._start(self.clock())
+        return self.state
+
+    def cancel(self) -> DoorState:
+        """Drop the running attempt or the shown outcome and wait again (nothing is logged)."""
+        self._to_waiting()
+        return self.state
+
+    # -- input ------------------------------------------------------------------------------
+    def feed(self, result: _Frame) -> DoorState:
+        """Take one frame's result; returns the new state (``decided_now`` on a decision)."""
+        now = self.clock()
+        if self._expire(now):
+            return self._state(decided_now=True)
+        if self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
+            return self.state  # the outcome is on screen; frames do not count
+        if self._phase is DoorPhase.WAITING and self._mode is DoorMode.VERIFY:
+            return self.state  # nobody has claimed a name yet
+        verdict = read_frame(
+            result, self._mode, threshold=self.threshold, claimed=self._claimed, distance_to=self.distance_to
+        )
+        self._verdict = verdict
+        if self._phase is DoorPhase.WAITING:  # recognize: an attempt starts with a face
+            if verdict.decision is Decision.NO_FACE:
+                return self.state
+            self._start(now)
+        self._hint = verdict.hint
+        if not verdict.decisive:
+            self._run = []
+            if verdict.decision is Decision.NO_FACE and self._mode is DoorMode.RECOGNIZE:
+                self._absent += 1
+                if self._absent >= max(2, self.frames_needed):  # a passer-by: drop it quietly
+                    self._to_waiting()
+            return self.state
+        self._absent = 0
+        key = (verdict.decision, verdict.name)
+        if self._run and (self._run[-1].decision, self._run[-1].name) != key:
+            self._run = []
+        self._run.append(verdict)
+        if len(self._run) >= self.frames_needed:
+            self._decide(now, verdict.decision, verdict.name)
+            return self._state(decided_now=True)
+        return self.state
+
+    def tick(self) -> DoorState:
+        """Let time pass without a frame (the time limit and the reset still apply)."""
+        decided = self._expire(self.clock())
+        return self._state(decided_now=decided)
+
+    # -- internals --------------------------------------------------------------------------
+    def _to_waiting(self) -> None:
+        self._phase = DoorPhase.WAITING
+        self._claimed: str | None = None
+        self._started: float | None = None
+        self._run: list[FrameVerdict] = []
+        self._absent = 0
+        self._hint: DoorHint | None = None
+        self._verdict: FrameVerdict | None = None
+        self._outcome: DoorOutcome | None = None
+        self._shown_at: float | None = None
+
+    def _start(self, now: float) -> None:
+        self._phase = DoorPhase.WATCHING
+        self._started = now
+        self._run = []
+        self._absent = 0
+
+    def _expire(self, now: float) -> bool:
+        """Apply the reset and the time limit; True if this made a (TIMEOUT) decision."""
+        if self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
+            if now - (self._shown_at or now) >= self.reset_s:
+                self._to_waiting()
+            return False
+        if self._phase is DoorPhase.WATCHING and now - (self._started or now) >= self.timeout_s:
+            last = self._hint.value.replace("_", " ") if self._hint else "no usable face"
+            self._decide(now, Decision.TIMEOUT, None, detail=f"no decision within {self.timeout_s:g} s (last: {last})")
+            return True
+        return False
+
+    def _decide(self, now: float, decision: Decision, name: str | None, *, detail: str = "") -> None:
+        run = self._run if decision is not Decision.TIMEOUT else []
+        dists = [v.distance for v in run if v.distance is not None]
+        granted = decision.granted
+        self._outcome = DoorOutcome(
+            decision=decision,
+            mode=self._mode,
+            claimed=self._claimed,
+            name=(name if self._mode is DoorMode.RECOGNIZE else self._claimed) if granted else None,
+            distance=float(np.mean(dists)) if dists else None,
+            threshold=self.threshold,
+            frames=len(run),
+            detail=detail or f"{self._mode.value}: {len(run)} consecutive frames agreed",
+        )
+        self._phase = DoorPhase.GRANTED if granted else DoorPhase.DENIED
+        self._shown_at = now
+        self._run = []
+
+    def _state(self, *, decided_now: bool) -> DoorState:
+        now = self.clock()
+        if self._phase is DoorPhase.WATCHING:
+            remaining = max(0.0, self.timeout_s - (now - (self._started or now)))
+        elif self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
+            remaining = max(0.0, self.reset_s - (now - (self._shown_at or now)))
+        else:
+            remaining = None
+        hint = self._hint
+        if self._phase is DoorPhase.WAITING:
+            hint = DoorHint.ENTER_NAME if self._mode is DoorMode.VERIFY else DoorHint.LOOK_AT_CAMERA
+        return DoorState(
+            phase=self._phase,
+            mode=self._mode,
+            hint=hint,
+            claimed=self._claimed,
+            streak=len(self._run),
+            needed=self.frames_needed,
+            remaining_s=remaining,
+            outcome=self._outcome,
+            decided_now=decided_now,
+            verdict=self._verdict,
+        )
+
+
+def log_outcome(store, outcome: DoorOutcome, *, kind: str = "door"):
+    """Write one door decision to the event log (``store`` is a :class:`faceapp.store.repository.Store`)."""
+    return store.log_event(
+        kind,
+        decision=outcome.decision,
+        claimed=outcome.claimed,
+        decided=outcome.name,
+        distance=outcome.distance,
+        threshold=outcome.threshold,
+        detail=outcome.detail,
+    )

@@ -1,0 +1,81 @@
+"""Composition root of the desktop app: ``faceapp gui`` and ``faceapp door``.
+
+The window shows at once; the database opens and the face models load in worker threads,
+with their progress in the status bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def _qt_app():
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("faceapp")
+        app.setApplicationDisplayName("faceapp")
+        app.setStyle("Fusion")
+    return app
+
+
+def build(
+    settings,
+    *,
+    kiosk: bool = False,
+    door_mode: str | None = None,
+    store=None,
+    engine=None,
+    settings_file=None,
+    torch_threads: int | None = None,
+):
+    """The context and the main window (not shown, nothing loaded yet: call ``ctx.start()``)."""
+    from faceapp.gui.context import AppContext
+    from faceapp.gui.window import MainWindow
+
+    ctx = AppContext(settings, store=store, engine=engine, settings_file=settings_file, torch_threads=torch_threads)
+    return ctx, MainWindow(ctx, kiosk=kiosk, door_mode=door_mode)
+
+
+def _run(args: argparse.Namespace, *, kiosk: bool) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's OpenMP threads must not spin
+    from PySide6.QtCore import QTimer
+
+    from faceapp.cli.main import _settings
+
+    settings = _settings(args)
+    camera = getattr(args, "camera", None)
+    if camera:
+        settings = settings.replace(camera=camera)
+    app = _qt_app()
+    threads = max(1, (os.cpu_count() or 2) - 1)  # leave a core for the window and the camera
+    ctx, win = build(settings, kiosk=kiosk, door_mode=getattr(args, "mode", None), torch_threads=threads)
+    if kiosk and not getattr(args, "windowed", False):
+        win.showFullScreen()
+    else:
+        win.show()
+    QTimer.singleShot(0, ctx.start)
+    try:
+        return int(app.exec())
+    finally:
+        ctx.shutdown()
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """``faceapp gui``: the desktop app."""
+    return _run(args, kiosk=False)
+
+
+def cmd_door(args: argparse.Namespace) -> int:
+    """``faceapp door``: straight into the door screen, full screen (``--windowed`` not)."""
+    return _run(args, kiosk=True)

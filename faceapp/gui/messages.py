@@ -1,0 +1,68 @@
+"""The words the GUI shows for the core's outcomes (the core speaks in enums)."""
+
+from __future__ import annotations
+
+from faceapp.door import DoorHint, DoorOutcome
+from faceapp.types import Decision, QualityIssue, QualityReport
+
+DECISION_TEXT = {
+    Decision.MATCH: "Match",
+    Decision.NO_MATCH: "No match",
+    Decision.NOT_RECOGNIZED: "Not recognized",
+    Decision.NO_FACE: "No face",
+    Decision.MULTIPLE_FACES: "Several faces",
+    Decision.LOW_QUALITY: "Low quality",
+    Decision.SPOOF: "Spoof",
+    Decision.TIMEOUT: "Timeout",
+}
+
+ISSUE_TEXT = {
+    QualityIssue.TOO_SMALL: "The face is too small: use a closer or larger photo",
+    QualityIssue.TOO_DARK: "The face is too dark: use a brighter photo",
+    QualityIssue.TOO_BRIGHT: "The face is washed out: use a less bright photo",
+    QualityIssue.BLURRY: "The face is blurry: use a sharper photo",
+    QualityIssue.LOW_CONFIDENCE: "The face is unclear (turned away or covered)",
+}
+
+HINT_TEXT = {
+    DoorHint.ENTER_NAME: "Type your name and press Enter",
+    DoorHint.LOOK_AT_CAMERA: "Please look at the camera",
+    DoorHint.NO_FACE: "No face seen: please look at the camera",
+    DoorHint.TOO_FAR: "Please come closer",
+    DoorHint.TOO_DARK: "Too dark: please face the light",
+    DoorHint.TOO_BRIGHT: "Too bright: please step out of the glare",
+    DoorHint.BLURRY: "Please hold still",
+    DoorHint.SEVERAL_PEOPLE: "One person at a time, please",
+    DoorHint.HOLD_STILL: "Hold still...",
+}
+
+
+def decision_text(decision: Decision | None) -> str:
+    return DECISION_TEXT.get(decision, "") if decision is not None else ""
+
+
+def quality_verdict(decision: Decision | None, quality: QualityReport | None, faces: int = 0) -> tuple[bool, str]:
+    """(ok, one-line verdict) for an enrollment photo."""
+    if decision is Decision.NO_FACE:
+        return False, "No face found in the photo"
+    if decision is Decision.MULTIPLE_FACES:
+        return False, f"{faces} faces in the photo: use a photo of one person"
+    if quality is None:
+        return False, "No face found in the photo"
+    if quality.ok:
+        return True, "Good photo: ready to enroll"
+    return False, "; ".join(ISSUE_TEXT[i] for i in quality.issues)
+
+
+def outcome_reason(outcome: DoorOutcome) -> str:
+    """The second line of the door's result screen."""
+    d = outcome.decision
+    if d is Decision.MATCH:
+        return "Welcome"
+    if d is Decision.NO_MATCH:
+        return f"This is not {outcome.claimed}"
+    if d is Decision.NOT_RECOGNIZED:
+        return "Not recognized"
+    if d is Decision.TIMEOUT:
+        return "No decision in time: please try again"
+    return decision_text(d)

@@ -1,0 +1,1 @@
+"""The app's screens: live, enroll, door, people, access log, settings."""

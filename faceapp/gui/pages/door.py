@@ -1,0 +1,394 @@
+"""Door: the kiosk screen people walk up to. Keyboard only, legible from two metres.
+
+The decision logic is :class:`faceapp.door.DoorMachine` (Qt-free); this page feeds it the
+camera's frame results, draws its state in large type and logs each final decision.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QKeySequence, QPalette, QShortcut
+from PySide6.QtWidgets import (
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSizePolicy,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.door import DoorHint, DoorMachine, DoorMode, DoorOutcome, DoorPhase, DoorState, log_outcome
+from faceapp.gui.context import AppContext, LiveFrame, error_text
+from faceapp.gui.messages import HINT_TEXT, outcome_reason
+from faceapp.gui.pages.base import Page
+from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, Overlay, VideoView, jpeg_pixmap
+
+log = logging.getLogger(__name__)
+
+GRANTED_BG = "#0b7a32"
+DENIED_BG = "#b00020"
+RETRY_MS = 5000
+
+MODE_TITLES = {
+    DoorMode.VERIFY: "Verify: say who you are, then look at the camera",
+    DoorMode.RECOGNIZE: "Face recognition: just look at the camera",
+}
+
+
+def _font(widget: QWidget, px: int, bold: bool = False) -> None:
+    f = QFont(widget.font())
+    f.setPixelSize(max(10, int(px)))
+    f.setBold(bold)
+    widget.setFont(f)
+
+
+class ResultPanel(QWidget):
+    """The full-page ACCESS GRANTED / ACCESS DENIED screen."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAutoFillBackground(True)
+        self.title = QLabel("")
+        self.photo = QLabel("")
+        self.name = QLabel("")
+        self.reason = QLabel("")
+        self.reset = QLabel("")
+        for w in (self.title, self.photo, self.name, self.reason, self.reset):
+            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            w.setStyleSheet("color: white; background: transparent;")
+        self.name.setWordWrap(True)
+        self.reason.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(self.title)
+        layout.addWidget(self.photo)
+        layout.addWidget(self.name)
+        layout.addWidget(self.reason)
+        layout.addStretch(1)
+        layout.addWidget(self.reset)
+        self._pix = None
+
+    def show_outcome(self, outcome: DoorOutcome, photo_jpeg: bytes | None) -> None:
+        granted = outcome.granted
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.Window, QColor(GRANTED_BG if granted else DENIED_BG))
+        self.setPalette(pal)
+        self.title.setText("ACCESS GRANTED" if granted else "ACCESS DENIED")
+        self.name.setText(outcome.name or "")
+        self.name.setVisible(bool(outcome.name))
+        self.reason.setText(outcome_reason(outcome))
+        self._pix = jpeg_pixmap(photo_jpeg) if photo_jpeg else None
+        self.photo.setVisible(self._pix is not None)
+        self._layout_fonts()
+
+    def set_remaining(self, seconds: float | None) -> None:
+        self.reset.setText("" if seconds is None else f"Next visitor in {seconds:.0f} s")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._layout_fonts()
+
+    def _layout_fonts(self) -> None:
+        h = max(self.height(), 300)
+        _font(self.title, h / 9, bold=True)
+        _font(self.name, h / 14, bold=True)
+        _font(self.reason, h / 20)
+        _font(self.reset, h / 40)
+        if self._pix is not None and not self._pix.isNull():
+            side = int(h / 3.2)
+            self.photo.setPixmap(
+                self._pix.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            )
+
+
+class DoorPage(Page):
+    title = "Door"
+    needs_camera = True
+
+    decided = Signal(object)  # DoorOutcome, after it was logged
+
+    def __init__(self, ctx: AppContext, parent=None, *, mode: DoorMode | str = DoorMode.RECOGNIZE) -> None:
+        super().__init__(ctx, parent)
+        self.machine: DoorMachine | None = None
+        self._mode = DoorMode(mode)
+        self._active = False
+        self._shown: DoorOutcome | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        # -- the watching screen
+        self.header = QLabel("")
+        self.header.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.header.setWordWrap(True)
+        self.keys = QLabel("F2 switch mode  \u00b7  Esc cancel")
+        self.keys.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.keys.setStyleSheet("color: #9aa;")
+        self.view = VideoView(placeholder="Loading face models...", background="#14171a")
+        self.prompt = QLabel("")
+        self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.prompt.setWordWrap(True)
+        self.progress = QLabel("")
+        self.progress.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.progress.setStyleSheet("color: #bbb;")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("Your name")
+        self.name_edit.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.name_edit.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.name_edit.returnPressed.connect(self.submit_claim)
+        self._names = QStringListModel(self)
+        self.completer = QCompleter(self._names, self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.name_edit.setCompleter(self.completer)
+
+        top = QHBoxLayout()
+        top.addWidget(self.header, 1)
+        top.addWidget(self.keys)
+        side = QVBoxLayout()  # beside the camera: what to do now, the name, the progress
+        side.addStretch(2)
+        side.addWidget(self.prompt)
+        side.addSpacing(16)
+        side.addWidget(self.name_edit)
+        side.addSpacing(16)
+        side.addWidget(self.progress)
+        side.addStretch(3)
+        body = QHBoxLayout()
+        body.addWidget(self.view, 3)
+        body.addSpacing(24)
+        body.addLayout(side, 2)
+        watch = QWidget()
+        watch.setObjectName("doorWatch")
+        watch.setStyleSheet("#doorWatch { background: #14171a; } QLabel { color: #f2f2f2; }")
+        wl = QVBoxLayout(watch)
+        wl.setContentsMargins(24, 16, 24, 24)
+        wl.addLayout(top)
+        wl.addLayout(body, 1)
+        self.watch = watch
+        self.result = ResultPanel()
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(watch)
+        self.stack.addWidget(self.result)
+
+        QShortcut(QKeySequence(Qt.Key.Key_F2), self, self.toggle_mode)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
+        self._timer = QTimer(self)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._tick)
+        self._retry = QTimer(self)
+        self._retry.setSingleShot(True)
+        self._retry.setInterval(RETRY_MS)
+        self._retry.timeout.connect(self._retry_camera)
+
+        ctx.camera.frame.connect(self._frame)
+        ctx.camera.failed.connect(self._camera_failed)
+        ctx.camera.ended.connect(self._camera_ended)
+        ctx.camera.opened.connect(lambda _info: self.view.set_message(""))
+        ctx.engine_ready.connect(self._engine_ready)
+        ctx.engine_failed.connect(lambda m: self._set_prompt(f"Out of order: {m}", error=True))
+        ctx.store_ready.connect(self.refresh_names)
+        ctx.people_changed.connect(self.refresh_names)
+        ctx.settings_changed.connect(lambda s: self._build_machine())
+        self._apply_mode()
+        if ctx.ready:
+            self._engine_ready()
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _engine_ready(self) -> None:
+        self._build_machine()
+        self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
+        self._render(self.machine.state)
+
+    def _build_machine(self) -> None:
+        if not self.ctx.ready:
+            return
+        service = self.ctx.service
+        self.machine = DoorMachine.from_settings(
+            self.ctx.settings,
+            self._mode,
+            threshold=self.ctx.engine.threshold,
+            distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
+        )
+        self._shown = None
+        self.stack.setCurrentWidget(self.watch)
+
+    def refresh_names(self) -> None:
+        if self.ctx.store is not None:
+            self._names.setStringList([p.name for p in self.ctx.store.list_people()])
+
+    @property
+    def mode(self) -> DoorMode:
+        return self._mode
+
+    def set_mode(self, mode: DoorMode | str) -> None:
+        self._mode = DoorMode(mode)
+        if self.machine is not None:
+            self.machine.set_mode(self._mode)
+        self._apply_mode()
+
+    def toggle_mode(self) -> None:
+        self.set_mode(DoorMode.RECOGNIZE if self._mode is DoorMode.VERIFY else DoorMode.VERIFY)
+
+    def _apply_mode(self) -> None:
+        verify = self._mode is DoorMode.VERIFY
+        self.header.setText(MODE_TITLES[self._mode])
+        self.name_edit.setVisible(verify)
+        self.name_edit.clear()
+        self.stack.setCurrentWidget(self.watch)
+        self._shown = None
+        if verify:
+            self.name_edit.setFocus()
+        if self.machine is not None:
+            self._render(self.machine.state)
+        else:
+            self._set_prompt("Starting...")
+
+    # -- keyboard ---------------------------------------------------------------------------
+    def submit_claim(self) -> None:
+        """Enter in the name field: claim that identity (verify mode)."""
+        if self.machine is None or self._mode is not DoorMode.VERIFY:
+            return
+        typed = self.name_edit.text().strip()
+        if not typed:
+            return
+        name = self._resolve(typed)
+        if name is None:
+            self._set_prompt(f"Nobody called \u201c{typed}\u201d is enrolled. Check the spelling.", error=True)
+            self.name_edit.selectAll()
+            return
+        self.name_edit.setText(name)
+        self._render(self.machine.claim(name))
+
+    def _resolve(self, typed: str) -> str | None:
+        names = self._names.stringList()
+        if typed in names:
+            return typed
+        folded = [n for n in names if n.casefold() == typed.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+    def cancel(self) -> None:
+        if self.machine is not None:
+            self._render(self.machine.cancel())
+        self.name_edit.clear()
+        self.stack.setCurrentWidget(self.watch)
+        self._shown = None
+        if self._mode is DoorMode.VERIFY:
+            self.name_edit.setFocus()
+
+    # -- page life --------------------------------------------------------------------------
+    def activate(self) -> None:
+        self._active = True
+        self._timer.start()
+        self.refresh_names()
+        if self._mode is DoorMode.VERIFY:
+            self.name_edit.setFocus()
+        else:
+            self.setFocus()
+
+    def deactivate(self) -> None:
+        self._active = False
+        self._timer.stop()
+        self._retry.stop()
+        if self.machine is not None:
+            self.machine.cancel()
+
+    # -- frames -----------------------------------------------------------------------------
+    def _frame(self, frame: LiveFrame) -> None:
+        if not self._active or self.machine is None:
+            return
+        state = self.machine.feed(frame.result)
+        overlays = []
+        for face in frame.result.faces:
+            b = face.observation.detection.bbox
+            color = GOOD if state.streak and state.verdict and state.verdict.decision.granted else (
+                NEUTRAL if face.observation.quality.ok else WARN
+            )
+            overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.observation.detection.landmarks.points, "", color))
+        self.view.set_frame(frame.image, overlays)
+        self._render(state)
+
+    def _tick(self) -> None:
+        if self.machine is not None:
+            self._render(self.machine.tick())
+
+    def _render(self, state: DoorState) -> None:
+        if state.decided_now and state.outcome is not None:
+            self._decide(state.outcome)
+        if state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED) and state.outcome is not None:
+            if self._shown is not state.outcome:
+                self._show_result(state.outcome)
+            self.result.set_remaining(state.remaining_s)
+            return
+        if self._shown is not None:  # the reset: back to the camera
+            self._shown = None
+            self.stack.setCurrentWidget(self.watch)
+            if self._mode is DoorMode.VERIFY:
+                self.name_edit.clear()
+                self.name_edit.setFocus()
+        if self.ctx.camera.state == "failed":
+            return  # the camera message stays
+        hint = state.hint or DoorHint.LOOK_AT_CAMERA
+        text = HINT_TEXT[hint]
+        if state.phase is DoorPhase.WATCHING and self._mode is DoorMode.VERIFY and hint is DoorHint.HOLD_STILL:
+            text = f"Hold still, {state.claimed}..."
+        self._set_prompt(text, error=hint not in (DoorHint.ENTER_NAME, DoorHint.LOOK_AT_CAMERA, DoorHint.HOLD_STILL))
+        if state.phase is DoorPhase.WATCHING:
+            dots = "\u25cf" * state.streak + "\u25cb" * max(0, state.needed - state.streak)
+            self.progress.setText(f"{dots}    {state.remaining_s or 0:.0f} s left")
+        else:
+            self.progress.setText("")
+
+    def _decide(self, outcome: DoorOutcome) -> None:
+        try:
+            log_outcome(self.ctx.store, outcome)
+        except Exception as exc:  # the door keeps working; the failure is visible in the log
+            log.error("door decision could not be logged: %s", error_text(exc))
+        self.ctx.events_changed.emit()
+        self.decided.emit(outcome)
+
+    def _show_result(self, outcome: DoorOutcome) -> None:
+        photo = None
+        if outcome.granted and outcome.name:
+            try:
+                templates = self.ctx.store.templates(person=outcome.name)
+                photo = templates[-1].face_jpeg if templates else None
+            except Exception:  # a removed person: no photo
+                photo = None
+        self._shown = outcome
+        self.result.show_outcome(outcome, photo)
+        self.stack.setCurrentWidget(self.result)
+
+    def _set_prompt(self, text: str, *, error: bool = False) -> None:
+        self.prompt.setText(text)
+        self.prompt.setStyleSheet(f"color: {'#ffb74d' if error else '#f2f2f2'};")
+
+    # -- camera trouble ---------------------------------------------------------------------
+    def _camera_failed(self, message: str) -> None:
+        self.view.set_message(f"Camera unavailable\n{message}", error=True)
+        self._set_prompt("Out of order: the camera is not working. Retrying...", error=True)
+        self.progress.setText("")
+        if self._active:
+            self._retry.start()
+
+    def _camera_ended(self, message: str) -> None:
+        self.view.set_message(f"{message}. Restarting...")
+        if self._active:
+            self._retry.start(1000)
+
+    def _retry_camera(self) -> None:
+        if self._active and self.ctx.ready and self.ctx.camera.state in ("failed", "ended"):
+            self.view.set_message("Starting camera...")
+            self.ctx.camera.retry()
+
+    # -- legibility -------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        h = max(self.height(), 300)
+        _font(self.header, h / 30, bold=True)
+        _font(self.keys, h / 55)
+        _font(self.prompt, h / 15, bold=True)
+        _font(self.name_edit, h / 20)
+        self.completer.popup().setFont(self.name_edit.font())
+        _font(self.progress, h / 30)

@@ -1,0 +1,230 @@
+"""People: everyone enrolled, with thumbnails; search, rename, re-enroll, remove, export/import."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+)
+
+from faceapp.gui.context import AppContext, error_text
+from faceapp.gui.models import THUMB, PeopleModel
+from faceapp.gui.pages.base import Page
+
+GALLERY_FILTER = "faceapp gallery (*.zip);;All files (*)"
+
+
+class PeoplePage(Page):
+    title = "People"
+
+    reenroll_requested = Signal(str)
+    removed = Signal(str)
+
+    def __init__(self, ctx: AppContext, parent=None) -> None:
+        super().__init__(ctx, parent)
+        self.model = PeopleModel(ctx.store, self)
+        self.model.error.connect(self._error)
+        self.model.renamed.connect(lambda old, new: (self._say(f"Renamed {old} to {new}."), ctx.people_changed.emit()))
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search names (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda text: self.model.refresh(text))
+        self.count = QLabel("")
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked)  # F2: rename_selected
+        self.table.setIconSize(QSize(THUMB, THUMB))
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 8)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(PeopleModel.PHOTO, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(PeopleModel.PHOTO, THUMB + 16)
+        header.setSectionResizeMode(PeopleModel.NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(PeopleModel.TEMPLATES, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(PeopleModel.ENROLLED, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._after_reset)
+
+        self.rename_button = QPushButton("Re&name")
+        self.rename_button.setToolTip("Rename the selected person (F2)")
+        self.rename_button.clicked.connect(self.rename_selected)
+        self.reenroll_button = QPushButton("Re-en&roll...")
+        self.reenroll_button.setToolTip("Replace the selected person's photo")
+        self.reenroll_button.clicked.connect(self._reenroll)
+        self.remove_button = QPushButton("Re&move...")
+        self.remove_button.setToolTip("Remove the selected person and all of their data (Del)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.export_button = QPushButton("E&xport gallery...")
+        self.export_button.clicked.connect(self.export_dialog)
+        self.import_button = QPushButton("&Import gallery...")
+        self.import_button.clicked.connect(self.import_dialog)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.count)
+        buttons = QHBoxLayout()
+        for b in (self.rename_button, self.reenroll_button, self.remove_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.import_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message)
+
+        QShortcut(QKeySequence.StandardKey.Find, self, lambda: (self.search.setFocus(), self.search.selectAll()))
+        QShortcut(QKeySequence(Qt.Key.Key_Delete), self.table, self.remove_selected)
+        QShortcut(QKeySequence(Qt.Key.Key_F2), self.table, self.rename_selected)
+        ctx.store_ready.connect(lambda: self.model.set_store(ctx.store))
+        ctx.people_changed.connect(self._refresh_if_visible)
+        self._update_buttons()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def activate(self) -> None:
+        if self.ctx.store is not None:
+            self.model.refresh()
+        self.table.setFocus()
+
+    def _refresh_if_visible(self) -> None:
+        if self.ctx.store is not None:
+            self.model.refresh()
+
+    def _after_reset(self) -> None:
+        n = self.model.rowCount()
+        self.count.setText(f"{n} {'person' if n == 1 else 'people'}" + (" found" if self.model.search else " enrolled"))
+        self._update_buttons()
+
+    def selected_name(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            idx = self.table.currentIndex()
+            if not idx.isValid():
+                return None
+            return self.model.person(idx.row()).name
+        return self.model.person(rows[0].row()).name
+
+    def select(self, name: str) -> bool:
+        for row, n in enumerate(self.model.names()):
+            if n == name:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _update_buttons(self, *_args) -> None:
+        has = self.selected_name() is not None
+        for b in (self.rename_button, self.remove_button):
+            b.setEnabled(has)
+        self.reenroll_button.setEnabled(has and self.ctx.ready)
+
+    def _say(self, text: str) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+
+    def _error(self, text: str) -> None:
+        self.message.setStyleSheet("color: #c0392b; font-weight: bold;")
+        self.message.setText(text)
+
+    # -- actions ----------------------------------------------------------------------------
+    def rename_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            index = self.model.index(rows[0].row(), PeopleModel.NAME)
+            self.table.setCurrentIndex(index)
+            self.table.edit(index)
+
+    def _reenroll(self) -> None:
+        name = self.selected_name()
+        if name:
+            self.reenroll_requested.emit(name)
+
+    def confirm_remove(self, name: str) -> bool:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Remove person")
+        box.setText(f"Remove {name}?")
+        box.setInformativeText(
+            "Their face templates, photos and every logged event about them are deleted. This cannot be undone."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
+        box.button(QMessageBox.StandardButton.No).setText("Keep")
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def remove_selected(self) -> None:
+        name = self.selected_name()
+        if not name or not self.confirm_remove(name):
+            return
+        try:
+            if self.ctx.service is not None:
+                n = self.ctx.service.remove(name)
+            else:
+                n = self.ctx.store.remove_person(name)
+                self.ctx.store.log_event("remove", detail=f"a person and {n} template(s) removed")
+        except Exception as exc:
+            self._error(f"Not removed: {error_text(exc)}")
+            return
+        self.model.refresh()
+        self._say(f"Removed {name} and all of their data ({n} template{'s' if n != 1 else ''}).")
+        self.ctx.people_changed.emit()
+        self.ctx.events_changed.emit()
+        self.removed.emit(name)
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the gallery", "faceapp-gallery.zip", GALLERY_FILTER)
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str) -> None:
+        self._say("Exporting...")
+        self.ctx.task(
+            self.ctx.store.export_gallery,
+            path,
+            on_result=lambda r: self._say(f"Exported {r.people} people ({r.templates} templates) to {r.path}."),
+            on_error=lambda e: self._error(f"Export failed: {error_text(e)}"),
+            name="export",
+        )
+
+    def import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a gallery", "", GALLERY_FILTER)
+        if path:
+            self.import_from(path)
+
+    def import_from(self, path: str) -> None:
+        self._say("Importing...")
+
+        def done(r) -> None:
+            self._say(
+                f"Imported {r.added} new people ({r.templates} templates); "
+                f"{r.skipped} already enrolled were kept as they are."
+            )
+            self.model.refresh()
+            self.ctx.people_changed.emit()
+
+        self.ctx.task(
+            self.ctx.store.import_gallery,
+            path,
+            on_conflict="skip",
+            on_result=done,
+            on_error=lambda e: self._error(f"Import failed: {error_text(e)}"),
+            name="import",
+        )

@@ -1,0 +1,305 @@
+"""Settings: camera source, threshold (with what it means), CPU/GPU, database, door timing.
+
+Edits the settings file (``save_settings``), so they persist between runs. The camera, the
+threshold and the door's timing apply at once; the database, device and model at the next start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp import paths
+from faceapp.config import Settings, save_settings, settings_path
+from faceapp.errors import ConfigError, WeightsError
+from faceapp.gui.context import AppContext, error_text
+from faceapp.gui.pages.base import Page
+
+log = logging.getLogger(__name__)
+
+VIDEO_FILTER = "Videos (*.avi *.mp4 *.mkv *.mov *.webm);;All files (*)"
+THRESHOLD_MEANING = (
+    "A face counts as the enrolled person when the squared distance between the two faces' "
+    "encodings is at most this value (0 = identical, 4 = opposite). Lower is stricter: fewer "
+    "strangers get in (false accepts) but more enrolled people are turned away (false rejects)."
+)
+
+
+_FIGURE_LABELS = {
+    "far_target": "false accept rate (FAR) it was set for",
+    "far": "false accept rate (FAR)",
+    "tar_at_threshold": "true accept rate (TAR) at the threshold",
+    "tar": "true accept rate (TAR)",
+    "frr": "false reject rate (FRR)",
+    "eer": "equal error rate (EER)",
+    "genuine_pairs": "same-person pairs measured",
+    "impostor_pairs": "different-person pairs measured",
+    "protocol": "measured on",
+}
+_SKIP = {"command", "threshold"}
+
+
+def _figure(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_figure(v)}" for k, v in value.items())
+    return str(value)
+
+
+def model_card_text(spec, in_use: float | None = None) -> str:
+    """What the model's spec says about its threshold: the calibration figures (under
+    "metrics" or "calibration" in the spec's JSON), or that it is uncalibrated."""
+    if spec is None:
+        return "The model could not be read, so its calibration is unknown."
+    extra = spec.extra or {}
+    figures = extra.get("metrics") or extra.get("calibration")
+    if not isinstance(figures, dict) or not figures:
+        note = extra.get("threshold_note")
+        return (
+            f"Model {spec.model_id}: its threshold {spec.threshold:.3f} is UNCALIBRATED: the model card "
+            "gives no measured error rates for it" + (f" ({note})." if note else ".")
+        )
+    lines = [f"Model {spec.model_id}: calibrated threshold {spec.threshold:.3f}."]
+    far, tar = figures.get("far_target", figures.get("far")), figures.get("tar_at_threshold", figures.get("tar"))
+    if isinstance(far, (int, float)) and isinstance(tar, (int, float)) and far > 0:
+        lines.append(
+            f"At that value about 1 stranger in {round(1 / far):,} is let in, and {tar:.1%} of the "
+            "enrolled people's attempts are accepted."
+        )
+    for key, value in figures.items():
+        if key not in _SKIP:
+            lines.append(f"  {_FIGURE_LABELS.get(key, key.replace('_', ' '))}: {_figure(value)}")
+    if in_use is not None and abs(in_use - spec.threshold) > 1e-9:
+        lines.append(f"These figures hold for {spec.threshold:.3f}; the threshold in use is {in_use:.3f}.")
+    return "\n".join(lines)
+
+
+def _buddy(text: str, widget: QWidget) -> QLabel:
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+class SettingsPage(Page):
+    title = "Settings"
+
+    def __init__(self, ctx: AppContext, parent=None) -> None:
+        super().__init__(ctx, parent)
+        self.path = ctx.settings_file or settings_path()
+
+        # camera
+        self.camera = QLineEdit()
+        self.camera.setPlaceholderText("0")
+        self.camera.setToolTip("A device index (0 = the first webcam), a video file or a folder of images")
+        video = QPushButton("Video file...")
+        video.clicked.connect(self._pick_video)
+        folder = QPushButton("Image folder...")
+        folder.clicked.connect(self._pick_folder)
+        cam_row = QHBoxLayout()
+        cam_row.addWidget(self.camera, 1)
+        cam_row.addWidget(video)
+        cam_row.addWidget(folder)
+        cam_box = QGroupBox("Camera")
+        cf = QFormLayout(cam_box)
+        cf.addRow(_buddy("&Source:", self.camera), cam_row)
+        cf.addRow(QLabel("A device index (0 is the first webcam), a video file or a folder of images played as a camera."))
+
+        # threshold
+        self.use_calibrated = QCheckBox("Use the model's calibrated threshold")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.01, 3.99)
+        self.threshold.setDecimals(3)
+        self.threshold.setSingleStep(0.01)
+        self.use_calibrated.toggled.connect(lambda on: self.threshold.setEnabled(not on))
+        meaning = QLabel(THRESHOLD_MEANING)
+        meaning.setWordWrap(True)
+        self.card = QLabel("")
+        self.card.setWordWrap(True)
+        self.card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        th_box = QGroupBox("Decision threshold (tau)")
+        tf = QFormLayout(th_box)
+        tf.addRow(self.use_calibrated)
+        tf.addRow("&Threshold:", self.threshold)
+        tf.addRow(meaning)
+        tf.addRow(self.card)
+
+        # device + database
+        self.device = QComboBox()
+        self.device.addItem("Automatic (GPU when available)", "auto")
+        self.device.addItem("CPU", "cpu")
+        self.device.addItem("GPU (CUDA)", "cuda")
+        self.db = QLineEdit()
+        self.db.setToolTip("A SQLAlchemy URL, e.g. sqlite:///C:/faceapp/door.db; empty = the default")
+        db_pick = QPushButton("Database file...")
+        db_pick.clicked.connect(self._pick_db)
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db, 1)
+        db_row.addWidget(db_pick)
+        sys_box = QGroupBox("Computer")
+        sf = QFormLayout(sys_box)
+        sf.addRow("&Run networks on:", self.device)
+        sf.addRow(_buddy("&Database:", self.db), db_row)
+        self.restart_note = QLabel("Changes to the device and the database apply after a restart.")
+        sf.addRow(self.restart_note)
+
+        # door
+        self.frames = QSpinBox()
+        self.frames.setRange(1, 30)
+        self.frames.setSuffix(" frames")
+        self.timeout = QDoubleSpinBox()
+        self.timeout.setRange(1.0, 120.0)
+        self.timeout.setSuffix(" s")
+        self.reset = QDoubleSpinBox()
+        self.reset.setRange(0.5, 60.0)
+        self.reset.setSuffix(" s")
+        door_box = QGroupBox("Door")
+        df = QFormLayout(door_box)
+        df.addRow("Agreeing &frames for a decision:", self.frames)
+        df.addRow("&Time limit for a decision:", self.timeout)
+        df.addRow("Result shown &for:", self.reset)
+
+        self.save_button = QPushButton("&Save")
+        self.save_button.setToolTip("Save the settings (Ctrl+S)")
+        self.save_button.clicked.connect(self.save)
+        self.revert_button = QPushButton("Re&vert")
+        self.revert_button.clicked.connect(self.load)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.message, 1)
+
+        inner = QWidget()
+        il = QVBoxLayout(inner)
+        for box in (cam_box, th_box, sys_box, door_box):
+            il.addWidget(box)
+        il.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(QLabel(f"Settings file: {self.path}"))
+        layout.addLayout(buttons)
+
+        QShortcut(QKeySequence.StandardKey.Save, self, self.save)
+        ctx.engine_ready.connect(self._show_card)
+        self.load()
+
+    def activate(self) -> None:
+        self.load()
+
+    # -- settings <-> widgets -------------------------------------------------------------------
+    def load(self) -> None:
+        """Fill the widgets with the settings in use (the settings file's, unless the command
+        line or the environment overrode some)."""
+        s = self.ctx.settings
+        self.saved = s
+        self.camera.setText(str(s.camera))
+        self.use_calibrated.setChecked(s.threshold is None)
+        self.threshold.setEnabled(s.threshold is not None)
+        self.threshold.setValue(s.threshold if s.threshold is not None else self._spec_threshold())
+        i = self.device.findData(s.device if s.device in ("auto", "cpu", "cuda") else "cuda")
+        self.device.setCurrentIndex(max(0, i))
+        self.db.setText(s.db_url)
+        self.db.setPlaceholderText(f"default: {paths.default_db_url()}")
+        self.frames.setValue(s.door_frames)
+        self.timeout.setValue(s.door_timeout_s)
+        self.reset.setValue(s.door_reset_s)
+        self._show_card()
+
+    def edited(self) -> Settings:
+        """The settings in use with the widgets' changes (ConfigError if invalid)."""
+        return dataclasses.replace(
+            self.saved,
+            camera=self.camera.text().strip() or "0",
+            threshold=None if self.use_calibrated.isChecked() else round(self.threshold.value(), 4),
+            device=self.device.currentData(),
+            db_url=self.db.text().strip(),
+            door_frames=self.frames.value(),
+            door_timeout_s=self.timeout.value(),
+            door_reset_s=self.reset.value(),
+        ).validate()
+
+    def save(self) -> bool:
+        try:
+            new = self.edited()
+            save_settings(new, self.path)
+        except (ConfigError, OSError) as exc:
+            self._say(f"Not saved: {error_text(exc)}", error=True)
+            return False
+        restart = new.device != self.saved.device or new.db_url != self.saved.db_url
+        self.saved = new
+        self.ctx.apply_settings(new)
+        self._show_card()
+        self._say("Saved." + (" Restart faceapp for the device and database changes." if restart else ""))
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _spec(self):
+        if self.ctx.engine is not None:
+            return self.ctx.engine.spec
+        try:
+            from faceapp.embed.weights import load_spec
+
+            return load_spec(self.ctx.settings.model)
+        except WeightsError as exc:
+            log.debug("no spec: %s", exc)
+            return None
+
+    def _spec_threshold(self) -> float:
+        spec = self._spec()
+        return float(spec.threshold) if spec is not None else 0.36
+
+    def _show_card(self) -> None:
+        spec = self._spec()
+        in_use = self.ctx.engine.threshold if self.ctx.engine is not None else None
+        self.card.setText(model_card_text(spec, in_use))
+        if self.use_calibrated.isChecked() and spec is not None:
+            self.threshold.setValue(spec.threshold)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "color: #1b8a3a;")
+
+    def _pick_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "A video to use as the camera", "", VIDEO_FILTER)
+        if path:
+            self.camera.setText(path)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "A folder of images to use as the camera")
+        if path:
+            self.camera.setText(path)
+
+    def _pick_db(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Database file", "faceapp.db", "SQLite database (*.db);;All files (*)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.db.setText(f"sqlite:///{Path(path).as_posix()}")

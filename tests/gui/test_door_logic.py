@@ -1,0 +1,220 @@
+"""faceapp.door: the door's state machine, fed hand-made frame results and a fake clock (no Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceapp.door import DoorHint, DoorMachine, DoorMode, DoorPhase, log_outcome, read_frame
+from faceapp.pipeline import FaceObservation, FaceResult, FrameResult
+from faceapp.types import AlignedFace, BBox, Candidate, Decision, Detection, Landmarks, QualityIssue, QualityReport
+
+TAU = 0.36
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _face(candidates=(), issues=(), embedding=(1.0, 0.0)) -> FaceResult:
+    det = Detection(BBox(0, 0, 100, 100), 0.99, Landmarks(np.zeros((5, 2))))
+    aligned = AlignedFace(np.zeros((150, 150, 3), np.uint8), det, np.eye(2, 3))
+    quality = QualityReport(100.0, 120.0, 80.0, 0.99, tuple(issues))
+    obs = FaceObservation(aligned, quality, np.asarray(embedding, np.float32))
+    return FaceResult(obs, tuple(Candidate(n, d) for n, d in candidates), TAU)
+
+
+def frame(*faces: FaceResult, far: bool = False) -> FrameResult:
+    dets = tuple(f.observation.detection for f in faces)
+    if far and not faces:
+        dets = (Detection(BBox(0, 0, 12, 12), 0.95, Landmarks(np.zeros((5, 2)))),)
+    return FrameResult(0, np.zeros((4, 4, 3), np.uint8), tuple(faces), {}, dets)
+
+
+ALICE = frame(_face([("alice", 0.20), ("bob", 0.90)]))
+BOB = frame(_face([("bob", 0.25), ("alice", 0.80)]))
+STRANGER = frame(_face([("alice", 0.70)]))
+NOBODY = frame()
+
+
+def machine(mode=DoorMode.RECOGNIZE, clock=None, **kw) -> DoorMachine:
+    kw.setdefault("frames_needed", 3)
+    kw.setdefault("timeout_s", 8.0)
+    kw.setdefault("reset_s", 4.0)
+    return DoorMachine(mode, threshold=TAU, clock=clock or Clock(), **kw)
+
+
+def test_recognize_grants_after_three_agreeing_frames_and_not_before():
+    m = machine()
+    states = [m.feed(ALICE) for _ in range(3)]
+    assert [s.phase for s in states] == [DoorPhase.WATCHING, DoorPhase.WATCHING, DoorPhase.GRANTED]
+    assert [s.decided_now for s in states] == [False, False, True]
+    out = states[-1].outcome
+    assert (out.decision, out.name, out.frames) == (Decision.MATCH, "alice", 3)
+    assert out.distance == pytest.approx(0.20)
+
+
+def test_recognize_denies_a_stranger_with_the_nearest_distance():
+    m = machine()
+    for _ in range(3):
+        s = m.feed(STRANGER)
+    assert s.phase is DoorPhase.DENIED
+    assert (s.outcome.decision, s.outcome.name) == (Decision.NOT_RECOGNIZED, None)
+    assert s.outcome.distance == pytest.approx(0.70)
+
+
+def test_a_different_person_in_the_middle_restarts_the_count():
+    m = machine()
+    m.feed(ALICE)
+    m.feed(ALICE)
+    assert m.feed(BOB).streak == 1
+    m.feed(BOB)
+    s = m.feed(BOB)
+    assert s.outcome.name == "bob"
+
+
+def test_a_frame_without_a_usable_face_breaks_the_run_and_says_why():
+    m = machine()
+    m.feed(ALICE)
+    m.feed(ALICE)
+    s = m.feed(frame(_face([("alice", 0.2)], issues=[QualityIssue.TOO_DARK])))
+    assert (s.phase, s.streak, s.hint) == (DoorPhase.WATCHING, 0, DoorHint.TOO_DARK)
+    assert m.feed(ALICE).streak == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "hint"),
+    [
+        (frame(_face(), _face()), DoorHint.SEVERAL_PEOPLE),
+        (frame(_face(issues=[QualityIssue.TOO_SMALL, QualityIssue.BLURRY])), DoorHint.TOO_FAR),
+        (frame(_face(issues=[QualityIssue.BLURRY])), DoorHint.BLURRY),
+        (frame(far=True), DoorHint.TOO_FAR),
+        (NOBODY, DoorHint.NO_FACE),
+    ],
+)
+def test_each_unusable_frame_gets_its_message(result, hint):
+    assert read_frame(result, DoorMode.RECOGNIZE, threshold=TAU).hint is hint
+
+
+def test_recognize_waits_for_a_face_and_never_times_out_on_an_empty_frame():
+    clock = Clock()
+    m = machine(clock=clock)
+    for _ in range(5):
+        clock.t += 10
+        s = m.feed(NOBODY)
+    assert (s.phase, s.hint, s.outcome) == (DoorPhase.WAITING, DoorHint.LOOK_AT_CAMERA, None)
+
+
+def test_a_passer_by_is_dropped_quietly_when_the_face_leaves():
+    m = machine()
+    m.feed(ALICE)
+    states = [m.feed(NOBODY) for _ in range(3)]  # as many empty frames as a decision needs
+    assert [s.phase for s in states] == [DoorPhase.WATCHING, DoorPhase.WATCHING, DoorPhase.WAITING]
+    assert states[-1].outcome is None
+
+
+def test_no_agreement_within_the_time_limit_is_a_timeout_denial():
+    clock = Clock()
+    m = machine(clock=clock)
+    too_dark = frame(_face(issues=[QualityIssue.TOO_DARK]))
+    m.feed(too_dark)  # the attempt starts at t=100
+    clock.t += 7.9
+    assert m.feed(too_dark).phase is DoorPhase.WATCHING
+    clock.t += 0.1
+    s = m.tick()
+    assert s.decided_now and s.phase is DoorPhase.DENIED
+    assert s.outcome.decision is Decision.TIMEOUT
+    assert "too dark" in s.outcome.detail
+
+
+def test_the_outcome_stays_for_reset_s_ignores_frames_then_resets():
+    clock = Clock()
+    m = machine(clock=clock)
+    for _ in range(3):
+        m.feed(ALICE)
+    clock.t += 3.9
+    s = m.feed(STRANGER)
+    assert s.phase is DoorPhase.GRANTED and not s.decided_now
+    assert s.remaining_s == pytest.approx(0.1)
+    clock.t += 0.1
+    assert m.tick().phase is DoorPhase.WAITING
+
+
+def test_exactly_one_decision_per_attempt():
+    m = machine(frames_needed=2)
+    decided = sum(m.feed(ALICE).decided_now for _ in range(10))
+    assert decided == 1
+
+
+def test_verify_ignores_frames_until_a_name_is_claimed():
+    m = machine(DoorMode.VERIFY, distance_to=lambda name, emb: 0.1)
+    s = m.feed(ALICE)
+    assert (s.phase, s.hint) == (DoorPhase.WAITING, DoorHint.ENTER_NAME)
+
+
+def test_verify_grants_the_claimed_person_by_distance_to_them():
+    seen = []
+
+    def distance_to(name, emb):
+        seen.append(name)
+        return 0.30
+
+    m = machine(DoorMode.VERIFY, distance_to=distance_to)
+    m.claim(" bob ")
+    for _ in range(3):
+        s = m.feed(ALICE)  # the candidates do not matter in verify mode, only the distance
+    assert seen == ["bob"] * 3
+    assert (s.outcome.decision, s.outcome.claimed, s.outcome.name) == (Decision.MATCH, "bob", "bob")
+
+
+def test_verify_denies_when_the_distance_is_above_the_threshold():
+    m = machine(DoorMode.VERIFY, distance_to=lambda name, emb: TAU + 0.01)
+    m.claim("alice")
+    for _ in range(3):
+        s = m.feed(ALICE)
+    assert (s.outcome.decision, s.outcome.name, s.outcome.claimed) == (Decision.NO_MATCH, None, "alice")
+
+
+def test_verify_times_out_from_the_claim_even_without_frames():
+    clock = Clock()
+    m = machine(DoorMode.VERIFY, clock=clock, distance_to=lambda n, e: 0.1)
+    m.claim("alice")
+    clock.t += 8.0
+    s = m.tick()
+    assert s.decided_now and s.outcome.decision is Decision.TIMEOUT and s.outcome.claimed == "alice"
+
+
+def test_claim_is_refused_in_recognize_mode_and_when_empty():
+    with pytest.raises(ValueError):
+        machine().claim("alice")
+    with pytest.raises(ValueError):
+        machine(DoorMode.VERIFY, distance_to=lambda n, e: 0.1).claim("  ")
+
+
+def test_switching_mode_drops_the_attempt():
+    m = machine()
+    m.feed(ALICE)
+    s = m.set_mode(DoorMode.VERIFY)
+    assert (s.phase, s.mode, s.streak) == (DoorPhase.WAITING, DoorMode.VERIFY, 0)
+
+
+def test_log_outcome_writes_one_door_event():
+    class FakeStore:
+        def __init__(self):
+            self.calls = []
+
+        def log_event(self, kind, **kw):
+            self.calls.append((kind, kw))
+
+    m = machine()
+    for _ in range(3):
+        s = m.feed(ALICE)
+    store = FakeStore()
+    log_outcome(store, s.outcome)
+    [(kind, kw)] = store.calls
+    assert kind == "door"
+    assert (kw["decision"], kw["decided"], kw["threshold"]) == (Decision.MATCH, "alice", TAU)

@@ -1,0 +1,83 @@
+"""The People screen: a table model over the store; search, rename, remove (confirmed), export/import."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from faceapp.imageio import encode_jpeg
+
+
+def _add(store, name, model_id, seed):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=128).astype(np.float32)
+    face = np.full((150, 150, 3), 40 * seed % 255, np.uint8)
+    store.add_person(name, embedding=emb / np.linalg.norm(emb), model_id=model_id, quality=50.0, face_jpeg=encode_jpeg(face))
+
+
+@pytest.fixture
+def people(window, ctx):
+    for i, name in enumerate(["Alice Martin", "Bob Stone", "Alina Kay"]):
+        _add(ctx.store, name, ctx.engine.model_id, i + 1)
+    window.show_page(window.people)
+    return window.people
+
+
+def _answer_next_dialog(qtbot, button_text: str) -> None:
+    """Click ``button_text`` in the next modal message box (it blocks the test's thread)."""
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        [button] = [b for b in box.buttons() if b.text() == button_text]
+        button.click()
+
+    QTimer.singleShot(0, click)
+
+
+def test_the_table_lists_everyone_with_a_thumbnail_and_search_filters_it(people):
+    model = people.model
+    assert model.names() == ["Alice Martin", "Alina Kay", "Bob Stone"]
+    thumb = model.data(model.index(0, model.PHOTO), Qt.ItemDataRole.DecorationRole)
+    assert thumb is not None and thumb.width() > 0
+    people.search.setText("ali")
+    assert model.names() == ["Alice Martin", "Alina Kay"]
+
+
+def test_removal_asks_for_confirmation_and_then_removes_all_their_data(qtbot, people, ctx):
+    ctx.store.log_event("door", decided="Bob Stone", detail="test")
+    assert people.select("Bob Stone")
+
+    _answer_next_dialog(qtbot, "Keep")
+    people.remove_selected()
+    assert ctx.store.has_person("Bob Stone")
+
+    _answer_next_dialog(qtbot, "Remove")
+    people.remove_selected()
+    assert not ctx.store.has_person("Bob Stone")
+    assert ctx.store.events(person="Bob Stone") == []
+    assert "Bob Stone" not in people.model.names()
+
+
+def test_renaming_in_the_table_renames_in_the_store(people, ctx):
+    model = people.model
+    assert model.setData(model.index(0, model.NAME), "Alice Moreau")
+    assert ctx.store.has_person("Alice Moreau") and not ctx.store.has_person("Alice Martin")
+    assert not model.setData(model.index(1, model.NAME), "Bob Stone")  # taken: refused, shown
+    assert "already enrolled" in people.message.text()
+
+
+def test_export_then_import_brings_people_back(qtbot, people, ctx, tmp_path):
+    archive = tmp_path / "gallery.zip"
+    people.export_to(str(archive))
+    qtbot.waitUntil(lambda: "Exported 3 people" in people.message.text(), timeout=10000)
+    ctx.store.remove_person("Alina Kay")
+    people.import_from(str(archive))
+    qtbot.waitUntil(lambda: people.message.text().startswith("Imported"), timeout=10000)
+    assert "Imported 1 new people" in people.message.text()
+    assert ctx.store.has_person("Alina Kay")
+    assert "Alina Kay" in people.model.names()

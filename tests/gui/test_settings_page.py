@@ -1,0 +1,51 @@
+"""The Settings screen: values persist in the settings file and apply to the running app."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+from faceapp.config import load_settings
+
+
+def test_settings_are_saved_and_come_back_on_the_next_start(window, ctx, settings_file, tmp_path):
+    from faceapp.gui.pages.settings import SettingsPage
+
+    page = window.settings
+    window.show_page(page)
+    page.camera.setText(str(tmp_path / "door.avi"))
+    page.use_calibrated.setChecked(False)
+    page.threshold.setValue(0.25)
+    page.device.setCurrentIndex(page.device.findData("cpu"))
+    page.frames.setValue(5)
+    assert page.save()
+
+    saved = load_settings(settings_file, env=False)
+    assert (saved.camera, saved.threshold, saved.device, saved.door_frames) == (str(tmp_path / "door.avi"), 0.25, "cpu", 5)
+    again = SettingsPage(ctx)
+    assert again.camera.text() == str(tmp_path / "door.avi") and again.threshold.value() == 0.25
+    assert again.frames.value() == 5 and not again.use_calibrated.isChecked()
+    assert ctx.engine.threshold == 0.25  # applied to the running app at once
+
+
+def test_the_threshold_shows_the_model_card_figures_or_says_uncalibrated(ctx):
+    from faceapp.gui.pages.settings import model_card_text
+
+    spec = dataclasses.replace(ctx.engine.spec, threshold=0.15)
+    assert "UNCALIBRATED" in model_card_text(dataclasses.replace(spec, extra={}))
+    card = {"calibration": {"far_target": 0.001, "tar_at_threshold": 0.9381, "genuine_pairs": 1067}}
+    text = model_card_text(dataclasses.replace(spec, extra=card), 0.15)
+    assert "1 stranger in 1,000" in text and "93.8%" in text and "1,067" in text
+    assert "UNCALIBRATED" not in text and "in use" not in text
+    assert "the threshold in use is 0.200" in model_card_text(dataclasses.replace(spec, extra=card), 0.2)
+
+
+def test_the_window_modules_do_not_load_torch_so_it_shows_at_once():
+    code = (
+        "import sys, faceapp.gui.app, faceapp.gui.window;"
+        "bad = [m for m in ('torch', 'facenet_pytorch', 'sqlalchemy') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
