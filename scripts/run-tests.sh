@@ -12,4 +12,9 @@ if [ -z "${FACEAPP_DATASETS:-}" ] && [ -d ../shared/datasets ]; then
 fi
 if [ "${CI:-}" = "true" ]; then export FACEAPP_REQUIRE_DATASETS=1; fi
 .venv/bin/lint-imports pyproject.toml
+# The app in a real X window (Xvfb): a screenshot of every screen, kept as test artifacts in
+# artifacts/screenshots/ (unpixelated; docs/screenshots/ holds the pixelated ones).
+if [ -n "${FACEAPP_DATASETS:-}" ] && command -v xvfb-run >/dev/null && [ -z "${FACEAPP_SKIP_SCREENSHOTS:-}" ]; then
+  bash scripts/screenshots.sh artifacts/screenshots --raw
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -15,4 +15,4 @@ for tool in xvfb-run import; do
 done
 export OMP_WAIT_POLICY=PASSIVE QT_QPA_PLATFORM=xcb
 unset QT_SCALE_FACTOR
-exec xvfb-run -a -s "-screen 0 1280x800x24 -dpi 96" .venv/bin/python -m faceapp.gui.screenshots "$out"
+exec xvfb-run -a -s "-screen 0 1280x800x24 -dpi 96" .venv/bin/python -m faceapp.gui.screenshots "$out" "${@:2}"

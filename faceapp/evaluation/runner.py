@@ -187,6 +187,12 @@ def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progr
         # accuracy is never measured on the pairs that chose its threshold.
         folds = cross_validation_folds(same, 10)
     result = evaluate_pairs(d, same, folds=folds)
+    if folds is not None:
+        from faceapp.match.calibration import kfold_accuracy
+
+        kf = kfold_accuracy(d, same, folds)
+        result["fold_accuracies"] = [float(a) for a in kf.fold_accuracies]
+        result["fold_thresholds"] = [float(t) for t in kf.fold_thresholds]
     tau = engine.threshold
     accept = d <= tau
     result.update(
