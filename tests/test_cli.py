@@ -129,3 +129,23 @@ def test_bad_setting_is_a_config_error(capsys, monkeypatch):
     monkeypatch.setenv("FACEAPP_THRESHOLD", "9")
     code, _, err = run(capsys, "people")
     assert code == Exit.CONFIG and "threshold" in err
+
+
+@pytest.mark.datasets
+def test_eval_pairs_from_a_csv(capsys, lfw_image, tmp_path):
+    rows = ["path_a,path_b,same"]
+    people = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld"]
+    for p in people:
+        rows.append(f"{lfw_image(p, 1)},{lfw_image(p, 2)},1")
+    for a, b in zip(people, people[1:] + people[:1]):
+        rows.append(f"{lfw_image(a, 1)},{lfw_image(b, 2)},0")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, _ = run(capsys, "eval", "pairs", csv, "--json", "--device", "cpu", "--plot", tmp_path / "roc.png")
+    r = json.loads(out)
+    assert code == 0 and r["pairs"] == 8 and r["same_pairs"] == 4
+    assert {"accuracy", "auc", "eer", "tar_at_far_1e-3", "threshold"} <= set(r)
+    assert r["accuracy"] == 1.0 and r["auc"] == 1.0  # four easy pairs each way
+    assert (tmp_path / "roc.png").is_file() and (tmp_path / "roc-distances.png").is_file()
+    code, _, err = run(capsys, "eval", "pairs", tmp_path / "missing.csv")
+    assert code == Exit.BAD_INPUT and "missing.csv" in err
