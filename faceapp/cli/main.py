@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--windowed", action="store_true", help="door: do not go full screen")
         sp.add_argument("--mode", choices=["verify", "recognize"], help="door: start in this mode")
 
+    from faceapp.cli.cnn_commands import add_parsers as add_cnn_parsers
+
+    add_cnn_parsers(add)
+
     sp = add("eval", _lazy("faceapp.cli.evaluate", "cmd_eval"), "accuracy on LFW or on any list of pairs")
     sp.add_argument("dataset", choices=["lfw", "pairs"])
     sp.add_argument("pairs_file", nargs="?", help="for 'pairs': a CSV with path_a,path_b,same[,fold]")
@@ -341,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plot", metavar="PNG", help="write the ROC curve here (and the distance histograms beside it)")
     sp.add_argument("--limit", type=int, help="use only the first N pairs (quick checks)")
     sp.add_argument("--no-cache", action="store_true", help="do not read or write the aligned-face cache")
+
+    sp = add("train", _lazy("faceapp.cli.train", "cmd_train"), "train, export and calibrate embedding models (faceapp train ACTION --help)")
+    sp.add_argument("action", choices=["cache", "fit", "export", "calibrate", "shard", "merge"])
+    sp.add_argument("rest", nargs=argparse.REMAINDER, help="the action's arguments")
 
     sp = add("benchmark", _lazy("faceapp.cli.benchmark", "cmd_benchmark"), "latency of the pipeline and of gallery search on this machine")
     sp.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")

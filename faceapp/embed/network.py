@@ -36,3 +36,7 @@ def _load_builtin() -> None:
         from faceapp.embed import dlib_resnet
 
         _BUILDERS["dlib_resnet"] = lambda **kw: dlib_resnet.DlibResNet(**kw)
+    if "compact_cnn" not in _BUILDERS:
+        from faceapp.training import networks
+
+        _BUILDERS["compact_cnn"] = lambda **kw: networks.CompactFaceNet(**kw)
