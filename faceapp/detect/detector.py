@@ -34,13 +34,23 @@ class FaceDetector:
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         min_score: float = 0.0,
     ) -> None:
+        from faceapp import runtime
+
+        self.min_score = float(min_score)
+        self._lock = threading.Lock()
+        self.backend = runtime.backend()
+        if self.backend == "onnx":  # the installers: MTCNN on ONNX Runtime, no torch
+            from faceapp.runtime.onnx_mtcnn import OnnxMTCNN
+
+            self.device = runtime.onnx_device(device)
+            self._mtcnn = OnnxMTCNN(min_face_size=int(min_face_size), thresholds=list(thresholds))
+            return
+        runtime.torchvision_shim.install()  # torch's CPU build has no torchvision: a stand-in NMS
         try:
             from facenet_pytorch import MTCNN
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise WeightsError(f"the face detector (facenet-pytorch) is not installed: {exc}") from None
         self.device = resolve_device(device)
-        self.min_score = float(min_score)
-        self._lock = threading.Lock()
         try:
             self._mtcnn = MTCNN(
                 keep_all=True,
@@ -65,9 +75,9 @@ class FaceDetector:
         if len(shapes) > 1:
             return [self.detect(im) for im in images]
         batch = np.stack([np.ascontiguousarray(im, dtype=np.uint8) for im in images])
-        import torch
+        from faceapp import runtime
 
-        with self._lock, torch.inference_mode():
+        with self._lock, runtime.inference_mode(self.backend):
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         return [self._convert(b, p, pt) for b, p, pt in zip(boxes, probs, points, strict=True)]
 

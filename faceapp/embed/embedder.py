@@ -20,12 +20,22 @@ class Embedder:
     """Runs one model (described by its :class:`WeightsSpec`) on aligned faces."""
 
     def __init__(self, spec: WeightsSpec, *, device: str = "auto", batch_size: int = 32) -> None:
-        import torch
+        from faceapp import runtime
 
         self.spec = spec
-        self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self._lock = threading.Lock()
+        self.backend = runtime.backend()
+        if self.backend == "onnx":  # the installers: ONNX Runtime on the CPU, no torch
+            from faceapp.runtime.onnx_embedder import OnnxEmbedNet
+
+            self.device = runtime.onnx_device(device)
+            self.model = OnnxEmbedNet(spec)
+            self._mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+            return
+        import torch
+
+        self.device = resolve_device(device)
         model = network.build(spec.architecture)
         state = spec.load_state_dict(map_location="cpu")
         try:
@@ -45,8 +55,6 @@ class Embedder:
 
     def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """Encode aligned chips (each input_size x input_size x 3, RGB uint8) -> (N, dim) float32."""
-        import torch
-
         n = len(chips)
         out = np.empty((n, self.spec.embedding_dim), dtype=np.float32)
         if n == 0:
@@ -55,6 +63,16 @@ class Embedder:
         for chip in chips:
             if chip.shape != (size, size, 3):
                 raise ValueError(f"aligned faces must be {size}x{size}x3 (got {chip.shape})")
+        if self.backend == "onnx":
+            scale = np.float32(self.spec.scale)
+            with self._lock:
+                for start in range(0, n, self.batch_size):
+                    batch = np.stack(chips[start : start + self.batch_size]).transpose(0, 3, 1, 2)
+                    x = (batch.astype(np.float32) - self._mean) / scale
+                    out[start : start + len(batch)] = self.model(x)
+            return out
+        import torch
+
         with self._lock, torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 batch = np.stack(chips[start : start + self.batch_size])

@@ -347,9 +347,9 @@ def _load_engine(settings: Settings, threads: int | None = None):
 
     t0 = time.perf_counter()
     if threads:
-        import torch
+        from faceapp.runtime import set_num_threads
 
-        torch.set_num_threads(threads)
+        set_num_threads(threads)
     engine = FaceEngine(settings)
     engine.warm_up()
     log.info("face models loaded in %.1f s", time.perf_counter() - t0)

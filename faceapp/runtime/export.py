@@ -1,0 +1,110 @@
+"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet and the embedding model.
+
+    python -m faceapp.runtime.export OUT_DIR [--model dlib-resnet-v1]
+
+Needs torch, facenet-pytorch and onnx (the installer build runs it in its build venv, with the
+CPU build of torch); the app then runs the files with ONNX Runtime (faceapp.runtime). Training
+stays in PyTorch: re-export after the weights change (the embedder's file records the sha256 of
+the weights it came from and is refused when they differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from faceapp import runtime
+
+OPSET = 17
+
+
+def _save(model, example, path: Path, input_names, output_names, dynamic_axes, metadata: dict[str, str]) -> None:
+    import onnx
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing warns about shape arithmetic (dlib's zero-padded add): shapes are fixed here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), str(tmp), dynamo=False, opset_version=OPSET, do_constant_folding=True,
+            input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
+        )
+    proto = onnx.load(str(tmp))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    tmp.unlink()
+
+
+def export_mtcnn(out_dir: Path) -> list[Path]:
+    """facenet-pytorch's three MTCNN networks (its shipped weights) -> mtcnn_{p,r,o}net.onnx."""
+    import torch
+
+    from faceapp.runtime import torchvision_shim
+
+    torchvision_shim.install()
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    out = []
+    meta = {"producer": "faceapp.runtime.export", "source": "facenet-pytorch MTCNN"}
+    specs = [
+        ("pnet", PNet(), torch.zeros(1, 3, 48, 64), ["reg", "prob"], {"input": {0: "n", 2: "h", 3: "w"}, "reg": {0: "n", 2: "oh", 3: "ow"}, "prob": {0: "n", 2: "oh", 3: "ow"}}),
+        ("rnet", RNet(), torch.zeros(2, 3, 24, 24), ["reg", "prob"], {"input": {0: "n"}, "reg": {0: "n"}, "prob": {0: "n"}}),
+        ("onet", ONet(), torch.zeros(2, 3, 48, 48), ["reg", "landmarks", "prob"], {"input": {0: "n"}, "reg": {0: "n"}, "landmarks": {0: "n"}, "prob": {0: "n"}}),
+    ]
+    for name, net, example, outputs, axes in specs:
+        path = out_dir / runtime.MTCNN_FILES[name]
+        _save(net.eval(), example, path, ["input"], outputs, axes, meta)
+        out.append(path)
+    return out
+
+
+def export_embedder(model_id: str, out_dir: Path) -> Path:
+    """The embedding model of ``model_id`` (its checked weights) -> <model_id>.onnx."""
+    import torch
+
+    from faceapp.embed import network
+    from faceapp.embed.weights import load_spec
+
+    spec = load_spec(model_id)
+    model = network.build(spec.architecture)
+    model.load_state_dict(spec.load_state_dict(map_location="cpu"))
+    example = torch.zeros(2, 3, spec.input_size, spec.input_size)
+    path = out_dir / f"{spec.model_id}.onnx"
+    meta = {
+        "producer": "faceapp.runtime.export",
+        "model_id": spec.model_id,
+        "source_sha256": spec.sha256,
+        "architecture": spec.architecture,
+    }
+    _save(model.eval(), example, path, ["input"], ["embedding"], {"input": {0: "n"}, "embedding": {0: "n"}}, meta)
+    return path
+
+
+def export_all(out_dir: Path, model_ids: list[str]) -> list[Path]:
+    out_dir = Path(out_dir)
+    files = export_mtcnn(out_dir)
+    files += [export_embedder(m, out_dir) for m in model_ids]
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m faceapp.runtime.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--model", action="append", dest="models", help="embedding model id (repeatable; default: dlib-resnet-v1)")
+    args = p.parse_args(argv)
+    files = export_all(args.out_dir, args.models or ["dlib-resnet-v1"])
+    json.dump({"files": [str(f) for f in files], "sizes": {f.name: f.stat().st_size for f in files}}, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

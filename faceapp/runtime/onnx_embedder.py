@@ -1,0 +1,38 @@
+"""The embedding network on ONNX Runtime: normalised (N, 3, S, S) chips -> (N, dim) unit encodings.
+
+The ONNX file (``<onnx dir>/<model id>.onnx``) carries, in its metadata, the model id and the
+sha256 of the PyTorch weights it was exported from; a file made from other weights than the
+spec names is refused, so stored templates never mix encodings of different weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from faceapp import runtime
+from faceapp.errors import WeightsError
+
+
+def onnx_file(model_id: str, model_dir: Path | None = None) -> Path:
+    return (Path(model_dir) if model_dir is not None else runtime.onnx_dir()) / f"{model_id}.onnx"
+
+
+class OnnxEmbedNet:
+    """Callable like the torch model: ``net(x)`` with x float32 (N, 3, S, S) -> (N, dim)."""
+
+    def __init__(self, spec, model_dir: Path | None = None) -> None:
+        path = onnx_file(spec.model_id, model_dir)
+        self.session = runtime.onnx_session(path)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        made_from = meta.get("source_sha256", "")
+        if made_from != spec.sha256 or meta.get("model_id") != spec.model_id:
+            raise WeightsError(
+                f"{path} was exported from other weights (model {meta.get('model_id')!r}, sha256 "
+                f"{made_from[:12]}...) than model {spec.model_id} ({spec.sha256[:12]}...); rebuild it"
+            )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]

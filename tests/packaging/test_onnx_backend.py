@@ -1,0 +1,201 @@
+"""The installers run MTCNN and the embedder on ONNX Runtime (faceapp.runtime); source installs
+on PyTorch. Both must give the same detections and the same encodings (to 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceapp import runtime
+from faceapp.errors import ConfigError, WeightsError
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+# -- pieces of the NumPy MTCNN against torch / torchvision ----------------------------------
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 250, 250), (151, 151)), ((1, 3, 37, 53), (24, 24)), ((1, 3, 17, 9), (48, 48)), ((1, 3, 480, 640), (97, 129))])
+def test_area_resampling_matches_torch(shape, size):
+    from faceapp.runtime.onnx_mtcnn import imresample
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, shape).astype(np.float32)
+    ref = F.interpolate(torch.from_numpy(img), size=size, mode="area").numpy()
+    np.testing.assert_allclose(imresample(img, size), ref, rtol=0, atol=1e-4)
+
+
+def _random_boxes(rng, n, groups=3):
+    xy = rng.uniform(0, 200, (n, 2)).astype(np.float32)
+    wh = rng.uniform(5, 60, (n, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    scores = rng.uniform(0, 1, n).astype(np.float32)
+    idxs = rng.integers(0, groups, n)
+    return boxes, scores, idxs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_numpy_batched_nms_matches_torchvision_and_the_stand_in(seed):
+    from faceapp.runtime import torchvision_shim
+    from faceapp.runtime.onnx_mtcnn import batched_nms
+
+    rng = np.random.default_rng(seed)
+    boxes, scores, idxs = _random_boxes(rng, 300)
+    ours = batched_nms(boxes, scores, idxs, 0.5)
+    shim = torchvision_shim.batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.5).numpy()
+    np.testing.assert_array_equal(ours, shim)
+    try:
+        from torchvision.ops import batched_nms as tv_batched_nms
+    except ImportError:
+        return
+    ref = tv_batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.5).numpy()
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_stand_in_is_registered_only_without_torchvision(monkeypatch):
+    import importlib.util
+    import sys
+
+    from faceapp.runtime import torchvision_shim
+
+    if importlib.util.find_spec("torchvision") is not None:
+        assert torchvision_shim.install() is False
+        return
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert torchvision_shim.install() is True
+    from torchvision.ops.boxes import batched_nms
+
+    assert batched_nms is torchvision_shim.batched_nms
+
+
+# -- backend choice -------------------------------------------------------------------------
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    assert runtime.backend() == "onnx"
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    assert runtime.backend() == "torch"
+    monkeypatch.setenv(runtime.BACKEND_ENV, "auto")
+    assert runtime.backend() == ("torch" if runtime.torch_available() else "onnx")
+    monkeypatch.setenv(runtime.BACKEND_ENV, "tensorflow")
+    with pytest.raises(ConfigError):
+        runtime.backend()
+
+
+def test_onnx_runs_on_the_cpu_and_refuses_cuda():
+    assert runtime.onnx_device("auto") == "cpu"
+    assert runtime.onnx_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="from source"):
+        runtime.onnx_device("cuda")
+
+
+# -- exported networks ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("facenet_pytorch")
+    from faceapp.runtime.export import export_all
+
+    out = tmp_path_factory.mktemp("onnx")
+    export_all(out, ["dlib-resnet-v1"])
+    return out
+
+
+@pytest.fixture
+def onnx_backend(onnx_dir, monkeypatch):
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(onnx_dir))
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    return onnx_dir
+
+
+def test_missing_onnx_files_are_a_weights_error(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from faceapp.detect.detector import FaceDetector
+
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    with pytest.raises(WeightsError, match="missing"):
+        FaceDetector(device="cpu")
+
+
+def test_embedder_onnx_file_of_other_weights_is_refused(onnx_backend):
+    import dataclasses
+
+    from faceapp.embed.embedder import Embedder
+    from faceapp.embed.weights import load_spec
+
+    spec = dataclasses.replace(load_spec("dlib-resnet-v1"), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="other weights"):
+        Embedder(spec, device="cpu")
+
+
+def test_embedder_onnx_equals_torch_on_the_same_chips(onnx_backend, monkeypatch):
+    from faceapp.embed.embedder import Embedder
+    from faceapp.embed.weights import load_spec
+
+    spec = load_spec("dlib-resnet-v1")
+    rng = np.random.default_rng(1)
+    chips = [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(5)]
+    onnx = Embedder(spec, device="cpu", batch_size=2).embed(chips)
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    ref = Embedder(spec, device="cpu").embed(chips)
+    np.testing.assert_allclose(onnx, ref, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+
+
+PEOPLE = ["Colin_Powell", "Serena_Williams", "Tony_Blair", "Jennifer_Aniston", "Gerhard_Schroeder", "Hugo_Chavez"]
+
+
+@pytest.mark.datasets
+def test_detections_and_encodings_equal_torch_on_lfw(onnx_backend, lfw_image, monkeypatch):
+    """End to end from the photo: boxes, scores and landmarks within float noise, and the
+    encodings (detect -> align -> embed) to 1e-4, so templates made by a source install and by
+    an installed app can be compared with each other."""
+    from faceapp.config import Settings
+    from faceapp.imageio import load_image
+    from faceapp.pipeline import FaceEngine
+
+    images = [load_image(lfw_image(p, n)) for p in PEOPLE for n in (1, 2)]
+    runs = {}
+    for backend in ("onnx", "torch"):
+        monkeypatch.setenv(runtime.BACKEND_ENV, backend)
+        eng = FaceEngine(Settings(device="cpu"))
+        runs[backend] = [(eng.detect(im), im) for im in images]
+        runs[backend] = [(dets, eng.observe(im, dets) if dets else []) for dets, im in runs[backend]]
+    faces = 0
+    for (d_onnx, o_onnx), (d_torch, o_torch) in zip(runs["onnx"], runs["torch"], strict=True):
+        assert len(d_onnx) == len(d_torch)
+        for a, b in zip(d_onnx, d_torch, strict=True):
+            np.testing.assert_allclose(a.landmarks.points, b.landmarks.points, atol=1e-2)
+            np.testing.assert_allclose([a.bbox.x1, a.bbox.y1, a.bbox.x2, a.bbox.y2], [b.bbox.x1, b.bbox.y1, b.bbox.x2, b.bbox.y2], atol=1e-2)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+        for a, b in zip(o_onnx, o_torch, strict=True):
+            np.testing.assert_allclose(a.embedding, b.embedding, rtol=0, atol=1e-4)
+            faces += 1
+    assert faces >= len(images)
+
+
+@pytest.mark.datasets
+def test_batch_detection_equals_one_by_one(onnx_backend, lfw_image):
+    from faceapp.detect.detector import FaceDetector
+    from faceapp.imageio import load_image
+
+    det = FaceDetector(device="cpu")
+    images = [load_image(lfw_image(p)) for p in PEOPLE[:4]]
+    assert len({im.shape for im in images}) == 1
+    for batch, single in zip(det.detect_batch(images), [det.detect(im) for im in images], strict=True):
+        assert len(batch) == len(single) >= 1
+        for a, b in zip(batch, single, strict=True):
+            np.testing.assert_allclose(a.landmarks.points, b.landmarks.points, atol=1e-3)
+
+
+def test_no_face_gives_an_empty_list(onnx_backend):
+    from faceapp.detect.detector import FaceDetector
+
+    assert FaceDetector(device="cpu").detect(np.full((120, 160, 3), 90, np.uint8)) == []
