@@ -27,7 +27,14 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
-DECISION_EXIT = {
+class _DecisionExits(dict):
+    """Decision -> exit code; any decision not listed (the liveness failures) is a SPOOF."""
+
+    def __missing__(self, key):
+        return Exit.SPOOF
+
+
+DECISION_EXIT = _DecisionExits({
     Decision.MATCH: Exit.OK,
     Decision.NO_MATCH: Exit.NO_MATCH,
     Decision.NOT_RECOGNIZED: Exit.NO_MATCH,
@@ -36,7 +43,7 @@ DECISION_EXIT = {
     Decision.LOW_QUALITY: Exit.LOW_QUALITY,
     Decision.SPOOF: Exit.SPOOF,
     Decision.TIMEOUT: Exit.TIMEOUT,
-}
+})
 
 
 def for_error(exc: BaseException) -> Exit:

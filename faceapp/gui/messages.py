@@ -5,7 +5,16 @@ from __future__ import annotations
 from faceapp.door import DoorHint, DoorOutcome
 from faceapp.types import Decision, QualityIssue, QualityReport
 
-DECISION_TEXT = {
+class _Worded(dict):
+    """Words for enum members; a member added to the core later still gets readable words
+    (from its value) instead of a KeyError in the GUI."""
+
+    def __missing__(self, key):
+        value = getattr(key, "value", str(key))
+        return str(value).replace("_", " ").capitalize()
+
+
+DECISION_TEXT = _Worded({
     Decision.MATCH: "Match",
     Decision.NO_MATCH: "No match",
     Decision.NOT_RECOGNIZED: "Not recognized",
@@ -14,15 +23,15 @@ DECISION_TEXT = {
     Decision.LOW_QUALITY: "Low quality",
     Decision.SPOOF: "Spoof",
     Decision.TIMEOUT: "Timeout",
-}
+})
 
-ISSUE_TEXT = {
+ISSUE_TEXT = _Worded({
     QualityIssue.TOO_SMALL: "The face is too small: use a closer or larger photo",
     QualityIssue.TOO_DARK: "The face is too dark: use a brighter photo",
     QualityIssue.TOO_BRIGHT: "The face is washed out: use a less bright photo",
     QualityIssue.BLURRY: "The face is blurry: use a sharper photo",
     QualityIssue.LOW_CONFIDENCE: "The face is unclear (turned away or covered)",
-}
+})
 
 HINT_TEXT = {
     DoorHint.ENTER_NAME: "Type your name and press Enter",
