@@ -57,6 +57,32 @@ class Settings:
     door_timeout_s: float = _doc("Door: seconds to reach a decision before TIMEOUT.", default=8.0)
     door_reset_s: float = _doc("Door: seconds a GRANTED/DENIED screen stays before it resets.", default=4.0)
     liveness: bool = _doc("Door: require a liveness challenge before granting.", default=False)
+    landmark_model: str = _doc("Id of the 68-point landmark model (a landmarks_*.toml in resources/models/).",
+                               default="landmarks-v1")
+    show_landmarks: bool = _doc("Live/door views: draw the 68 landmarks and the head pose on each face.", default=False)
+    min_eye_aspect_ratio: float = _doc(
+        "Enrollment: eye aspect ratio (68 landmarks; ~0.3 open, under 0.15 closed) below which the eyes "
+        "count as closed; 0 turns the check off; 0..0.4.",
+        default=0.15,
+    )
+    max_yaw_deg: float = _doc(
+        "Enrollment: largest head turn left/right (degrees, from the 68 landmarks) of a usable photo; 5..90.",
+        default=25.0,
+    )
+    max_pitch_deg: float = _doc(
+        "Enrollment: largest head tilt up/down (degrees, from the 68 landmarks) of a usable photo; 5..90.",
+        default=20.0,
+    )
+    liveness_time_limit_s: float = _doc("Liveness: seconds to blink or turn as asked; 1..60.", default=6.0)
+    liveness_turn_deg: float = _doc(
+        "Liveness: head turn (degrees of yaw) a turn challenge needs; higher is harder to fake and to pass; 10..45.",
+        default=25.0,
+    )
+    liveness_planar_max_error: float = _doc(
+        "Liveness: the landmarks of a turn that fit one plane within this RMS error (fraction of the eye-corner "
+        "distance) are a photo or a screen; higher rejects more photos and more real heads; 0..0.5.",
+        default=0.05,
+    )
 
     def validate(self) -> Settings:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

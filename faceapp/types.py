@@ -22,8 +22,11 @@ class Decision(str, enum.Enum):
     NO_FACE = "no_face"
     MULTIPLE_FACES = "multiple_faces"
     LOW_QUALITY = "low_quality"
-    SPOOF = "spoof"
+    SPOOF = "spoof"  # liveness: the face moved as one plane (a photo or a screen)
     TIMEOUT = "timeout"
+    LIVENESS_TIMEOUT = "liveness_timeout"  # liveness: the challenge (blink / turn) was not met in time
+    LIVENESS_WRONG_MOVE = "liveness_wrong_move"  # liveness: the head turned the other way than asked
+    LIVENESS_FACE_LOST = "liveness_face_lost"  # liveness: the face left, or another took its place
 
     @property
     def granted(self) -> bool:
@@ -38,6 +41,8 @@ class QualityIssue(str, enum.Enum):
     TOO_BRIGHT = "too_bright"
     BLURRY = "blurry"
     LOW_CONFIDENCE = "low_confidence"
+    EYES_CLOSED = "eyes_closed"  # eye aspect ratio of the 68 landmarks below the limit
+    HEAD_TURNED = "head_turned"  # yaw or pitch from the 68 landmarks beyond the limit
 
 
 @dataclass(frozen=True)

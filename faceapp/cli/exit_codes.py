@@ -43,6 +43,7 @@ DECISION_EXIT = _DecisionExits({
     Decision.LOW_QUALITY: Exit.LOW_QUALITY,
     Decision.SPOOF: Exit.SPOOF,
     Decision.TIMEOUT: Exit.TIMEOUT,
+    Decision.LIVENESS_TIMEOUT: Exit.TIMEOUT,
 })
 
 

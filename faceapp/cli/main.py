@@ -350,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["cache", "fit", "export", "calibrate", "shard", "merge"])
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="the action's arguments")
 
+    from faceapp.cli.landmarks import add_arguments as _landmark_arguments
+
+    sp = add("landmarks", _lazy("faceapp.cli.landmarks", "cmd_landmarks"), "the 68-point landmark CNN: train it, or eval it on 300-W (vs dlib)")
+    _landmark_arguments(sp)
+
     sp = add("benchmark", _lazy("faceapp.cli.benchmark", "cmd_benchmark"), "latency of the pipeline and of gallery search on this machine")
     sp.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")
     sp.add_argument("--sizes", default="1000,100000,1000000", help="gallery sizes for identify timing")

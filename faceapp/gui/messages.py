@@ -21,8 +21,11 @@ DECISION_TEXT = _Worded({
     Decision.NO_FACE: "No face",
     Decision.MULTIPLE_FACES: "Several faces",
     Decision.LOW_QUALITY: "Low quality",
-    Decision.SPOOF: "Spoof",
+    Decision.SPOOF: "Photo or screen detected",
     Decision.TIMEOUT: "Timeout",
+    Decision.LIVENESS_TIMEOUT: "Did not blink / turn in time",
+    Decision.LIVENESS_WRONG_MOVE: "Turned the other way",
+    Decision.LIVENESS_FACE_LOST: "Face lost during the check",
 })
 
 ISSUE_TEXT = _Worded({
@@ -31,6 +34,8 @@ ISSUE_TEXT = _Worded({
     QualityIssue.TOO_BRIGHT: "The face is washed out: use a less bright photo",
     QualityIssue.BLURRY: "The face is blurry: use a sharper photo",
     QualityIssue.LOW_CONFIDENCE: "The face is unclear (turned away or covered)",
+    QualityIssue.EYES_CLOSED: "The eyes are closed: use a photo with open eyes",
+    QualityIssue.HEAD_TURNED: "The head is turned: use a photo looking straight at the camera",
 })
 
 HINT_TEXT = {

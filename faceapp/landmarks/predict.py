@@ -1,0 +1,97 @@
+"""68-point landmarks for a detected face: ``LandmarkPredictor().predict(image, detection)``.
+
+The predictor crops the face around its MTCNN box exactly as in training (the spec's margin and
+offset), runs the network, and maps the points back into the image. Qt-free and thread-safe
+(one lock around the network), so the GUI can call it from its frame worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from faceapp.landmarks.augment import apply_affine, crop_image, crop_matrix, invert_affine
+from faceapp.landmarks.points import mirror_points
+from faceapp.landmarks.spec import DEFAULT_MODEL, LandmarkSpec, load_landmark_spec
+from faceapp.types import BBox, Detection
+
+log = logging.getLogger(__name__)
+
+
+def _box(face: Detection | BBox | Sequence[float] | np.ndarray) -> np.ndarray:
+    if isinstance(face, Detection):
+        face = face.bbox
+    if isinstance(face, BBox):
+        return np.array([face.x1, face.y1, face.x2, face.y2], dtype=np.float64)
+    box = np.asarray(face, dtype=np.float64).reshape(-1)
+    if box.shape != (4,):
+        raise ValueError(f"a face box is (x1, y1, x2, y2), got {box.shape}")
+    return box
+
+
+class LandmarkPredictor:
+    """The shipped landmark CNN (``resources/models/landmarks_v1.*``) on one device.
+
+    ``predict(image, face)``: ``image`` an RGB uint8 (H, W, 3) array, ``face`` a
+    :class:`~faceapp.types.Detection`, a :class:`~faceapp.types.BBox` or ``(x1, y1, x2, y2)``;
+    returns (68, 2) float32 image pixels in the iBUG order (:mod:`faceapp.landmarks.points`).
+    """
+
+    def __init__(
+        self, *, model: str = DEFAULT_MODEL, device: str = "cpu", spec: LandmarkSpec | None = None, flip: bool = False
+    ) -> None:
+        import torch
+
+        from faceapp.device import resolve_device
+        from faceapp.landmarks.model import landmark_net
+
+        self.spec = spec or load_landmark_spec(model)
+        self.device = resolve_device(device)
+        state = self.spec.load_state_dict(map_location="cpu")
+        try:
+            self._net = landmark_net(state=state, width=self.spec.width).to(self.device)
+        except RuntimeError as exc:
+            from faceapp.errors import WeightsError
+
+            raise WeightsError(f"landmark weights {self.spec.file} do not fit the network: {exc}") from None
+        self._mean = torch.tensor(self.spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._lock = threading.Lock()
+        self.flip = bool(flip)  # also run the mirror image and average (2x the time, ~7% lower error)
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    def crop(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
+        """(the network's input crop (S, S, 3) uint8, the 2x3 image->crop matrix)."""
+        m = crop_matrix(_box(face), self.spec.input_size, margin=self.spec.crop_margin, shift_y=self.spec.crop_shift_y)
+        return crop_image(image, m, self.spec.input_size), m
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` uint8 crops -> ``(N, 68, 2)`` points in crop pixels."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+        x = ((x - self._mean) / self.spec.scale).to(self.device)
+        with self._lock, torch.inference_mode():
+            if not self.flip:
+                return self._net(x).cpu().numpy()
+            both = self._net(torch.cat([x, x.flip(-1)])).cpu().numpy()
+        n = len(x)
+        return (both[:n] + mirror_points(both[n:], self.spec.input_size)) / 2
+
+    def predict_many(self, image: np.ndarray, faces: Sequence) -> np.ndarray:
+        """Landmarks of several faces of one image: ``(N, 68, 2)`` float32 (``(0, 68, 2)`` for none)."""
+        if len(faces) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        crops, mats = zip(*(self.crop(image, f) for f in faces), strict=True)
+        pts = self.predict_crops(np.stack(crops))
+        back = invert_affine(np.stack(mats))
+        return apply_affine(back, pts).astype(np.float32)
+
+    def predict(self, image: np.ndarray, face) -> np.ndarray:
+        """Landmarks of one face: (68, 2) float32 image pixels."""
+        return self.predict_many(image, [face])[0]
