@@ -241,33 +241,27 @@ class Store:
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
     ) -> Template:
         """Add one more template to an enrolled person. UnknownPerson if they are not."""
-        name = _clean_name(name)
-        values = _template_values(embedding, model_id, quality, face_jpeg)
-        with self._writing() as s:
-            person = _require_person(s, name)
-            row = TemplateRow(person_id=person.id, created_at=utcnow(), **values)
-            s.add(row)
-            s.flush()
-            _check_dims(s)
-            _bump_generation(s)
-            return _to_template(row, person.name)
+        return self._write_template(name, _template_values(embedding, model_id, quality, face_jpeg), replace=False)
 
     def replace_templates(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
     ) -> Template:
         """Re-enroll: remove all of the person's templates and store this one instead."""
+        return self._write_template(name, _template_values(embedding, model_id, quality, face_jpeg), replace=True)
+
+    def _write_template(self, name: str, values: dict[str, Any], *, replace: bool) -> Template:
         name = _clean_name(name)
-        values = _template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
             person = _require_person(s, name)
             now = utcnow()
-            s.execute(
-                delete(TemplateRow).where(TemplateRow.person_id == person.id),
-                execution_options={"synchronize_session": False},
-            )
+            if replace:
+                s.execute(
+                    delete(TemplateRow).where(TemplateRow.person_id == person.id),
+                    execution_options={"synchronize_session": False},
+                )
+                person.updated_at = now
             row = TemplateRow(person_id=person.id, created_at=now, **values)
             s.add(row)
-            person.updated_at = now
             s.flush()
             _check_dims(s)
             _bump_generation(s)
