@@ -9,6 +9,7 @@ as fast as the consumer asks (tests, benchmarks), and can loop.
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
@@ -25,15 +26,16 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-class FrameSource:
+class FrameSource(abc.ABC):
     """Base class: ``read()`` returns the next RGB frame or None at the end of a file source."""
 
     name: str = "source"
     fps: float = 30.0
     live: bool = False  # a webcam: frames keep coming and cannot be replayed
 
+    @abc.abstractmethod
     def read(self) -> np.ndarray | None:
-        raise NotImplementedError
+        """The next RGB uint8 frame (H, W, 3); None when a file source has ended."""
 
     def close(self) -> None:
         pass

@@ -20,10 +20,10 @@ class Network(nn.Module):
     num_classes: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define forward_features (the convolutional trunk)")
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define forward_head (pooling and classifier)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
