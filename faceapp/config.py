@@ -99,6 +99,17 @@ class Settings:
             raise ConfigError(f"max_image_side must be at least 256 (got {self.max_image_side})")
         if not 1 <= self.door_frames <= 30:
             raise ConfigError(f"door_frames must be 1..30 (got {self.door_frames})")
+        if not 0.0 <= self.min_eye_aspect_ratio <= 0.4:
+            raise ConfigError(f"min_eye_aspect_ratio must be 0..0.4 (got {self.min_eye_aspect_ratio})")
+        for name in ("max_yaw_deg", "max_pitch_deg"):
+            if not 5.0 <= getattr(self, name) <= 90.0:
+                raise ConfigError(f"{name} must be 5..90 degrees (got {getattr(self, name)})")
+        if not 1.0 <= self.liveness_time_limit_s <= 60.0:
+            raise ConfigError(f"liveness_time_limit_s must be 1..60 seconds (got {self.liveness_time_limit_s})")
+        if not 10.0 <= self.liveness_turn_deg <= 45.0:
+            raise ConfigError(f"liveness_turn_deg must be 10..45 degrees (got {self.liveness_turn_deg})")
+        if not 0.0 < self.liveness_planar_max_error < 0.5:
+            raise ConfigError(f"liveness_planar_max_error must be 0..0.5 (got {self.liveness_planar_max_error})")
         return self
 
     @property

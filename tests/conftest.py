@@ -47,6 +47,12 @@ def lfw_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def w300_dir() -> Path:
+    """$FACEAPP_DATASETS/300w-subset (68-point landmarks)."""
+    return _dataset("300w-subset")
+
+
+@pytest.fixture(scope="session")
 def lfw_image(lfw_dir):
     """lfw_image("George_W_Bush", 1) -> path of that LFW photo."""
 

@@ -37,6 +37,7 @@ def test_save_and_load_round_trip(tmp_path, monkeypatch):
     "content, message",
     [
         ("threshold = 7.0", "threshold"),
+        ("liveness_turn_deg = 80.0", "liveness_turn_deg"),
         ("top_k = 0", "top_k"),
         ('device = "tpu"', "device"),
         ("colour = 1", "unknown setting"),

@@ -22,7 +22,27 @@ def local_time(dt: datetime) -> str:
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-class PeopleModel(QAbstractTableModel):
+class _ListTableModel(QAbstractTableModel):
+    """A flat table over a Python list of rows with fixed column HEADERS."""
+
+    HEADERS: tuple[str, ...] = ()
+
+    def _rows(self) -> list:
+        return []
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
+        return 0 if parent is not None and parent.isValid() else len(self._rows())
+
+    def columnCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
+        return 0 if parent is not None and parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+
+class PeopleModel(_ListTableModel):
     """Everyone enrolled: photo, name (editable: renames), templates, enrolled on."""
 
     PHOTO, NAME, TEMPLATES, ENROLLED = range(4)
@@ -60,16 +80,8 @@ class PeopleModel(QAbstractTableModel):
         return [p.name for p in self._people]
 
     # -- Qt model API -----------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
-        return 0 if parent is not None and parent.isValid() else len(self._people)
-
-    def columnCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
-        return 0 if parent is not None and parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def _rows(self) -> list:
+        return self._people
 
     def flags(self, index):
         f = super().flags(index)
@@ -127,7 +139,7 @@ class PeopleModel(QAbstractTableModel):
         return pix if not pix.isNull() else None
 
 
-class EventsModel(QAbstractTableModel):
+class EventsModel(_ListTableModel):
     """The event log, newest first, as filtered."""
 
     HEADERS = ("Time", "Kind", "Decision", "Claimed", "Decided", "Distance", "Threshold", "Detail")
@@ -158,16 +170,8 @@ class EventsModel(QAbstractTableModel):
     def events(self) -> list[Event]:
         return list(self._events)
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
-        return 0 if parent is not None and parent.isValid() else len(self._events)
-
-    def columnCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
-        return 0 if parent is not None and parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def _rows(self) -> list:
+        return self._events
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

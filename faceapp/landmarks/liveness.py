@@ -128,20 +128,13 @@ class LivenessConfig:
 
     @classmethod
     def from_settings(cls, settings) -> LivenessConfig:
-        from faceapp.errors import ConfigError
-
-        cfg = cls(
+        """The configurable part from the settings (whose ranges Settings.validate checks)."""
+        settings.validate()
+        return cls(
             time_limit_s=float(settings.liveness_time_limit_s),
             turn_deg=float(settings.liveness_turn_deg),
             planar_max_error=float(settings.liveness_planar_max_error),
         )
-        if not 1.0 <= cfg.time_limit_s <= 60.0:
-            raise ConfigError(f"liveness_time_limit_s must be 1..60 seconds (got {cfg.time_limit_s})")
-        if not 10.0 <= cfg.turn_deg <= 45.0:
-            raise ConfigError(f"liveness_turn_deg must be 10..45 degrees (got {cfg.turn_deg})")
-        if not 0.0 < cfg.planar_max_error < 0.5:
-            raise ConfigError(f"liveness_planar_max_error must be 0..0.5 (got {cfg.planar_max_error})")
-        return cfg
 
 
 @dataclass(frozen=True)

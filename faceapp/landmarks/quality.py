@@ -26,19 +26,13 @@ class LandmarkLimits:
 
     @classmethod
     def from_settings(cls, settings) -> LandmarkLimits:
-        from faceapp.errors import ConfigError
-
-        limits = cls(
+        """The limits from the settings (whose ranges Settings.validate checks)."""
+        settings.validate()
+        return cls(
             min_eye_aspect_ratio=float(settings.min_eye_aspect_ratio),
             max_yaw_deg=float(settings.max_yaw_deg),
             max_pitch_deg=float(settings.max_pitch_deg),
         )
-        if not 0.0 <= limits.min_eye_aspect_ratio <= 0.4:
-            raise ConfigError(f"min_eye_aspect_ratio must be 0..0.4 (got {limits.min_eye_aspect_ratio})")
-        for name in ("max_yaw_deg", "max_pitch_deg"):
-            if not 5.0 <= getattr(limits, name) <= 90.0:
-                raise ConfigError(f"{name} must be 5..90 degrees (got {getattr(limits, name)})")
-        return limits
 
 
 @dataclass(frozen=True)

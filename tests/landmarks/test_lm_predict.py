@@ -23,17 +23,8 @@ def predictor():
 
 
 @pytest.fixture(scope="module")
-def helen(tmp_path_factory):
-    import os
-    from pathlib import Path
-
-    root = os.environ.get("FACEAPP_DATASETS")
-    path = Path(root) / "300w-subset" if root else None
-    if path is None or not path.is_dir():
-        if os.environ.get("FACEAPP_REQUIRE_DATASETS") == "1":
-            pytest.fail("dataset '300w-subset' not found; FACEAPP_REQUIRE_DATASETS=1 makes this an error")
-        pytest.skip("dataset '300w-subset' not found (set FACEAPP_DATASETS to the folder that holds it)")
-    return path
+def helen(w300_dir):
+    return w300_dir
 
 
 def test_the_shipped_spec_is_small_and_checks_its_weights(tmp_path):
