@@ -60,6 +60,11 @@ class Settings:
     landmark_model: str = _doc("Id of the 68-point landmark model (a landmarks_*.toml in resources/models/).",
                                default="landmarks-v1")
     show_landmarks: bool = _doc("Live/door views: draw the 68 landmarks and the head pose on each face.", default=False)
+    enroll_check_landmarks: bool = _doc(
+        "Enrollment: refuse photos with closed eyes or a turned head (judged from the 68 landmarks, with the "
+        "three limits below).",
+        default=True,
+    )
     min_eye_aspect_ratio: float = _doc(
         "Enrollment: eye aspect ratio (68 landmarks; ~0.3 open, under 0.15 closed) below which the eyes "
         "count as closed; 0 turns the check off; 0..0.4.",
@@ -110,6 +115,11 @@ class Settings:
             raise ConfigError(f"liveness_turn_deg must be 10..45 degrees (got {self.liveness_turn_deg})")
         if not 0.0 < self.liveness_planar_max_error < 0.5:
             raise ConfigError(f"liveness_planar_max_error must be 0..0.5 (got {self.liveness_planar_max_error})")
+        if self.liveness and self.door_timeout_s < self.liveness_time_limit_s + 2.0:
+            raise ConfigError(
+                f"with liveness on, door_timeout_s ({self.door_timeout_s:g} s) must be at least "
+                f"liveness_time_limit_s + 2 ({self.liveness_time_limit_s + 2.0:g} s): the challenge needs the time"
+            )
         return self
 
     @property

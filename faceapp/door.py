@@ -18,6 +18,15 @@ person) within ``timeout_s`` of the attempt's start; frames without a usable fac
 several, poor quality) break the run and set a :class:`DoorHint` for the visitor. Exactly one
 :class:`DoorOutcome` is made per attempt (``DoorState.decided_now`` marks the state that
 carries it), which :func:`log_outcome` writes to the event log.
+
+*Liveness* (optional, ``liveness=`` a factory of :class:`faceapp.landmarks.liveness.LivenessSession`):
+each attempt also runs a random challenge (blink, or turn the head left / right) on the same
+frames. A MATCH is granted only when the challenge has passed *and* the identity was confirmed
+(``frames_needed`` agreeing frames) in the same attempt; while the head is turned away for the
+challenge, frames do not count for the identity. A failed challenge ends the attempt DENIED with
+its own decision (``SPOOF``, ``LIVENESS_TIMEOUT``, ``LIVENESS_WRONG_MOVE``,
+``LIVENESS_FACE_LOST``), which is logged like any other. A non-match is denied at once, without
+waiting for the challenge.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class DoorHint(str, enum.Enum):
     BLURRY = "blurry"  # hold still
     SEVERAL_PEOPLE = "several_people"
     HOLD_STILL = "hold_still"  # usable frames are coming in, keep looking
+    LIVENESS = "liveness"  # do what the liveness challenge asks (DoorState.liveness.hint)
 
 
 # Which quality issue the visitor hears about first when a face has several.
@@ -130,6 +140,8 @@ class DoorState:
     outcome: DoorOutcome | None = None  # set while GRANTED/DENIED
     decided_now: bool = False  # True only in the state returned by the call that decided
     verdict: FrameVerdict | None = None  # the latest frame's reading
+    liveness: Any = None  # the attempt's faceapp.landmarks.liveness.LivenessState (liveness on)
+    confirmed: bool = False  # the identity is settled and waits for the liveness challenge
 
 
 def read_frame(
@@ -173,7 +185,11 @@ class DoorMachine:
 
     ``distance_to(name, embedding)`` gives the squared distance of a face to an enrolled
     person (``FaceService.gallery().distance_to``); verify mode needs it. ``clock`` returns
-    seconds (``time.monotonic`` by default; tests pass a fake)."""
+    seconds (``time.monotonic`` by default; tests pass a fake). ``liveness``: None (off), or a
+    function returning a new liveness session for each attempt (an object with ``start()`` and
+    ``feed(result, landmarks)`` returning a ``LivenessState``, and ``challenge.config.frontal_deg``;
+    :func:`liveness_factory` makes one from the settings). Give such a machine each frame's
+    landmarks with ``feed(result, landmarks)`` where they were predicted already."""
 
     def __init__(
         self,
@@ -185,6 +201,7 @@ class DoorMachine:
         reset_s: float = 4.0,
         distance_to: DistanceTo | None = None,
         clock: Callable[[], float] = time.monotonic,
+        liveness: Callable[[], Any] | None = None,
     ) -> None:
         if frames_needed < 1:
             raise ValueError(f"frames_needed must be at least 1 (got {frames_needed})")
@@ -196,6 +213,7 @@ class DoorMachine:
         self.reset_s = float(reset_s)
         self.distance_to = distance_to
         self.clock = clock
+        self.liveness = liveness
         self._mode = DoorMode(mode)
         self._to_waiting()
 
@@ -215,6 +233,11 @@ class DoorMachine:
     @property
     def mode(self) -> DoorMode:
         return self._mode
+
+    @property
+    def needs_landmarks(self) -> bool:
+        """True when the frames' 68 landmarks are used (the liveness challenge is on)."""
+        return self.liveness is not None
 
     @property
     def state(self) -> DoorState:
@@ -244,8 +267,10 @@ class DoorMachine:
         return self.state
 
     # -- input ------------------------------------------------------------------------------
-    def feed(self, result: _Frame) -> DoorState:
-        """Take one frame's result; returns the new state (``decided_now`` on a decision)."""
+    def feed(self, result: _Frame, landmarks: Sequence[Any] | None = None) -> DoorState:
+        """Take one frame's result; returns the new state (``decided_now`` on a decision).
+        ``landmarks``: the 68 landmarks of ``result.faces`` (one entry per face) when the caller
+        predicted them; the liveness session uses them instead of predicting again."""
         now = self.clock()
         if self._expire(now):
             return self._state(decided_now=True)
@@ -262,6 +287,30 @@ class DoorMachine:
                 return self.state
             self._start(now)
         self._hint = verdict.hint
+        live = None
+        if self._live is not None:
+            live = self._live_state = self._live.feed(result, landmarks)
+            if live.finished and not live.passed:
+                self._run = []
+                self._decide(now, live.decision, None, detail=f"liveness ({live.kind.value}): {live.detail}")
+                return self._state(decided_now=True)
+            if verdict.decision in (Decision.NO_FACE, Decision.MULTIPLE_FACES):
+                # the face left, or another joined: identity and challenge must be shown again
+                # by one face, so a live accomplice cannot do the challenge for a photo
+                self._confirmed = None
+                if live.passed:
+                    self._live = self.liveness()
+                    live = self._live_state = self._live.start()
+            yaw = getattr(self._live, "yaw", None)  # this frame's head turn, degrees
+            turned = yaw is not None and abs(yaw) > self._frontal_deg()
+            if live.passed and self._confirmed is not None and (turned or not verdict.decisive):
+                # the challenge was met on a frame that says nothing against the confirmed identity
+                return self._grant_confirmed(now)
+            if turned:
+                # the head is turned (for the challenge): this frame does not count for the identity
+                if verdict.decisive:
+                    self._hint = DoorHint.LOOK_AT_CAMERA if live.passed else DoorHint.LIVENESS
+                return self.state
         if not verdict.decisive:
             self._run = []
             if verdict.decision is Decision.NO_FACE and self._mode is DoorMode.RECOGNIZE:
@@ -273,10 +322,20 @@ class DoorMachine:
         key = (verdict.decision, verdict.name)
         if self._run and (self._run[-1].decision, self._run[-1].name) != key:
             self._run = []
+        if self._confirmed is not None and (self._confirmed[-1].decision, self._confirmed[-1].name) != key:
+            self._confirmed = None  # a decisive frame against the confirmed identity
         self._run.append(verdict)
+        if live is not None and live.passed and self._confirmed is not None:
+            return self._grant_confirmed(now)
         if len(self._run) >= self.frames_needed:
-            self._decide(now, verdict.decision, verdict.name)
+            if verdict.decision.granted and live is not None and not live.passed:
+                self._confirmed = list(self._run[-self.frames_needed:])  # waits for the challenge
+                self._hint = DoorHint.LIVENESS
+                return self.state
+            self._decide(now, verdict.decision, verdict.name, detail=self._detail(live))
             return self._state(decided_now=True)
+        if self._confirmed is not None and live is not None and not live.passed:
+            self._hint = DoorHint.LIVENESS
         return self.state
 
     def tick(self) -> DoorState:
@@ -285,6 +344,22 @@ class DoorMachine:
         return self._state(decided_now=decided)
 
     # -- internals --------------------------------------------------------------------------
+    def _frontal_deg(self) -> float:
+        config = getattr(getattr(self._live, "challenge", None), "config", None)
+        return float(getattr(config, "frontal_deg", 12.0))
+
+    def _detail(self, live) -> str:
+        base = f"{self._mode.value}: {len(self._run)} consecutive frames agreed"
+        if live is not None and live.passed:
+            base += f"; liveness ({live.kind.value}): {live.detail}"
+        return base
+
+    def _grant_confirmed(self, now: float) -> DoorState:
+        self._run = list(self._confirmed or [])
+        last = self._run[-1]
+        self._decide(now, last.decision, last.name, detail=self._detail(self._live_state))
+        return self._state(decided_now=True)
+
     def _to_waiting(self) -> None:
         self._phase = DoorPhase.WAITING
         self._claimed: str | None = None
@@ -295,12 +370,18 @@ class DoorMachine:
         self._verdict: FrameVerdict | None = None
         self._outcome: DoorOutcome | None = None
         self._shown_at: float | None = None
+        self._live = None  # the attempt's liveness session
+        self._live_state = None
+        self._confirmed: list[FrameVerdict] | None = None
 
     def _start(self, now: float) -> None:
         self._phase = DoorPhase.WATCHING
         self._started = now
         self._run = []
         self._absent = 0
+        self._confirmed = None
+        self._live = self.liveness() if self.liveness is not None else None
+        self._live_state = self._live.start() if self._live is not None else None
 
     def _expire(self, now: float) -> bool:
         """Apply the reset and the time limit; True if this made a (TIMEOUT) decision."""
@@ -331,6 +412,7 @@ class DoorMachine:
         self._phase = DoorPhase.GRANTED if granted else DoorPhase.DENIED
         self._shown_at = now
         self._run = []
+        self._confirmed = None
 
     def _state(self, *, decided_now: bool) -> DoorState:
         now = self.clock()
@@ -354,7 +436,27 @@ class DoorMachine:
             outcome=self._outcome,
             decided_now=decided_now,
             verdict=self._verdict,
+            liveness=self._live_state,
+            confirmed=self._confirmed is not None,
         )
+
+
+def liveness_factory(settings, *, analyzer=None, clock: Callable[[], float] = time.monotonic, rng=None,
+                     mirrored: bool = False) -> Callable[[], Any] | None:
+    """The ``liveness=`` argument of :class:`DoorMachine` for these settings: None when the
+    setting ``liveness`` is off, else a function making a new random challenge per attempt
+    (limits from the settings, on ``clock``). ``analyzer`` predicts landmarks for frames fed
+    without them (a :class:`faceapp.landmarks.analyze.LandmarkAnalyzer`)."""
+    if not settings.liveness:
+        return None
+    from faceapp.landmarks.liveness import LivenessConfig, LivenessSession
+
+    config = LivenessConfig.from_settings(settings)
+
+    def make():
+        return LivenessSession(analyzer, config=config, rng=rng, mirrored=mirrored, clock=clock)
+
+    return make
 
 
 def log_outcome(store, outcome: DoorOutcome, *, kind: str = "door"):

@@ -7,6 +7,7 @@ results (``VerifyResult``, ``IdentifyResult``); failures are exceptions from
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -46,15 +47,21 @@ class Probe:
     observation: FaceObservation | None
     faces: int
     detections: tuple[Detection, ...] = ()  # every face that counts (e.g. to draw them)
+    landmarks: object = None  # faceapp.landmarks.analyze.FaceLandmarks of the face (check_landmarks)
 
 
 class FaceService:
-    def __init__(self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None, analyzer=None
+    ) -> None:
+        from faceapp.landmarks.analyze import LandmarkAnalyzer
         from faceapp.store.repository import Store
 
         self.settings = settings or Settings()
         self.store = store if store is not None else Store(self.settings.resolved_db_url)
         self.engine = engine or FaceEngine(self.settings)
+        # the 68-point landmark CNN (loaded on first use): enrollment's eyes / head-pose checks
+        self.analyzer = analyzer if analyzer is not None else LandmarkAnalyzer(self.settings)
         self._gallery: Gallery | None = None
         self._generation = None
         self._gallery_lock = threading.Lock()
@@ -85,9 +92,12 @@ class FaceService:
             return self._gallery
 
     # -- faces ----------------------------------------------------------------------------
-    def probe(self, image: ImageSource | np.ndarray, *, largest: bool = False) -> Probe:
+    def probe(self, image: ImageSource | np.ndarray, *, largest: bool = False, check_landmarks: bool = False) -> Probe:
         """Find the one face an image is about. No face, or several when ``largest`` is off,
-        give a Decision instead of an observation."""
+        give a Decision instead of an observation. ``check_landmarks`` (enrollment): also run
+        the 68-point landmarks and add their EYES_CLOSED / HEAD_TURNED issues to the face's
+        quality (when the setting ``enroll_check_landmarks`` is on); ``Probe.landmarks`` keeps
+        the points, the eye aspect ratio and the head pose."""
         img = load_image(image, max_side=self.settings.max_image_side)
         detections = self.engine.relevant(self.engine.detect(img))
         if not detections:
@@ -95,7 +105,13 @@ class FaceService:
         if len(detections) > 1 and not largest:
             return Probe(Decision.MULTIPLE_FACES, None, len(detections), tuple(detections))
         obs = self.engine.observe(img, [detections[0]])[0]
-        return Probe(None, obs, len(detections), tuple(detections))
+        face = None
+        if check_landmarks and self.settings.enroll_check_landmarks:
+            face = self.analyzer.analyze(img, detections[0])
+            if face.quality.issues:
+                issues = tuple(obs.quality.issues) + tuple(i for i in face.quality.issues if i not in obs.quality.issues)
+                obs = dataclasses.replace(obs, quality=dataclasses.replace(obs.quality, issues=issues))
+        return Probe(None, obs, len(detections), tuple(detections), face)
 
     # -- use cases ------------------------------------------------------------------------
     def enroll(
@@ -119,7 +135,7 @@ class FaceService:
             raise DuplicatePerson(f"{name!r} is already enrolled (use re-enroll/--replace to change their photo)")
         if replace:
             self.store.get_person(name)  # UnknownPerson before any work
-        probe = self.probe(image, largest=largest)
+        probe = self.probe(image, largest=largest, check_landmarks=True)
         if probe.decision is Decision.NO_FACE:
             raise FaceRejected("no face found in the photo", decision=Decision.NO_FACE)
         if probe.decision is Decision.MULTIPLE_FACES:

@@ -65,6 +65,15 @@ def lfw_image(lfw_dir):
 
 
 @pytest.fixture(scope="session")
+def analyzer():
+    """One LandmarkAnalyzer (the 68-point CNN on the CPU, default limits) for the whole session."""
+    from faceapp.config import Settings
+    from faceapp.landmarks.analyze import LandmarkAnalyzer
+
+    return LandmarkAnalyzer(Settings(device="cpu"))
+
+
+@pytest.fixture(scope="session")
 def engine():
     """One FaceEngine (MTCNN + the shipped embedder on the CPU) for the whole session."""
     import torch
@@ -84,10 +93,10 @@ def db_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def service(engine, db_url):
+def service(engine, analyzer, db_url):
     from faceapp.config import Settings
     from faceapp.services import FaceService
 
-    svc = FaceService(Settings(device="cpu", db_url=db_url), engine=engine)
+    svc = FaceService(Settings(device="cpu", db_url=db_url), engine=engine, analyzer=analyzer)
     yield svc
     svc.close()

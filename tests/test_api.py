@@ -41,7 +41,7 @@ def test_module_level_verbs_use_the_settings_database(monkeypatch, tmp_path, lfw
     monkeypatch.setenv("FACEAPP_DB", f"sqlite:///{tmp_path / 'default.db'}")
     monkeypatch.setenv("FACEAPP_DEVICE", "cpu")
     monkeypatch.setattr(faceapp.api, "_default", None)
-    faceapp.enroll("tony", lfw_image("Tony_Blair", 1))
-    assert faceapp.verify(lfw_image("Tony_Blair", 2), "tony").granted
+    faceapp.enroll("tony", lfw_image("Tony_Blair", 2))
+    assert faceapp.verify(lfw_image("Tony_Blair", 3), "tony").granted
     assert (tmp_path / "default.db").is_file()
     faceapp.api._default.close()

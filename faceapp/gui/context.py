@@ -84,16 +84,23 @@ class LiveFrame:
     result: Any  # faceapp.pipeline.FrameResult
     image: QImage
     produced: float = 0.0  # time.monotonic() when the worker finished it
+    # faceapp.landmarks.analyze.FaceLandmarks per face of ``result.faces`` (68 points, eye
+    # aspect ratio, head pose), predicted in the worker when a page needs them; else None
+    landmarks: tuple[Any, ...] | None = None
 
     @property
     def inference_ms(self) -> float:
         t = self.result.timings
-        return sum(t.get(k, 0.0) for k in ("detect", "align", "embed", "match"))
+        return sum(t.get(k, 0.0) for k in ("detect", "align", "embed", "match", "landmarks"))
 
 
-def stream_frames(spec: str, pipeline, *, is_cancelled: Callable[[], bool]) -> Iterator[Any]:
+def stream_frames(
+    spec: str, pipeline, *, is_cancelled: Callable[[], bool], landmarks: Callable[[], Any] | None = None
+) -> Iterator[Any]:
     """The worker's generator: open the source (CameraUnavailable is raised to the GUI),
-    keep only the newest frame, process it and hand over the result with its picture."""
+    keep only the newest frame, process it and hand over the result with its picture.
+    ``landmarks()`` is asked before each frame for a LandmarkAnalyzer (or None when no page
+    needs the 68 points now); its points travel with the frame, predicted here, off the GUI thread."""
     from faceapp.capture.sources import LatestFrame, open_source
 
     source = open_source(spec, realtime=True)
@@ -101,7 +108,13 @@ def stream_frames(spec: str, pipeline, *, is_cancelled: Callable[[], bool]) -> I
     latest = LatestFrame(source)
     try:
         for result in pipeline.run(latest.frames(is_cancelled), is_cancelled):
-            yield LiveFrame(result, to_qimage(result.frame), time.monotonic())
+            analyzer = landmarks() if landmarks is not None else None
+            faces = None
+            if analyzer is not None:
+                t0 = time.perf_counter()
+                faces = analyzer.analyze_frame(result)
+                result.timings["landmarks"] = (time.perf_counter() - t0) * 1000.0
+            yield LiveFrame(result, to_qimage(result.frame), time.monotonic(), faces)
     finally:
         latest.stop()
 
@@ -146,7 +159,8 @@ class CameraController(QObject):
         self._spec = spec
         self.state, self.error, self.last, self.fps = "starting", "", None, 0.0
         self._times.clear()
-        worker = Worker(stream_frames, spec, pipeline, cancellable=True, name="camera")
+        worker = Worker(stream_frames, spec, pipeline, cancellable=True, name="camera",
+                        landmarks=self.ctx.landmark_analyzer_if_wanted)
         self._worker = worker
         self.ctx.run(
             worker,
@@ -222,8 +236,10 @@ class AppContext(QObject):
         engine=None,
         settings_file: Path | None = None,
         torch_threads: int | None = None,
+        analyzer=None,
     ) -> None:
         super().__init__()
+        self._analyzer = analyzer  # a LandmarkAnalyzer to share (tests); else the service makes one
         self.torch_threads = torch_threads
         self.settings = settings
         self.settings_file = settings_file
@@ -278,13 +294,34 @@ class AppContext(QObject):
             return
         from faceapp.services import FaceService
 
-        self.service = FaceService(self.settings, store=self.store, engine=self.engine)
+        self.service = FaceService(self.settings, store=self.store, engine=self.engine, analyzer=self._analyzer)
         self.status.emit(f"Ready: model {self.engine.model_id}, threshold {self.engine.threshold:.3f}")
+        self._warm_landmarks()
         self.engine_ready.emit()
 
     @property
     def ready(self) -> bool:
         return self.service is not None
+
+    @property
+    def analyzer(self):
+        """The landmark analyzer (68 points, eyes, head pose), once the service exists."""
+        return self.service.analyzer if self.service is not None else None
+
+    @property
+    def wants_landmarks(self) -> bool:
+        """The camera frames need their 68 landmarks: drawn (show_landmarks) or the door's
+        liveness challenge (liveness)."""
+        return bool(self.settings.show_landmarks or self.settings.liveness)
+
+    def landmark_analyzer_if_wanted(self):
+        """Asked by the camera worker before each frame (from its thread; reads only)."""
+        return self.analyzer if self.wants_landmarks else None
+
+    def _warm_landmarks(self) -> None:
+        if self.analyzer is not None and self.wants_landmarks:
+            self.task(self.analyzer.warm_up, name="landmarks",
+                      on_error=lambda e: self.status.emit(f"Landmark model could not be loaded: {error_text(e)}"))
 
     # -- tasks ------------------------------------------------------------------------------
     def run(
@@ -316,6 +353,9 @@ class AppContext(QObject):
             self.engine.settings = dataclasses.replace(self.engine.settings, threshold=settings.threshold)
         if self.service is not None:
             self.service.settings = settings
+            self.service.analyzer.set_settings(settings)
+            if settings.show_landmarks != old.show_landmarks or settings.liveness != old.liveness:
+                self._warm_landmarks()
         if str(old.camera) != str(settings.camera):
             self.camera.stop(wait=True)  # the window starts the new one where a page needs it
         self.settings_changed.emit(settings)

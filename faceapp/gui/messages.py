@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faceapp.door import DoorHint, DoorOutcome
+from faceapp.landmarks.liveness import LivenessHint
 from faceapp.types import Decision, QualityIssue, QualityReport
 
 class _Worded(dict):
@@ -48,7 +49,18 @@ HINT_TEXT = {
     DoorHint.BLURRY: "Please hold still",
     DoorHint.SEVERAL_PEOPLE: "One person at a time, please",
     DoorHint.HOLD_STILL: "Hold still...",
+    DoorHint.LIVENESS: "Please do as asked",
 }
+
+# The door's liveness challenge (frames are unmirrored: "your left" is the person's own left).
+LIVENESS_HINT_TEXT = _Worded({
+    LivenessHint.LOOK_STRAIGHT: "Look straight at the camera",
+    LivenessHint.BLINK: "Please blink",
+    LivenessHint.TURN_LEFT: "Turn your head to your left",
+    LivenessHint.TURN_RIGHT: "Turn your head to your right",
+    LivenessHint.NO_FACE: "No face seen: please look at the camera",
+    LivenessHint.DONE: "Thank you: look at the camera",
+})
 
 
 def decision_text(decision: Decision | None) -> str:

@@ -38,9 +38,12 @@ class Overlay:
     """One face drawn over the picture, in the picture's pixel coordinates."""
 
     box: tuple[float, float, float, float]
-    points: np.ndarray | None = None  # (5, 2) landmarks
+    points: np.ndarray | None = None  # (N, 2) landmarks: MTCNN's 5 or the 68-point model's
     label: str = ""
     color: QColor = field(default_factory=lambda: QColor(NEUTRAL))
+    # polylines through ``points`` (index tuples; a closed loop repeats its first index), e.g.
+    # faceapp.landmarks.points.CONTOURS for 68 points
+    contours: tuple[tuple[int, ...], ...] = ()
 
 
 class VideoView(QWidget):
@@ -131,11 +134,17 @@ class VideoView(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(rect)
             if ov.points is not None:
+                pts = [QPointF(target.x() + x * scale, target.y() + y * scale)
+                       for x, y in np.asarray(ov.points, dtype=np.float64).reshape(-1, 2)]
+                if ov.contours:
+                    p.setPen(QPen(ov.color.lighter(125), max(1.0, line / 2)))
+                    for contour in ov.contours:
+                        p.drawPolyline([pts[i] for i in contour if i < len(pts)])
                 p.setPen(Qt.PenStyle.NoPen)
                 p.setBrush(ov.color)
-                r = max(2.0, line * 1.2)
-                for x, y in np.asarray(ov.points).reshape(-1, 2):
-                    p.drawEllipse(QPointF(target.x() + x * scale, target.y() + y * scale), r, r)
+                r = max(2.0, line * 1.2) if len(pts) <= 5 else max(1.5, line * 0.7)
+                for q in pts:
+                    p.drawEllipse(q, r, r)
             if ov.label:
                 tw, th = metrics.horizontalAdvance(ov.label) + 10, metrics.height() + 4
                 top = rect.top() - th if rect.top() - th >= target.top() else rect.bottom()

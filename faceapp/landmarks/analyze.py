@@ -47,6 +47,15 @@ class LandmarkAnalyzer:
                 self._predictor = LandmarkPredictor(model=self.settings.landmark_model, device=self.settings.device)
             return self._predictor
 
+    def set_settings(self, settings) -> None:
+        """Take new limits (the GUI's saved settings); the loaded network is kept unless the
+        landmark model or the device changed."""
+        old, self.settings = self.settings, settings
+        self.limits = LandmarkLimits.from_settings(settings)
+        if (old.landmark_model, old.device) != (settings.landmark_model, settings.device):
+            with self._lock:
+                self._predictor = None
+
     def warm_up(self) -> None:
         """Load the network now (the GUI can do this at start-up, in the background)."""
         _ = self.predictor

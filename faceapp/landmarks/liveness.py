@@ -354,7 +354,8 @@ class LivenessSession:
             if state.finished: break
 
     ``clock`` (default ``time.monotonic``) gives the time of each frame; tests pass their own.
-    ``points`` of the last frame (or None) are kept for drawing."""
+    ``points`` of the last frame (or None) are kept for drawing, and ``yaw``, its head turn in
+    degrees (also after the challenge ended: the door counts only frontal frames for the identity)."""
 
     def __init__(self, analyzer, *, config: LivenessConfig | None = None, kind=None, rng=None,
                  mirrored: bool = False, clock=None) -> None:
@@ -364,6 +365,7 @@ class LivenessSession:
         self.clock = clock or time.monotonic
         self.challenge = LivenessChallenge(kind, config=config, rng=rng, mirrored=mirrored)
         self.points: np.ndarray | None = None
+        self.yaw: float | None = None  # the latest frame's head turn (degrees; None without a face)
 
     @property
     def state(self) -> LivenessState:
@@ -372,13 +374,28 @@ class LivenessSession:
     def start(self) -> LivenessState:
         return self.challenge.start(self.clock())
 
-    def feed(self, result) -> LivenessState:
+    def feed(self, result, landmarks=None) -> LivenessState:
+        """Update the challenge with one frame. ``landmarks``: the frame's landmarks already
+        predicted by the caller (a sequence with one entry per face of ``result.faces``, each a
+        (68, 2) array or an object with ``.points``, e.g. :class:`FaceLandmarks`), so that a
+        worker thread that predicted them for drawing is not run twice; without them the
+        session's analyzer predicts the largest face's points."""
         now = self.clock()
         faces = list(result.faces)
         if not faces:
-            self.points = None
+            self.points = self.yaw = None
             return self.challenge.update(None, now)
-        face = max(faces, key=lambda f: f.observation.detection.bbox.area)
-        self.points = self.analyzer.predictor.predict(result.frame, face.observation.detection)
+        i = max(range(len(faces)), key=lambda j: faces[j].observation.detection.bbox.area)
+        if landmarks is not None:
+            if len(landmarks) != len(faces):
+                raise ValueError(f"{len(landmarks)} landmark sets for {len(faces)} faces")
+            entry = landmarks[i]
+            self.points = np.asarray(getattr(entry, "points", entry), dtype=np.float32)
+        elif self.analyzer is None:
+            raise ValueError("no landmarks were given for this frame and the session has no analyzer")
+        else:
+            self.points = self.analyzer.predictor.predict(result.frame, faces[i].observation.detection)
         h, w = result.frame.shape[:2]
+        yaw = head_pose(self.points, (w, h), mirrored=self.challenge.mirrored).yaw
+        self.yaw = float(yaw) if math.isfinite(yaw) else None
         return self.challenge.update(self.points, now, image_size=(w, h))

@@ -63,16 +63,17 @@ def gui_settings(db_url, tmp_path):
 
 
 @pytest.fixture
-def ctx(qapp, service, engine, gui_settings, settings_file):
+def ctx(qapp, service, engine, analyzer, gui_settings, settings_file):
     """The app's context on the test database and the session engine (ready at once)."""
     from faceapp.gui.context import AppContext
 
-    saved = engine.settings
-    c = AppContext(gui_settings, store=service.store, engine=engine, settings_file=settings_file)
+    saved, saved_limits = engine.settings, analyzer.settings
+    c = AppContext(gui_settings, store=service.store, engine=engine, settings_file=settings_file, analyzer=analyzer)
     c.start()
     yield c
     assert c.shutdown(), "a worker did not stop"
     engine.settings = saved  # the settings page may have changed the shared engine's threshold
+    analyzer.set_settings(saved_limits)  # ... and the shared analyzer's limits
 
 
 @pytest.fixture

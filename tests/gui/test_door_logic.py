@@ -218,3 +218,145 @@ def test_log_outcome_writes_one_door_event():
     [(kind, kw)] = store.calls
     assert kind == "door"
     assert (kw["decision"], kw["decided"], kw["threshold"]) == (Decision.MATCH, "alice", TAU)
+
+
+# -- liveness at the door (the challenge runs on the attempt's frames) ----------------------------
+from faceapp.door import liveness_factory  # noqa: E402
+from faceapp.landmarks.liveness import ChallengeKind, LivenessConfig, LivenessSession  # noqa: E402
+from faceapp.landmarks.pose import camera_matrix, project_model, rotation_from_angles  # noqa: E402
+
+SIZE = (640, 480)
+K = camera_matrix(SIZE)
+
+
+def head(yaw=0.0) -> np.ndarray:
+    """A real (3-D) head's 68 landmarks in a 640x480 picture."""
+    return project_model(rotation_from_angles(yaw, 0.0, 0.0), camera=K)
+
+
+def tilted_photo(points: np.ndarray, tilt_deg: float) -> np.ndarray:
+    """``points`` printed on a flat card 500 mm from the camera, the card turned about its vertical axis."""
+    xy = (points - K[:2, 2]) / K[0, 0] * 500.0
+    plane = np.c_[xy, np.zeros(len(xy))]
+    centre = plane.mean(axis=0)
+    a = np.radians(tilt_deg)
+    r = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    world = (plane - centre) @ r.T + centre + np.array([0.0, 0.0, 500.0])
+    return world[:, :2] / world[:, 2:3] * K[0, 0] + K[:2, 2]
+
+
+def big(result: FrameResult) -> FrameResult:
+    """The same faces in a 640x480 picture (head pose needs the real frame size)."""
+    return FrameResult(0, np.zeros((480, 640, 3), np.uint8), result.faces, {}, result.all_detections)
+
+
+def live_machine(kind, clock, mode=DoorMode.RECOGNIZE, **kw) -> DoorMachine:
+    config = LivenessConfig(time_limit_s=6.0)
+
+    def make():
+        return LivenessSession(None, kind=kind, config=config, clock=clock)
+
+    kw.setdefault("timeout_s", 8.0)
+    return machine(mode, clock=clock, liveness=make, **kw)
+
+
+def step(m, clock, result, points, dt=0.1):
+    clock.t += dt
+    return m.feed(big(result), None if points is None else [points] * len(result.faces))
+
+
+def test_with_liveness_a_confirmed_match_waits_for_the_challenge_then_is_granted():
+    clock = Clock()
+    m = live_machine(ChallengeKind.TURN_LEFT, clock)
+    assert m.needs_landmarks
+    states = [step(m, clock, ALICE, head()) for _ in range(4)]
+    s = states[-1]
+    assert (s.phase, s.confirmed, s.hint) == (DoorPhase.WATCHING, True, DoorHint.LIVENESS)
+    assert s.liveness is not None and not s.liveness.finished
+    for yaw in (10, 20, 30, 33, 35):
+        s = step(m, clock, ALICE, head(yaw))
+        if s.decided_now:
+            break
+    assert s.phase is DoorPhase.GRANTED and s.decided_now
+    assert (s.outcome.decision, s.outcome.name, s.outcome.frames) == (Decision.MATCH, "alice", 3)
+    assert "liveness (turn_left)" in s.outcome.detail
+
+
+def test_with_liveness_a_tilted_photo_of_an_enrolled_person_is_denied_as_spoof():
+    clock = Clock()
+    m = live_machine(ChallengeKind.TURN_RIGHT, clock)  # tilting the card this way looks like a right turn
+    s = None
+    for tilt in (0, 0, 0, 0, 10, 20, 30, 40, 45, 50, 55, 60, 65, 65):
+        s = step(m, clock, ALICE, tilted_photo(head(), tilt))
+        if s.decided_now:
+            break
+    assert s.phase is DoorPhase.DENIED and s.decided_now
+    assert (s.outcome.decision, s.outcome.name) == (Decision.SPOOF, None)
+    assert s.outcome.detail.startswith("liveness (turn_right)") and "flat picture" in s.outcome.detail
+
+
+def test_with_liveness_a_still_face_is_denied_when_the_challenge_time_runs_out():
+    clock = Clock()
+    m = live_machine(ChallengeKind.BLINK, clock, timeout_s=10.0)
+    s = None
+    for _ in range(80):  # 8 s of a face that matches but never blinks
+        s = step(m, clock, ALICE, head())
+        if s.decided_now:
+            break
+    assert s.phase is DoorPhase.DENIED
+    assert s.outcome.decision is Decision.LIVENESS_TIMEOUT
+    assert 6.0 <= clock.t - 100.0 < 6.3  # the challenge's own limit, not the door's 10 s
+
+
+def test_with_liveness_a_stranger_is_denied_at_once():
+    clock = Clock()
+    m = live_machine(ChallengeKind.BLINK, clock)
+    s = [step(m, clock, STRANGER, head()) for _ in range(3)][-1]
+    assert s.phase is DoorPhase.DENIED and s.outcome.decision is Decision.NOT_RECOGNIZED
+
+
+def test_with_liveness_turned_frames_do_not_count_for_the_identity():
+    # verify: the claimed person matches while facing the camera; while turned for the
+    # challenge the distance is large (a profile), which must neither deny nor break the grant
+    clock = Clock()
+    turned = {"on": False}
+    m = live_machine(ChallengeKind.TURN_RIGHT, clock, mode=DoorMode.VERIFY,
+                     distance_to=lambda name, emb: 0.9 if turned["on"] else 0.2)
+    m.claim("alice")
+    for _ in range(3):
+        s = step(m, clock, ALICE, head())
+    assert s.confirmed
+    turned["on"] = True
+    for yaw in (-15, -25, -30, -32, -35):
+        s = step(m, clock, ALICE, head(yaw))
+        if s.decided_now:
+            break
+    assert s.phase is DoorPhase.GRANTED and s.outcome.name == "alice"
+
+
+def test_with_liveness_the_face_leaving_after_the_challenge_restarts_it():
+    # a live accomplice blinks, steps away, and a photo of the enrolled person takes the place:
+    # the identity frames after the gap need a new challenge
+    clock = Clock()
+    m = live_machine(ChallengeKind.TURN_LEFT, clock, mode=DoorMode.VERIFY,
+                     distance_to=lambda name, emb: 0.9)  # the accomplice is not alice
+    m.claim("alice")
+    step(m, clock, ALICE, head())
+    for yaw in (10, 20, 30, 35, 35):
+        s = step(m, clock, ALICE, head(yaw))
+    assert s.liveness.passed and not s.confirmed and s.phase is DoorPhase.WATCHING
+    s = step(m, clock, NOBODY, None)
+    assert not s.liveness.finished  # a new challenge
+    m.distance_to = lambda name, emb: 0.2  # the photo of alice
+    for _ in range(4):
+        s = step(m, clock, ALICE, head())
+    assert s.phase is DoorPhase.WATCHING and s.confirmed and s.hint is DoorHint.LIVENESS
+
+
+def test_liveness_factory_follows_the_setting():
+    from faceapp.config import Settings
+
+    assert liveness_factory(Settings(liveness=False)) is None
+    make = liveness_factory(Settings(liveness=True, liveness_time_limit_s=4.0), clock=lambda: 0.0)
+    a, b = make(), make()
+    assert a is not b and a.challenge.config.time_limit_s == 4.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
@@ -63,4 +64,62 @@ def test_verify_mode_is_driven_from_the_keyboard(qtbot, ctx, service, lfw_image,
         qtbot.keyClick(door.name_edit, Qt.Key.Key_Return)
     outcome = blocker.args[0]
     assert (outcome.decision, outcome.claimed) == (Decision.MATCH, "Colin Powell")
+    win.close()
+
+
+def test_with_liveness_on_the_door_asks_for_the_challenge_and_a_still_photo_is_denied(
+    qtbot, ctx, service, lfw_image, make_video
+):
+    from faceapp.gui.messages import LIVENESS_HINT_TEXT
+    from faceapp.landmarks.liveness import LivenessHint
+
+    service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
+    ctx.settings = ctx.settings.replace(liveness=True, liveness_time_limit_s=2.0, door_timeout_s=8.0)
+    win = _door(qtbot, ctx, make_video(lfw_image("Colin_Powell", 2), frames=120))
+    door = win.door
+    prompts, progress = [], []
+    shown = door._set_prompt
+
+    def record(text, *, error=False):
+        prompts.append(text)
+        progress.append(door.progress.text())
+        shown(text, error=error)
+
+    door._set_prompt = record
+    with qtbot.waitSignal(door.decided, timeout=60000) as blocker:
+        win.show()
+    outcome = blocker.args[0]
+    # the photo matches Colin Powell, but it never blinks or turns: no entry
+    assert outcome.decision is Decision.LIVENESS_TIMEOUT and outcome.name is None
+    assert outcome.detail.startswith("liveness (")
+    challenge = {LIVENESS_HINT_TEXT[h] for h in (LivenessHint.BLINK, LivenessHint.TURN_LEFT, LivenessHint.TURN_RIGHT)}
+    assert challenge & set(prompts), prompts  # the visitor was asked to blink or to turn
+    assert any("Liveness" in p for p in progress)
+    assert door.result.title.text() == "ACCESS DENIED"
+    assert "Did not blink / turn in time" in door.result.reason.text()
+    [event] = _door_events(ctx)
+    assert (event.decision, event.decided) == (Decision.LIVENESS_TIMEOUT, None)
+    assert event.detail.startswith("liveness (")
+    win.close()
+
+
+def test_the_live_view_draws_the_68_landmarks_when_toggled(qtbot, ctx, lfw_image, make_video):
+    from faceapp.gui.window import MainWindow
+
+    ctx.settings = ctx.settings.replace(camera=str(make_video(lfw_image("Colin_Powell", 2), frames=200)))
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    win.show()
+    live = win.live
+    win.show_page(live)
+    qtbot.waitUntil(lambda: len(live.view._overlays) == 1, timeout=60000)
+    assert np.asarray(live.view._overlays[0].points).shape == (5, 2)
+    live.landmarks_box.setChecked(True)
+    assert ctx.settings.show_landmarks
+    qtbot.waitUntil(lambda: np.asarray(live.view._overlays[0].points).shape == (68, 2), timeout=60000)
+    ov = live.view._overlays[0]
+    assert ov.contours and "yaw" in ov.label
+    assert "landmarks" in live.info.text()
+    live.landmarks_box.setChecked(False)
+    qtbot.waitUntil(lambda: np.asarray(live.view._overlays[0].points).shape == (5, 2), timeout=60000)
     win.close()

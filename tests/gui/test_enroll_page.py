@@ -91,3 +91,15 @@ def test_a_camera_snapshot_after_the_countdown_is_checked_like_a_photo(qtbot, wi
         assert page.view._big == "1"  # the countdown is on screen
     assert blocker.args[0].source == "camera snapshot"
     assert page.verdict.text().startswith("\u2713")
+
+
+def test_a_photo_with_the_head_turned_is_refused_with_its_reason_and_the_pose(qtbot, window, lfw_image):
+    page = window.enroll
+    window.show_page(page)
+    page.name_edit.setText("Tony Blair")
+    preview = _analyse(qtbot, page, lfw_image("Tony_Blair", 1))  # looks 30 degrees to the side
+    assert page.verdict.text() == "\u2717 The head is turned: use a photo looking straight at the camera"
+    assert not page.enroll_button.isEnabled()
+    assert "yaw -3" in page.details.text() and "limits: turn 25" in page.details.text()
+    assert np.asarray(page.view._overlays[0].points).shape == (68, 2)  # the 68 points are drawn
+    assert preview.probe.landmarks is not None

@@ -49,3 +49,25 @@ def test_the_window_modules_do_not_load_torch_so_it_shows_at_once():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_landmark_and_liveness_settings_are_saved_checked_and_applied(window, ctx, settings_file):
+    page = window.settings
+    window.show_page(page)
+    assert not page.liveness_time.isEnabled()  # liveness is off by default
+    page.liveness.setChecked(True)
+    page.liveness_time.setValue(7.0)
+    page.liveness_turn.setValue(30.0)
+    page.show_landmarks.setChecked(True)
+    page.max_yaw.setValue(20.0)
+    page.timeout.setValue(8.0)  # less than the challenge's 7 s + 2: refused, nothing written
+    assert not page.save()
+    assert "door_timeout_s" in page.message.text() and not settings_file.exists()
+    page.timeout.setValue(10.0)
+    assert page.save()
+    saved = load_settings(settings_file, env=False)
+    assert (saved.liveness, saved.liveness_time_limit_s, saved.liveness_turn_deg) == (True, 7.0, 30.0)
+    assert (saved.show_landmarks, saved.max_yaw_deg, saved.enroll_check_landmarks) == (True, 20.0, True)
+    assert ctx.analyzer.limits.max_yaw_deg == 20.0  # the running app's enrollment check
+    assert window.door.machine.needs_landmarks  # the door was rebuilt with the challenge
+    assert window.live.landmarks_box.isChecked()

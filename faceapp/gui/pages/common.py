@@ -5,10 +5,20 @@ from __future__ import annotations
 from faceapp.gui.widgets import BAD, GOOD, NEUTRAL, WARN, Overlay
 
 
-def face_overlays(result, *, show_unknown_distance: bool = True) -> list[Overlay]:
-    """A box, the 5 landmarks and 'name d' (or 'unknown') for each face of a FrameResult."""
+def landmark_text(face) -> str:
+    """'yaw +5  pitch -3  eyes 0.31' for a FaceLandmarks (degrees; eye aspect ratio)."""
+    q = face.quality
+    return f"yaw {q.pose.yaw:+.0f}\u00b0  pitch {q.pose.pitch:+.0f}\u00b0  eyes {q.eye_aspect_ratio:.2f}"
+
+
+def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None) -> list[Overlay]:
+    """A box, the landmarks and 'name d' (or 'unknown') for each face of a FrameResult.
+    ``landmarks``: the frame's FaceLandmarks (one per face): their 68 points and contours are
+    drawn instead of MTCNN's 5, and the head pose joins the label."""
+    from faceapp.landmarks.points import CONTOURS
+
     out: list[Overlay] = []
-    for face in result.faces:
+    for i, face in enumerate(result.faces):
         det = face.observation.detection
         best = face.best
         q = face.observation.quality
@@ -22,7 +32,11 @@ def face_overlays(result, *, show_unknown_distance: bool = True) -> list[Overlay
             label += f"  ({q.describe()})"
             color = color if best is not None else BAD
         b = det.bbox
-        out.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, label, color))
+        if landmarks is not None and i < len(landmarks):
+            label += f"  {landmark_text(landmarks[i])}"
+            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), landmarks[i].points, label, color, CONTOURS))
+        else:
+            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, label, color))
     for det in result.all_detections:
         if any(det is f.observation.detection for f in result.faces):
             continue

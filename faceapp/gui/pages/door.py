@@ -21,11 +21,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.door import DoorHint, DoorMachine, DoorMode, DoorOutcome, DoorPhase, DoorState, log_outcome
+from faceapp.door import (
+    DoorHint,
+    DoorMachine,
+    DoorMode,
+    DoorOutcome,
+    DoorPhase,
+    DoorState,
+    liveness_factory,
+    log_outcome,
+)
 from faceapp.gui.context import AppContext, LiveFrame, error_text
-from faceapp.gui.messages import HINT_TEXT, outcome_reason
+from faceapp.gui.messages import HINT_TEXT, LIVENESS_HINT_TEXT, outcome_reason
 from faceapp.gui.pages.base import Page
 from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, Overlay, VideoView, jpeg_pixmap
+from faceapp.landmarks.points import CONTOURS
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +220,7 @@ class DoorPage(Page):
             self._mode,
             threshold=self.ctx.engine.threshold,
             distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
+            liveness=liveness_factory(self.ctx.settings, analyzer=self.ctx.analyzer),
         )
         self._shown = None
         self.stack.setCurrentWidget(self.watch)
@@ -298,14 +309,22 @@ class DoorPage(Page):
     def _frame(self, frame: LiveFrame) -> None:
         if not self._active or self.machine is None:
             return
-        state = self.machine.feed(frame.result)
+        if self.machine.needs_landmarks and frame.landmarks is None and frame.result.faces:
+            # the worker had not started predicting landmarks yet (the setting just changed)
+            state = self.machine.tick()
+        else:
+            state = self.machine.feed(frame.result, frame.landmarks)
         overlays = []
-        for face in frame.result.faces:
+        show = frame.landmarks if self.ctx.settings.show_landmarks else None
+        for i, face in enumerate(frame.result.faces):
             b = face.observation.detection.bbox
             color = GOOD if state.streak and state.verdict and state.verdict.decision.granted else (
                 NEUTRAL if face.observation.quality.ok else WARN
             )
-            overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.observation.detection.landmarks.points, "", color))
+            if show is not None and i < len(show):
+                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), show[i].points, "", color, CONTOURS))
+            else:
+                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.observation.detection.landmarks.points, "", color))
         self.view.set_frame(frame.image, overlays)
         self._render(state)
 
@@ -333,10 +352,23 @@ class DoorPage(Page):
         text = HINT_TEXT[hint]
         if state.phase is DoorPhase.WATCHING and self._mode is DoorMode.VERIFY and hint is DoorHint.HOLD_STILL:
             text = f"Hold still, {state.claimed}..."
-        self._set_prompt(text, error=hint not in (DoorHint.ENTER_NAME, DoorHint.LOOK_AT_CAMERA, DoorHint.HOLD_STILL))
+        live = state.liveness if state.phase is DoorPhase.WATCHING else None
+        challenge = live is not None and not live.finished
+        if challenge and hint in (DoorHint.HOLD_STILL, DoorHint.LIVENESS, DoorHint.LOOK_AT_CAMERA, DoorHint.NO_FACE):
+            text = LIVENESS_HINT_TEXT[live.hint]  # the challenge: blink, turn left / right
+        calm = (DoorHint.ENTER_NAME, DoorHint.LOOK_AT_CAMERA, DoorHint.HOLD_STILL, DoorHint.LIVENESS)
+        self._set_prompt(text, error=hint not in calm and not challenge)
         if state.phase is DoorPhase.WATCHING:
             dots = "\u25cf" * state.streak + "\u25cb" * max(0, state.needed - state.streak)
-            self.progress.setText(f"{dots}    {state.remaining_s or 0:.0f} s left")
+            if state.confirmed:
+                dots = "\u2713"
+            line = f"{dots}    {state.remaining_s or 0:.0f} s left"
+            if live is not None:
+                filled = int(round(10 * (1.0 if live.passed else live.progress)))
+                bar = "\u25ae" * filled + "\u25af" * (10 - filled)
+                mark = "  \u2713" if live.passed else f"  {live.remaining_s:.0f} s"
+                line += f"\nLiveness {bar}{mark}"
+            self.progress.setText(line)
         else:
             self.progress.setText("")
 

@@ -25,7 +25,9 @@ from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected
 from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import quality_verdict
 from faceapp.gui.pages.base import Page
+from faceapp.gui.pages.common import landmark_text
 from faceapp.gui.widgets import BAD, GOOD, WARN, ImageBox, Overlay, VideoView, to_qimage
+from faceapp.landmarks.points import CONTOURS
 from faceapp.types import Candidate
 
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
@@ -43,11 +45,12 @@ class Preview:
 
 
 def analyse(service, source, label: str) -> Preview:
-    """Worker function: load the photo, find its face and the nearest enrolled people."""
+    """Worker function: load the photo, find its face (with the 68-landmark eyes / head-pose
+    checks that enrollment applies) and the nearest enrolled people."""
     from faceapp.imageio import load_image
 
     image = load_image(source, max_side=service.settings.max_image_side)
-    probe = service.probe(image)
+    probe = service.probe(image, check_landmarks=True)
     nearest: tuple[Candidate, ...] = ()
     if probe.observation is not None:
         nearest = tuple(service.gallery().nearest(probe.observation.embedding, 3))
@@ -261,10 +264,14 @@ class EnrollPage(Page):
         obs = probe.observation
         ok, text = quality_verdict(probe.decision, obs.quality if obs else None, probe.faces)
         overlays = []
+        face = probe.landmarks
         for det in probe.detections:
             b = det.bbox
             color = (GOOD if ok else BAD) if len(probe.detections) == 1 else BAD
-            overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, "", color))
+            if face is not None and det is face.detection:
+                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.points, "", color, CONTOURS))
+            else:
+                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, "", color))
         self.view.set_message("")
         self.view.set_frame(to_qimage(preview.image), overlays)
         self.crop.set_image(to_qimage(obs.aligned.image) if obs else None)
@@ -277,6 +284,12 @@ class EnrollPage(Page):
                 f"brightness {q.brightness:.0f}, sharpness {q.sharpness:.0f} (min {self.ctx.settings.min_sharpness:g}), "
                 f"detector {q.score:.2f}"
             )
+            if face is not None:
+                s = self.ctx.settings
+                self.details.setText(
+                    self.details.text() + f"; head {landmark_text(face)} "
+                    f"(limits: turn {s.max_yaw_deg:g}\u00b0, tilt {s.max_pitch_deg:g}\u00b0, eyes {s.min_eye_aspect_ratio:g})"
+                )
         else:
             self.details.setText(preview.source)
         tau = self.ctx.service.threshold

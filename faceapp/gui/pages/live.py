@@ -1,9 +1,14 @@
-"""Live: the camera picture with each face's box, landmarks, best match and distance."""
+"""Live: the camera picture with each face's box, landmarks, best match and distance.
+
+The "68 landmarks" toggle draws the landmark CNN's points, contours and head pose (the setting
+``show_landmarks``, for this session; the Settings page saves it)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from faceapp.gui.context import AppContext, CameraOpened, LiveFrame
 from faceapp.gui.pages.base import Page
@@ -24,9 +29,14 @@ class LivePage(Page):
         self.retry_button.setToolTip("Open the camera again (Ctrl+R)")
         self.retry_button.setVisible(False)
         self.retry_button.clicked.connect(self.retry)
+        self.landmarks_box = QCheckBox("68 &landmarks")
+        self.landmarks_box.setToolTip("Draw the 68-point landmarks, the head pose and the eye opening of each face")
+        self.landmarks_box.setChecked(ctx.settings.show_landmarks)
+        self.landmarks_box.toggled.connect(self.set_show_landmarks)
 
         bar = QHBoxLayout()
         bar.addWidget(self.info, 1)
+        bar.addWidget(self.landmarks_box)
         bar.addWidget(self.retry_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view, 1)
@@ -38,6 +48,12 @@ class LivePage(Page):
         cam.failed.connect(self._failed)
         cam.ended.connect(self._ended)
         ctx.engine_failed.connect(lambda msg: self.view.set_message(f"Face models could not be loaded:\n{msg}", error=True))
+        ctx.settings_changed.connect(lambda st: self.landmarks_box.setChecked(st.show_landmarks))
+
+    def set_show_landmarks(self, on: bool) -> None:
+        """Draw (or stop drawing) the 68 landmarks; applies to this session's settings."""
+        if bool(on) != self.ctx.settings.show_landmarks:
+            self.ctx.apply_settings(dataclasses.replace(self.ctx.settings, show_landmarks=bool(on)))
 
     def retry(self) -> None:
         if self.ctx.ready:
@@ -59,12 +75,14 @@ class LivePage(Page):
             return
         result = frame.result
         self.view.set_message("")
-        self.view.set_frame(frame.image, face_overlays(result))
+        shown = frame.landmarks if self.ctx.settings.show_landmarks else None
+        self.view.set_frame(frame.image, face_overlays(result, landmarks=shown))
         t = result.timings
         n = len(result.faces)
+        lm = f", landmarks {t['landmarks']:.0f}" if "landmarks" in t else ""
         self.info.setText(
             f"{self.ctx.camera.source_name}   {self.ctx.camera.fps:4.1f} fps   inference {frame.inference_ms:5.0f} ms "
-            f"(detect {t.get('detect', 0):.0f}, embed {t.get('embed', 0):.0f})   "
+            f"(detect {t.get('detect', 0):.0f}, embed {t.get('embed', 0):.0f}{lm})   "
             f"{n} face{'s' if n != 1 else ''}   threshold {self.ctx.engine.threshold:.3f}"
         )
 

@@ -181,6 +181,39 @@ class SettingsPage(Page):
         df.addRow("&Time limit for a decision:", self.timeout)
         df.addRow("Result shown &for:", self.reset)
 
+        # landmarks: drawing, enrollment checks, the door's liveness challenge
+        self.show_landmarks = QCheckBox("Draw the 68 landmarks and head pose in the live and door views")
+        self.enroll_checks = QCheckBox("Enrollment: refuse photos with closed eyes or a turned head")
+        self.max_yaw = QDoubleSpinBox()
+        self.max_yaw.setRange(5.0, 90.0)
+        self.max_yaw.setSuffix(" \u00b0")
+        self.max_yaw.setToolTip("Largest head turn left/right of a usable enrollment photo")
+        self.liveness = QCheckBox("Door: ask for a liveness challenge (blink, or turn the head) before granting")
+        self.liveness_time = QDoubleSpinBox()
+        self.liveness_time.setRange(1.0, 60.0)
+        self.liveness_time.setSuffix(" s")
+        self.liveness_turn = QDoubleSpinBox()
+        self.liveness_turn.setRange(10.0, 45.0)
+        self.liveness_turn.setSuffix(" \u00b0")
+        self.liveness_turn.setToolTip("How far a turn challenge must turn the head; higher is harder to fake and to pass")
+        live_note = QLabel(
+            "Liveness catches a photo or a screen held up and moved (its landmarks move as one plane). "
+            "It has been measured against photo attacks only, not yet on live people at this door: "
+            "try it with your users before relying on it (docs/landmarks.md)."
+        )
+        live_note.setWordWrap(True)
+        lm_box = QGroupBox("Landmarks and liveness")
+        lf = QFormLayout(lm_box)
+        lf.addRow(self.show_landmarks)
+        lf.addRow(self.enroll_checks)
+        lf.addRow("Largest head &turn for enrollment:", self.max_yaw)
+        lf.addRow(self.liveness)
+        lf.addRow("Time to meet the &challenge:", self.liveness_time)
+        lf.addRow("Turn challenge &angle:", self.liveness_turn)
+        lf.addRow(live_note)
+        self.liveness.toggled.connect(lambda on: (self.liveness_time.setEnabled(on), self.liveness_turn.setEnabled(on)))
+        self.enroll_checks.toggled.connect(self.max_yaw.setEnabled)
+
         self.save_button = QPushButton("&Save")
         self.save_button.setToolTip("Save the settings (Ctrl+S)")
         self.save_button.clicked.connect(self.save)
@@ -195,7 +228,7 @@ class SettingsPage(Page):
 
         inner = QWidget()
         il = QVBoxLayout(inner)
-        for box in (cam_box, th_box, sys_box, door_box):
+        for box in (cam_box, th_box, sys_box, door_box, lm_box):
             il.addWidget(box)
         il.addStretch(1)
         scroll = QScrollArea()
@@ -230,6 +263,15 @@ class SettingsPage(Page):
         self.frames.setValue(s.door_frames)
         self.timeout.setValue(s.door_timeout_s)
         self.reset.setValue(s.door_reset_s)
+        self.show_landmarks.setChecked(s.show_landmarks)
+        self.enroll_checks.setChecked(s.enroll_check_landmarks)
+        self.max_yaw.setValue(s.max_yaw_deg)
+        self.max_yaw.setEnabled(s.enroll_check_landmarks)
+        self.liveness.setChecked(s.liveness)
+        self.liveness_time.setValue(s.liveness_time_limit_s)
+        self.liveness_turn.setValue(s.liveness_turn_deg)
+        for w in (self.liveness_time, self.liveness_turn):
+            w.setEnabled(s.liveness)
         self._show_card()
 
     def edited(self) -> Settings:
@@ -243,6 +285,12 @@ class SettingsPage(Page):
             door_frames=self.frames.value(),
             door_timeout_s=self.timeout.value(),
             door_reset_s=self.reset.value(),
+            show_landmarks=self.show_landmarks.isChecked(),
+            enroll_check_landmarks=self.enroll_checks.isChecked(),
+            max_yaw_deg=self.max_yaw.value(),
+            liveness=self.liveness.isChecked(),
+            liveness_time_limit_s=self.liveness_time.value(),
+            liveness_turn_deg=self.liveness_turn.value(),
         ).validate()
 
     def save(self) -> bool:
