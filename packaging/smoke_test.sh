@@ -61,13 +61,17 @@ ok "$v ($version_ms ms)"
 
 # enroll and verify two LFW photos through the CLI
 A1=$LFW/Colin_Powell/Colin_Powell_0001.jpg; A2=$LFW/Colin_Powell/Colin_Powell_0002.jpg
-B1=$LFW/Tony_Blair/Tony_Blair_0001.jpg
+B1=$LFW/Tony_Blair/Tony_Blair_0002.jpg
+TURNED=$LFW/Tony_Blair/Tony_Blair_0001.jpg  # looks 30 degrees aside: the landmark CNN's head pose refuses it
 t0=$(now); "$FACEAPP" enroll "Colin Powell" "$A1" || fail "enroll"; t1=$(now)
 enroll_ms=$(ms $t0 $t1)
 t0=$(now); "$FACEAPP" verify "Colin Powell" "$A2" || fail "verify of the same person did not match"; t1=$(now)
 verify_ms=$(ms $t0 $t1)
 set +e; "$FACEAPP" verify "Colin Powell" "$B1"; rc=$?; set -e
 [ $rc = 1 ] || fail "verify of another person: exit $rc, expected 1 (no match)"
+set +e; "$FACEAPP" enroll "Tony Blair" "$TURNED"; rc=$?; set -e
+[ $rc = 5 ] || fail "enroll of a turned head: exit $rc, expected 5 (low quality: head turned)"
+ok "the landmark CNN (ONNX) refuses a turned head for enrollment"
 "$FACEAPP" enroll "Tony Blair" "$B1" >/dev/null || fail "second enroll"
 "$FACEAPP" people
 DB=$HOME/.local/share/faceapp/faceapp.db

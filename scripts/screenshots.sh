@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the desktop app in a real X window under Xvfb, walk through every screen and save a
-# screenshot of each to docs/screenshots/<screen>.png (live, enroll, door, door_denied,
-# door_watch, door_verify, people, log, settings). Needs LFW under $FACEAPP_DATASETS (default:
+# screenshot of each to docs/screenshots/<screen>.png (live, live_landmarks, enroll, door, door_denied,
+# door_watch, door_verify, door_liveness, people, log, settings). Needs LFW under $FACEAPP_DATASETS (default:
 # ../shared/datasets beside the repo) and xvfb-run + ImageMagick's `import`
 # (Debian/Ubuntu: apt-get install -y xvfb xauth imagemagick libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0).
 set -euo pipefail

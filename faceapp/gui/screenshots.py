@@ -25,7 +25,8 @@ import numpy as np
 log = logging.getLogger("faceapp.screenshots")
 
 W, H = 1280, 800
-ENROLLED = ["Colin_Powell", "Serena_Williams", "Donald_Rumsfeld", "Jennifer_Aniston", "Tony_Blair"]
+# (person, photo): enrollment photos that face the camera (Tony_Blair_0001 and Jennifer_Aniston_0001 look aside: refused)
+ENROLLED = [("Colin_Powell", 1), ("Serena_Williams", 1), ("Donald_Rumsfeld", 1), ("Jennifer_Aniston", 2), ("Tony_Blair", 2)]
 
 
 def _lfw(name: str, n: int = 1) -> Path:
@@ -177,8 +178,8 @@ def _run(out: Path, work: Path) -> int:
     _place(win)
     ctx.start()
     _wait(lambda: ctx.ready, 180, "the face models")
-    for name in ENROLLED:
-        ctx.service.enroll(name.replace("_", " "), _lfw(name, 1))
+    for name, n in ENROLLED:
+        ctx.service.enroll(name.replace("_", " "), _lfw(name, n))
     ctx.people_changed.emit()
 
     # Live: one enrolled person and one stranger.
@@ -186,6 +187,13 @@ def _run(out: Path, work: Path) -> int:
     _wait(lambda: ctx.camera.last is not None and len(ctx.camera.last.result.faces) == 2, 60, "live frames")
     _pump(2.0)
     _shot(win, out, "live")
+
+    # Live with the 68-point landmarks, head pose and eye opening.
+    win.live.landmarks_box.setChecked(True)
+    _wait(lambda: ctx.camera.last is not None and ctx.camera.last.landmarks is not None, 60, "landmarks")
+    _pump(2.0)
+    _shot(win, out, "live_landmarks")
+    win.live.landmarks_box.setChecked(False)
 
     # Enroll: a new person's photo, checked, with a name typed.
     page = win.enroll
@@ -239,7 +247,18 @@ def _run(out: Path, work: Path) -> int:
     _pump(0.5)
     _shot(kiosk, out, "door_verify")
     QTest.keyClick(kiosk.door.name_edit, Qt.Key.Key_Escape)
+
+    # Door with liveness on: the challenge is asked for (a still photo cannot meet it).
+    kiosk.door.set_mode(DoorMode.RECOGNIZE)
     ctx.camera.stop(wait=True)
+    ctx.apply_settings(dataclasses.replace(ctx.settings, liveness=True, liveness_time_limit_s=15.0))
+    ctx.camera.start(str(door_video))
+    kiosk.door.cancel()
+    _wait(lambda: kiosk.door.machine.state.confirmed, 60, "the identity before the liveness challenge")
+    _pump(1.0)
+    _shot(kiosk, out, "door_liveness")
+    ctx.camera.stop(wait=True)
+    ctx.apply_settings(dataclasses.replace(ctx.settings, liveness=False))
     kiosk.hide()
 
     _place(win)

@@ -44,6 +44,7 @@ class Overlay:
     # polylines through ``points`` (index tuples; a closed loop repeats its first index), e.g.
     # faceapp.landmarks.points.CONTOURS for 68 points
     contours: tuple[tuple[int, ...], ...] = ()
+    detail: str = ""  # a second, smaller line under the box (e.g. the head pose)
 
 
 class VideoView(QWidget):
@@ -145,6 +146,20 @@ class VideoView(QWidget):
                 r = max(2.0, line * 1.2) if len(pts) <= 5 else max(1.5, line * 0.7)
                 for q in pts:
                     p.drawEllipse(q, r, r)
+            if ov.detail:
+                small = QFont(font)
+                small.setPixelSize(max(10, int(font.pixelSize() * 0.7)))
+                small.setBold(False)
+                p.setFont(small)
+                sm = p.fontMetrics()
+                dw, dh = sm.horizontalAdvance(ov.detail) + 10, sm.height() + 4
+                below = QRectF(rect.left() - line / 2, rect.bottom() + line / 2, dw, dh)
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(QColor(0, 0, 0, 170))
+                p.drawRect(below)
+                p.setPen(QColor("#ffffff"))
+                p.drawText(below, Qt.AlignmentFlag.AlignCenter, ov.detail)
+                p.setFont(font)
             if ov.label:
                 tw, th = metrics.horizontalAdvance(ov.label) + 10, metrics.height() + 4
                 top = rect.top() - th if rect.top() - th >= target.top() else rect.bottom()

@@ -1,6 +1,7 @@
-"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet and the embedding model.
+"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet, the embedding model and
+the 68-point landmark model.
 
-    python -m faceapp.runtime.export OUT_DIR [--model dlib-resnet-v1]
+    python -m faceapp.runtime.export OUT_DIR [--model dlib-resnet-v1] [--landmark-model landmarks-v1]
 
 Needs torch, facenet-pytorch and onnx (the installer build runs it in its build venv, with the
 CPU build of torch); the app then runs the files with ONNX Runtime (faceapp.runtime). Training
@@ -88,10 +89,33 @@ def export_embedder(model_id: str, out_dir: Path) -> Path:
     return path
 
 
-def export_all(out_dir: Path, model_ids: list[str]) -> list[Path]:
+def export_landmarks(model_id: str, out_dir: Path) -> Path:
+    """The 68-point landmark CNN of ``model_id`` (its checked weights) -> <model_id>.onnx:
+    normalised crops (N, 3, S, S) -> points (N, 68, 2) in crop pixels (soft-argmax included)."""
+    import torch
+
+    from faceapp.landmarks.model import landmark_net
+    from faceapp.landmarks.spec import load_landmark_spec
+
+    spec = load_landmark_spec(model_id)
+    net = landmark_net(state=spec.load_state_dict(map_location="cpu"), width=spec.width)
+    example = torch.zeros(2, 3, spec.input_size, spec.input_size)
+    path = out_dir / f"{spec.model_id}.onnx"
+    meta = {
+        "producer": "faceapp.runtime.export",
+        "model_id": spec.model_id,
+        "source_sha256": spec.sha256,
+        "architecture": spec.architecture,
+    }
+    _save(net.eval(), example, path, ["input"], ["points"], {"input": {0: "n"}, "points": {0: "n"}}, meta)
+    return path
+
+
+def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...] | list[str] = ("landmarks-v1",)) -> list[Path]:
     out_dir = Path(out_dir)
     files = export_mtcnn(out_dir)
     files += [export_embedder(m, out_dir) for m in model_ids]
+    files += [export_landmarks(m, out_dir) for m in landmark_ids]
     return files
 
 
@@ -99,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m faceapp.runtime.export", description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir", type=Path)
     p.add_argument("--model", action="append", dest="models", help="embedding model id (repeatable; default: dlib-resnet-v1)")
+    p.add_argument("--landmark-model", action="append", dest="landmarks",
+                   help="68-point landmark model id (repeatable; default: landmarks-v1)")
     args = p.parse_args(argv)
-    files = export_all(args.out_dir, args.models or ["dlib-resnet-v1"])
+    files = export_all(args.out_dir, args.models or ["dlib-resnet-v1"], args.landmarks or ["landmarks-v1"])
     json.dump({"files": [str(f) for f in files], "sizes": {f.name: f.stat().st_size for f in files}}, sys.stdout, indent=2)
     print()
     return 0

@@ -77,12 +77,13 @@ def test_with_liveness_on_the_door_asks_for_the_challenge_and_a_still_photo_is_d
     ctx.settings = ctx.settings.replace(liveness=True, liveness_time_limit_s=2.0, door_timeout_s=8.0)
     win = _door(qtbot, ctx, make_video(lfw_image("Colin_Powell", 2), frames=120))
     door = win.door
-    prompts, progress = [], []
+    prompts, bars = [], []
     shown = door._set_prompt
 
     def record(text, *, error=False):
         prompts.append(text)
-        progress.append(door.progress.text())
+        if door.live_bar.isVisible():
+            bars.append(door.live_bar.format())
         shown(text, error=error)
 
     door._set_prompt = record
@@ -94,7 +95,7 @@ def test_with_liveness_on_the_door_asks_for_the_challenge_and_a_still_photo_is_d
     assert outcome.detail.startswith("liveness (")
     challenge = {LIVENESS_HINT_TEXT[h] for h in (LivenessHint.BLINK, LivenessHint.TURN_LEFT, LivenessHint.TURN_RIGHT)}
     assert challenge & set(prompts), prompts  # the visitor was asked to blink or to turn
-    assert any("Liveness" in p for p in progress)
+    assert any(b.startswith("Liveness check:") and b.endswith("s left") for b in bars), bars
     assert door.result.title.text() == "ACCESS DENIED"
     assert "Did not blink / turn in time" in door.result.reason.text()
     [event] = _door_events(ctx)
@@ -118,7 +119,7 @@ def test_the_live_view_draws_the_68_landmarks_when_toggled(qtbot, ctx, lfw_image
     assert ctx.settings.show_landmarks
     qtbot.waitUntil(lambda: np.asarray(live.view._overlays[0].points).shape == (68, 2), timeout=60000)
     ov = live.view._overlays[0]
-    assert ov.contours and "yaw" in ov.label
+    assert ov.contours and "yaw" in ov.detail and "eyes" in ov.detail
     assert "landmarks" in live.info.text()
     live.landmarks_box.setChecked(False)
     qtbot.waitUntil(lambda: np.asarray(live.view._overlays[0].points).shape == (5, 2), timeout=60000)

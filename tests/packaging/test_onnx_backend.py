@@ -199,3 +199,39 @@ def test_no_face_gives_an_empty_list(onnx_backend):
     from faceapp.detect.detector import FaceDetector
 
     assert FaceDetector(device="cpu").detect(np.full((120, 160, 3), 90, np.uint8)) == []
+
+
+# -- the 68-point landmark CNN ------------------------------------------------------------------
+
+
+def test_landmark_onnx_file_of_other_weights_is_refused(onnx_backend):
+    import dataclasses
+
+    from faceapp.landmarks.predict import LandmarkPredictor
+    from faceapp.landmarks.spec import load_landmark_spec
+
+    spec = dataclasses.replace(load_landmark_spec("landmarks-v1"), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="other landmark weights"):
+        LandmarkPredictor(spec=spec)
+
+
+@pytest.mark.datasets
+@pytest.mark.parametrize("flip", [False, True])
+def test_landmarks_on_onnx_equal_torch_on_lfw_faces(onnx_backend, lfw_image, monkeypatch, flip):
+    """The installed app's landmarks (and so its eyes / head-pose checks and liveness) are the
+    source install's: the same points to a hundredth of a pixel on real faces."""
+    from faceapp.detect.detector import FaceDetector
+    from faceapp.imageio import load_image
+    from faceapp.landmarks.predict import LandmarkPredictor
+
+    images = [load_image(lfw_image(name, 1)) for name in PEOPLE[:3]]
+    faces = [FaceDetector(device="cpu").detect(img)[0] for img in images]
+    onnx = LandmarkPredictor(flip=flip)
+    assert onnx.backend == "onnx"
+    got = [onnx.predict(img, face) for img, face in zip(images, faces, strict=True)]
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    ref = LandmarkPredictor(flip=flip)
+    assert ref.backend == "torch"
+    for img, face, pts in zip(images, faces, got, strict=True):
+        assert pts.shape == (68, 2)
+        np.testing.assert_allclose(pts, ref.predict(img, face), rtol=0, atol=0.01)

@@ -14,7 +14,7 @@ def landmark_text(face) -> str:
 def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None) -> list[Overlay]:
     """A box, the landmarks and 'name d' (or 'unknown') for each face of a FrameResult.
     ``landmarks``: the frame's FaceLandmarks (one per face): their 68 points and contours are
-    drawn instead of MTCNN's 5, and the head pose joins the label."""
+    drawn instead of MTCNN's 5, and the head pose is written under the box."""
     from faceapp.landmarks.points import CONTOURS
 
     out: list[Overlay] = []
@@ -33,8 +33,8 @@ def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None)
             color = color if best is not None else BAD
         b = det.bbox
         if landmarks is not None and i < len(landmarks):
-            label += f"  {landmark_text(landmarks[i])}"
-            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), landmarks[i].points, label, color, CONTOURS))
+            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), landmarks[i].points, label, color, CONTOURS,
+                               landmark_text(landmarks[i])))
         else:
             out.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, label, color))
     for det in result.all_detections:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QSizePolicy,
     QStackedLayout,
     QVBoxLayout,
@@ -143,6 +144,16 @@ class DoorPage(Page):
         self.progress = QLabel("")
         self.progress.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.progress.setStyleSheet("color: #bbb;")
+        # the liveness challenge: how far the blink / turn has got, and the seconds left
+        self.live_bar = QProgressBar()
+        self.live_bar.setRange(0, 100)
+        self.live_bar.setTextVisible(True)
+        self.live_bar.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.live_bar.setStyleSheet(
+            "QProgressBar { border: 2px solid #555; border-radius: 6px; background: #22272b; color: #f2f2f2; }"
+            "QProgressBar::chunk { background: #2e86de; border-radius: 4px; }"
+        )
+        self.live_bar.setVisible(False)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("Your name")
         self.name_edit.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -164,6 +175,8 @@ class DoorPage(Page):
         side.addWidget(self.name_edit)
         side.addSpacing(16)
         side.addWidget(self.progress)
+        side.addSpacing(12)
+        side.addWidget(self.live_bar)
         side.addStretch(3)
         body = QHBoxLayout()
         body.addWidget(self.view, 3)
@@ -362,15 +375,13 @@ class DoorPage(Page):
             dots = "\u25cf" * state.streak + "\u25cb" * max(0, state.needed - state.streak)
             if state.confirmed:
                 dots = "\u2713"
-            line = f"{dots}    {state.remaining_s or 0:.0f} s left"
-            if live is not None:
-                filled = int(round(10 * (1.0 if live.passed else live.progress)))
-                bar = "\u25ae" * filled + "\u25af" * (10 - filled)
-                mark = "  \u2713" if live.passed else f"  {live.remaining_s:.0f} s"
-                line += f"\nLiveness {bar}{mark}"
-            self.progress.setText(line)
+            self.progress.setText(f"{dots}    {state.remaining_s or 0:.0f} s left")
         else:
             self.progress.setText("")
+        self.live_bar.setVisible(live is not None)
+        if live is not None:
+            self.live_bar.setValue(int(round(100 * (1.0 if live.passed else live.progress))))
+            self.live_bar.setFormat("Liveness check passed" if live.passed else f"Liveness check: {live.remaining_s:.0f} s left")
 
     def _decide(self, outcome: DoorOutcome) -> None:
         try:
@@ -424,3 +435,5 @@ class DoorPage(Page):
         _font(self.name_edit, h / 20)
         self.completer.popup().setFont(self.name_edit.font())
         _font(self.progress, h / 30)
+        _font(self.live_bar, h / 36)
+        self.live_bar.setFixedHeight(max(24, int(h / 18)))
