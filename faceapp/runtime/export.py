@@ -44,6 +44,17 @@ def _save(model, example, path: Path, input_names, output_names, dynamic_axes, m
     tmp.unlink()
 
 
+def _meta(spec) -> dict[str, str]:
+    """What an exported network records of its weights: the runtime refuses a file whose
+    ``source_sha256`` is not the spec's (the file was made from other weights)."""
+    return {
+        "producer": "faceapp.runtime.export",
+        "model_id": spec.model_id,
+        "source_sha256": spec.sha256,
+        "architecture": spec.architecture,
+    }
+
+
 def export_mtcnn(out_dir: Path) -> list[Path]:
     """facenet-pytorch's three MTCNN networks (its shipped weights) -> mtcnn_{p,r,o}net.onnx."""
     import torch
@@ -79,13 +90,7 @@ def export_embedder(model_id: str, out_dir: Path) -> Path:
     model.load_state_dict(spec.load_state_dict(map_location="cpu"))
     example = torch.zeros(2, 3, spec.input_size, spec.input_size)
     path = out_dir / f"{spec.model_id}.onnx"
-    meta = {
-        "producer": "faceapp.runtime.export",
-        "model_id": spec.model_id,
-        "source_sha256": spec.sha256,
-        "architecture": spec.architecture,
-    }
-    _save(model.eval(), example, path, ["input"], ["embedding"], {"input": {0: "n"}, "embedding": {0: "n"}}, meta)
+    _save(model.eval(), example, path, ["input"], ["embedding"], {"input": {0: "n"}, "embedding": {0: "n"}}, _meta(spec))
     return path
 
 
@@ -101,13 +106,7 @@ def export_landmarks(model_id: str, out_dir: Path) -> Path:
     net = landmark_net(state=spec.load_state_dict(map_location="cpu"), width=spec.width)
     example = torch.zeros(2, 3, spec.input_size, spec.input_size)
     path = out_dir / f"{spec.model_id}.onnx"
-    meta = {
-        "producer": "faceapp.runtime.export",
-        "model_id": spec.model_id,
-        "source_sha256": spec.sha256,
-        "architecture": spec.architecture,
-    }
-    _save(net.eval(), example, path, ["input"], ["points"], {"input": {0: "n"}, "points": {0: "n"}}, meta)
+    _save(net.eval(), example, path, ["input"], ["points"], {"input": {0: "n"}, "points": {0: "n"}}, _meta(spec))
     return path
 
 
