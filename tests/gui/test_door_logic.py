@@ -360,3 +360,20 @@ def test_liveness_factory_follows_the_setting():
     make = liveness_factory(Settings(liveness=True, liveness_time_limit_s=4.0), clock=lambda: 0.0)
     a, b = make(), make()
     assert a is not b and a.challenge.config.time_limit_s == 4.0
+
+
+def test_with_liveness_the_challenge_may_come_first_and_the_identity_after():
+    # the visitor turns at once (before three frontal frames confirm them) and then looks back:
+    # the turned frames on the way back (large distances) count neither way, the frontal ones grant
+    clock = Clock()
+    pose = {"yaw": 0.0}
+    m = live_machine(ChallengeKind.TURN_LEFT, clock, mode=DoorMode.VERIFY,
+                     distance_to=lambda name, emb: 0.9 if abs(pose["yaw"]) > 12 else 0.2)
+    m.claim("alice")
+    for yaw in (0, 15, 28, 33, 35, 30, 20, 14, 5, 0, 0, 0):
+        pose["yaw"] = yaw
+        s = step(m, clock, ALICE, head(yaw))
+        if s.decided_now:
+            break
+    assert s.phase is DoorPhase.GRANTED and (s.outcome.name, s.outcome.frames) == ("alice", 3)
+    assert pose["yaw"] == 0  # granted on the third frontal frame after the turn
