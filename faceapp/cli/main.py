@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-cache", action="store_true", help="do not read or write the aligned-face cache")
 
     sp = add("train", _lazy("faceapp.cli.train", "cmd_train"), "train, export and calibrate embedding models (faceapp train ACTION --help)")
-    sp.add_argument("action", choices=["cache", "fit", "export", "calibrate", "shard", "merge"])
+    sp.add_argument("action", choices=["cache", "fit", "head", "export", "calibrate", "shard", "merge"])
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="the action's arguments")
 
     from faceapp.cli.landmarks import add_arguments as _landmark_arguments

@@ -4,6 +4,8 @@ Actions (``faceapp train ACTION --help`` for each):
 
 - ``cache``: detect + align a dataset once into an aligned-chip cache (.npz).
 - ``fit``: train a network on one or more chip caches (identity-disjoint train/validation split).
+- ``head``: head-only transfer learning: a shipped model's backbone frozen, its pooled features
+  computed once (chip, mirror image, augmented copies), only the final linear layer trained.
 - ``export``: turn trained weights into a shipped model: weights file + spec JSON (sha256,
   architecture, input size, normalisation, template, threshold) in resources/models.
 - ``calibrate``: pick a model's threshold tau at a target FAR on the validation identities of a
@@ -19,13 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger("faceapp.cli.train")
 
-ACTIONS = ("cache", "fit", "export", "calibrate", "shard", "merge")
+ACTIONS = ("cache", "fit", "head", "export", "calibrate", "shard", "merge")
 
 
 def _load_sets(paths: Sequence[str], workers: int = 4):
@@ -80,6 +83,80 @@ def _fit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _head(a: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+    import torch
+
+    from faceapp.embed import network
+    from faceapp.embed.weights import load_spec
+    from faceapp.training.data import split_identities
+    from faceapp.training.head import HeadConfig, HeadTrainer, backbone_features
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    spec = load_spec(a.base_model)
+    state = {k: v.float() for k, v in spec.load_state_dict().items()}
+    if "fc.weight" not in state or "fc.bias" in state:
+        print(f"faceapp train head: {spec.architecture} has no bias-free linear head 'fc'", file=sys.stderr)
+        return 2
+    model = network.build(spec.architecture)
+    model.load_state_dict(state)
+    model.eval()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cs = _load_sets(a.data)
+    train_idx, val_idx = split_identities(cs.labels, (1.0 - a.val_fraction, a.val_fraction), seed=a.split_seed)
+    feats_path = Path(a.features) if a.features else out / "features.npz"
+    key = json.dumps({"base_model": spec.model_id, "sha256": spec.sha256, "data": [Path(p).name for p in a.data],
+                      "images": len(cs), "val_fraction": a.val_fraction, "split_seed": a.split_seed,
+                      "augmented": a.augmented, "feature_seed": a.feature_seed}, sort_keys=True)
+    feat_info: dict = {}
+    if feats_path.is_file() and str(np.load(feats_path)["key"]) == key:
+        z = np.load(feats_path)
+        train_f, val_f = z["train"], z["val"]
+        feat_info = json.loads(str(z["info"]))
+        log.info("features from %s", feats_path)
+    else:
+        t0 = time.time()
+        train_f = backbone_features(model, cs.chips[train_idx], mean=spec.mean, scale=spec.scale,
+                                    augmented=a.augmented, seed=a.feature_seed, batch_size=a.batch_size)
+        val_f = backbone_features(model, cs.chips[val_idx], mean=spec.mean, scale=spec.scale, batch_size=a.batch_size)
+        sec = time.time() - t0
+        n_fwd = train_f.shape[0] * train_f.shape[1] + val_f.shape[0] * val_f.shape[1]
+        feat_info = {"seconds": round(sec, 1), "backbone_forwards": int(n_fwd),
+                     "backbone_images_per_s": round(n_fwd / max(sec, 1e-9), 1),
+                     "threads": torch.get_num_threads()}
+        np.savez(feats_path, key=key, train=train_f, val=val_f, info=json.dumps(feat_info),
+                 train_labels=cs.labels[train_idx], val_labels=cs.labels[val_idx])
+    cfg = HeadConfig(epochs=a.epochs, p=a.p, k=a.k, steps_per_epoch=a.steps_per_epoch, lr=a.lr,
+                     weight_decay=a.weight_decay, pull=a.pull, warmup_epochs=a.warmup_epochs, miner=a.miner,
+                     loss=a.loss, margin=a.margin, views=a.views, monitor=a.monitor, flip_tta=not a.no_flip_tta,
+                     patience=a.patience, seed=a.seed)
+    trainer = HeadTrainer(cfg, state["fc.weight"])
+    # one thread: with two, float sums differ from run to run, the miners' choices follow and
+    # the runs drift apart; the head is small enough that one thread costs little
+    torch.set_num_threads(1)
+    hist = trainer.fit(train_f, cs.labels[train_idx], val_f, cs.labels[val_idx])
+    state["fc.weight"] = trainer.best_weight.contiguous()
+    torch.save(state, out / "best_model.pt")
+    trained = [e for e in hist["epochs"] if e["epoch"] > 0]
+    hist.update(base_model=spec.model_id, features=feat_info, train_identities=len(np.unique(cs.labels[train_idx])),
+                val_identities=len(np.unique(cs.labels[val_idx])), val_images=len(val_idx), device="cpu",
+                command="faceapp train " + " ".join(shlex.quote(x) for x in a.argv),
+                head_images_per_s=round(float(np.mean([e["images_per_s"] for e in trained])), 1) if trained else None)
+    (out / "history.json").write_text(json.dumps(hist, indent=1))
+    ep = {e["epoch"]: e for e in hist["epochs"]}
+    summary = {"out": str(out), "best_epoch": hist["best_epoch"], "epochs_run": len(trained),
+               "seconds": round(hist["seconds"], 1), "features": feat_info,
+               "head_images_per_s": hist["head_images_per_s"],
+               "initial": {k: round(v, 5) for k, v in ep[0].items() if k.startswith("val_") and isinstance(v, float)},
+               "best": {k: round(v, 5) for k, v in ep[hist["best_epoch"]].items() if k.startswith("val_") and isinstance(v, float)}}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _cache(a: argparse.Namespace) -> int:
     from faceapp.training.cache import build_dataset_cache
 
@@ -126,6 +203,8 @@ def _export(a: argparse.Namespace) -> int:
         "threshold_note": "placeholder until `faceapp train calibrate --write`",
         "card": f"{a.file_stem}.md",
     }
+    if a.flip_tta:
+        spec["flip_tta"] = True
     if a.history:
         hist = json.loads(Path(a.history).read_text())
         spec["training"] = {"config": hist.get("config"), "best_epoch": hist.get("best_epoch"),
@@ -251,6 +330,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=_fit)
 
+    s = sub.add_parser("head", help="train only the final linear layer on a frozen backbone's cached features")
+    s.add_argument("--data", action="append", required=True, help="a chip cache .npz (repeatable)")
+    s.add_argument("--out", required=True, help="folder for features.npz, best_model.pt and history.json")
+    s.add_argument("--base-model", default="dlib-resnet-v1", help="model id whose backbone is frozen and head trained")
+    s.add_argument("--features", help="features cache (default OUT/features.npz; reused when it matches)")
+    s.add_argument("--augmented", type=int, default=2, help="augmented copies per training chip besides chip + mirror")
+    s.add_argument("--feature-seed", type=int, default=0, help="seed of the augmented copies")
+    s.add_argument("--views", type=int, help="training views used (default all; 1 = chips only, 2 = + mirror)")
+    s.add_argument("--epochs", type=int, default=200)
+    s.add_argument("--p", type=int, default=64)
+    s.add_argument("--k", type=int, default=4)
+    s.add_argument("--steps-per-epoch", type=int)
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decay towards 0")
+    s.add_argument("--pull", type=float, default=0.0, help="L2 pull towards the initial head: + pull * ||W - W0||^2")
+    s.add_argument("--warmup-epochs", type=float, default=1.0)
+    s.add_argument("--miner", choices=["batch-hard", "semi-hard", "batch-all"], default="batch-hard")
+    s.add_argument("--loss", choices=["triplet", "soft-triplet"], default="triplet")
+    s.add_argument("--margin", type=float, default=0.05)
+    s.add_argument("--monitor", choices=["accuracy", "tar_at_far_1e-2", "tar_at_far_1e-3", "acc+tar2"], default="accuracy")
+    s.add_argument("--no-flip-tta", action="store_true", help="validate without flip test-time augmentation")
+    s.add_argument("--patience", type=int, default=20)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--val-fraction", type=float, default=0.1)
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=64, help="backbone batch for the features")
+    s.add_argument("--threads", type=int, help="torch CPU threads for the features (the head trains on one)")
+    s.set_defaults(run=_head)
+
     s = sub.add_parser("export", help="ship trained weights as a model (weights + spec JSON)")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="a state dict (.pt)")
@@ -262,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=0.15)
     s.add_argument("--history", help="history.json of the run (recorded in the spec)")
     s.add_argument("--command-line", help="the exact training command, recorded in the spec")
+    s.add_argument("--flip-tta", action="store_true",
+                   help="embed with flip test-time augmentation: normalise(e(chip) + e(mirrored chip))")
     s.add_argument("--models-dir")
     s.add_argument("--plots-dir")
     s.set_defaults(run=_export)
@@ -292,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, model: str | None = None, device: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in what a run writes (the exact command)
     if model is not None and getattr(args, "model", None) is None:
         args.model = model
     if device is not None and getattr(args, "device", None) is None:

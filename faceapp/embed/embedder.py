@@ -1,4 +1,8 @@
-"""Batched inference: aligned RGB chips -> (N, dim) float32 unit-length encodings."""
+"""Batched inference: aligned RGB chips -> (N, dim) float32 unit-length encodings.
+
+A spec with ``flip_tta`` encodes each chip as ``normalise(e(chip) + e(mirrored chip))``
+(on the torch backend here, on ONNX Runtime in :class:`faceapp.runtime.onnx_embedder.OnnxEmbedNet`).
+"""
 
 from __future__ import annotations
 
@@ -79,5 +83,7 @@ class Embedder:
                 x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
                 x = (x - self._mean) / self.spec.scale
                 emb = self.model(x)
+                if self.spec.flip_tta:  # x is (N, 3, H, W): flipping W mirrors the chips
+                    emb = torch.nn.functional.normalize(emb.float() + self.model(x.flip(3)).float(), dim=1)
                 out[start : start + len(batch)] = emb.float().cpu().numpy()
         return out

@@ -2,6 +2,11 @@
 the file, its sha256, the architecture, embedding size, input size, input normalisation, the
 5-point alignment template and the calibrated threshold; and a model card (``.md``).
 
+``"flip_tta": true`` in a spec (default false) makes the model embed with flip test-time
+augmentation: the encoding of a chip is ``normalise(e(chip) + e(mirrored chip))``, the two unit
+encodings of the network averaged. It is part of what the model id names (two specs of the
+same weights, with and without it, are two models whose templates are not mixed).
+
 Loading checks the checksum first, then ``torch.load(..., weights_only=True)``.
 """
 
@@ -35,6 +40,7 @@ class WeightsSpec:
     threshold: float  # calibrated max squared L2 distance for "same person"
     card: Path | None = None
     extra: dict | None = None
+    flip_tta: bool = False  # embed as normalise(e(chip) + e(mirrored chip))
 
     @classmethod
     def from_json(cls, spec_path: Path) -> WeightsSpec:
@@ -44,6 +50,9 @@ class WeightsSpec:
             raise WeightsError(f"model spec {spec_path} cannot be read: {exc}") from None
         try:
             norm = data["normalization"]
+            flip = data.get("flip_tta", False)
+            if not isinstance(flip, bool):
+                raise ValueError(f"flip_tta must be true or false (got {flip!r})")
             template = np.asarray(data["template"], dtype=np.float32).reshape(5, 2)
             return cls(
                 model_id=str(data["model_id"]),
@@ -58,6 +67,7 @@ class WeightsSpec:
                 threshold=float(data["threshold"]),
                 card=(spec_path.parent / data["card"]) if data.get("card") else None,
                 extra={k: v for k, v in data.items() if k not in _KNOWN},
+                flip_tta=flip,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise WeightsError(f"model spec {spec_path} is incomplete or invalid: {exc}") from None
@@ -84,7 +94,7 @@ class WeightsSpec:
 
 _KNOWN = {
     "model_id", "file", "sha256", "architecture", "embedding_dim", "input_size",
-    "normalization", "template", "threshold", "card",
+    "normalization", "template", "threshold", "card", "flip_tta",
 }
 
 

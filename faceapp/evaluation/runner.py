@@ -63,7 +63,11 @@ class EvalCache:
     def __init__(self, engine: FaceEngine, folder: Path | None = None, enabled: bool = True) -> None:
         self.enabled = enabled
         self.folder = (folder or paths.cache_dir() / "eval")
-        tmpl = hashlib.sha1(np.asarray(engine.spec.template, np.float32).tobytes()).hexdigest()[:8]
+        # encodings depend on the template, the weights and flip TTA, not only on the model id
+        # (a model re-exported under the same id must not reuse its predecessor's encodings)
+        spec = engine.spec
+        tmpl = hashlib.sha1(np.asarray(spec.template, np.float32).tobytes()
+                            + f"{spec.sha256}:{int(getattr(spec, 'flip_tta', False))}".encode()).hexdigest()[:8]
         self.det_file = self.folder / "detections.json"
         self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}.npz"
         self.detections: dict[str, list | None] = {}

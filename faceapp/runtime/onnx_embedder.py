@@ -3,6 +3,9 @@
 The ONNX file (``<onnx dir>/<model id>.onnx``) carries, in its metadata, the model id and the
 sha256 of the PyTorch weights it was exported from; a file made from other weights than the
 spec names is refused, so stored templates never mix encodings of different weights.
+
+A spec with ``flip_tta`` is applied here as on the torch backend: the network runs on the
+chips and on their mirror images, and the encoding is ``normalise(e(chip) + e(mirrored chip))``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ class OnnxEmbedNet:
                 f"{made_from[:12]}...) than model {spec.model_id} ({spec.sha256[:12]}...); rebuild it"
             )
         self.input_name = self.session.get_inputs()[0].name
+        self.flip_tta = bool(getattr(spec, "flip_tta", False))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        if not self.flip_tta:
+            return self._run(x)
+        s = self._run(x) + self._run(x[..., ::-1])  # (N, 3, H, W): reversing W mirrors the chips
+        return (s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)).astype(np.float32)
