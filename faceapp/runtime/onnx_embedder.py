@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import runtime
-from faceapp.errors import WeightsError
 
 
 def onnx_file(model_id: str, model_dir: Path | None = None) -> Path:
@@ -26,15 +25,7 @@ class OnnxEmbedNet:
     """Callable like the torch model: ``net(x)`` with x float32 (N, 3, S, S) -> (N, dim)."""
 
     def __init__(self, spec, model_dir: Path | None = None) -> None:
-        path = onnx_file(spec.model_id, model_dir)
-        self.session = runtime.onnx_session(path)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        made_from = meta.get("source_sha256", "")
-        if made_from != spec.sha256 or meta.get("model_id") != spec.model_id:
-            raise WeightsError(
-                f"{path} was exported from other weights (model {meta.get('model_id')!r}, sha256 "
-                f"{made_from[:12]}...) than model {spec.model_id} ({spec.sha256[:12]}...); rebuild it"
-            )
+        self.session = runtime.checked_session(onnx_file(spec.model_id, model_dir), spec)
         self.input_name = self.session.get_inputs()[0].name
         self.flip_tta = bool(getattr(spec, "flip_tta", False))
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import runtime
-from faceapp.errors import WeightsError
 
 
 def onnx_file(model_id: str, model_dir: Path | None = None) -> Path:
@@ -24,14 +23,7 @@ class OnnxLandmarkNet:
     """Callable like :class:`faceapp.landmarks.model.LandmarkNet` in eval mode, on NumPy arrays."""
 
     def __init__(self, spec, model_dir: Path | None = None) -> None:
-        path = onnx_file(spec.model_id, model_dir)
-        self.session = runtime.onnx_session(path)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("source_sha256") != spec.sha256 or meta.get("model_id") != spec.model_id:
-            raise WeightsError(
-                f"{path} was exported from other landmark weights (model {meta.get('model_id')!r}, sha256 "
-                f"{meta.get('source_sha256', '')[:12]}...) than {spec.model_id} ({spec.sha256[:12]}...); rebuild it"
-            )
+        self.session = runtime.checked_session(onnx_file(spec.model_id, model_dir), spec, kind="landmark weights")
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -194,17 +194,9 @@ class HeadTrainer:
         step = 0
         for epoch in range(1, cfg.epochs + 1):
             te = time.time()
-            sampler.set_epoch(epoch)
-            it = iter(sampler)
             sums = {"loss": 0.0, "active": 0.0, "d_pos": 0.0, "d_neg": 0.0}
             n_img = 0
-            for s in range(steps):
-                try:
-                    idx = next(it)
-                except StopIteration:
-                    sampler.set_epoch(epoch * 1000 + s)
-                    it = iter(sampler)
-                    idx = next(it)
+            for idx in sampler.epoch_batches(epoch, steps):
                 idx_t = torch.as_tensor(idx)
                 view = torch.randint(0, n_views, (len(idx),), generator=gen)
                 x = feats[idx_t, view]

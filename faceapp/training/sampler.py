@@ -57,3 +57,16 @@ class PKSampler:
                 replace = len(members) < self.k
                 batch.append(rng.choice(members, size=self.k, replace=replace))
             yield np.concatenate(batch)
+
+    def epoch_batches(self, epoch: int, steps: int) -> Iterator[np.ndarray]:
+        """Exactly ``steps`` batches for training epoch ``epoch``: one pass over the identities
+        (``set_epoch(epoch)``), continued with fresh, reproducible passes when ``steps`` is longer."""
+        self.set_epoch(epoch)
+        it = iter(self)
+        for s in range(steps):
+            try:
+                yield next(it)
+            except StopIteration:
+                self.set_epoch(epoch * 1000 + s)
+                it = iter(self)
+                yield next(it)

@@ -305,8 +305,6 @@ class Trainer:
             if self.is_cancelled():
                 break
             t_epoch = time.time()
-            sampler.set_epoch(epoch)
-            it = iter(sampler)
             bar = None
             if self.progress:
                 from tqdm import tqdm
@@ -315,13 +313,7 @@ class Trainer:
                            file=sys.stderr, mininterval=2.0, leave=False)
             sums = {"loss": 0.0, "active": 0.0, "d_pos": 0.0, "d_neg": 0.0, "triplets": 0.0}
             n_img = 0
-            for s in range(steps_per_epoch):
-                try:
-                    idx = next(it)
-                except StopIteration:
-                    sampler.set_epoch(epoch * 1000 + s)
-                    it = iter(sampler)
-                    idx = next(it)
+            for idx in sampler.epoch_batches(epoch, steps_per_epoch):
                 idx_t = torch.as_tensor(idx, device=dev)
                 x = chips[idx_t].permute(0, 3, 1, 2).float()
                 x = (self.augmenter(x) - mean) / cfg.scale
