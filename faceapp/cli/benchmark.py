@@ -1,7 +1,10 @@
 """``faceapp benchmark``: latency on this machine (medians of repeated runs, milliseconds).
 
 - pipeline: detect + align + embed of one 640x480 frame holding one face;
-- enroll: a whole enrollment (load, detect, align, quality, embed, duplicate check, store write);
+- landmarks: the 68-point landmark CNN with the eye aspect ratio and head pose of that face (what
+  the live view's drawing and the door's liveness challenge add to each frame);
+- enroll: a whole enrollment (load, detect, align, quality, 68-point eyes / head-pose check, embed,
+  duplicate check, store write);
 - identify: gallery search alone, for galleries of synthetic unit-length templates.
 """
 
@@ -123,9 +126,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     chip = engine.align(frame, dets[0]).image
     stages["embed"] = _median_ms(lambda: engine.embedder.embed([chip]), args.runs)
     total = _median_ms(pipeline_once, args.runs)
+    from faceapp.landmarks.analyze import LandmarkAnalyzer
+
+    analyzer = LandmarkAnalyzer(settings)
+    t0 = time.perf_counter()
+    analyzer.warm_up()
+    landmark_load_ms = (time.perf_counter() - t0) * 1e3
+    landmarks_ms = _median_ms(lambda: analyzer.analyze(frame, dets[0]), args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
-        svc = FaceService(settings.replace(db_url=f"sqlite:///{tmp}/bench.db"), engine=engine)
+        svc = FaceService(settings.replace(db_url=f"sqlite:///{tmp}/bench.db"), engine=engine, analyzer=analyzer)
         counter = iter(range(10**9))
         enroll_ms = _median_ms(lambda: svc.enroll(f"person-{next(counter)}", image, largest=True, force=True), max(3, args.runs // 4))
         svc.close()
@@ -151,6 +161,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         "model_load_ms": round(load_ms, 1),
         "pipeline_ms": round(total, 1),
         "stages_ms": {k: round(v, 2) for k, v in stages.items()},
+        "landmark_model_load_ms": round(landmark_load_ms, 1),
+        "landmarks_ms": round(landmarks_ms, 2),
         "enroll_ms": round(enroll_ms, 1),
         "identify_ms": {k: round(v, 3) for k, v in identify.items()},
         "runs": args.runs,
@@ -164,6 +176,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"  detect+align+embed (640x480) {total:8.1f} ms  (median of {args.runs})")
         for k, v in stages.items():
             print(f"    {k:26s} {v:8.2f} ms")
+        print(f"  68 landmarks + pose + eyes  {landmarks_ms:8.2f} ms  (model loaded in {landmark_load_ms:.0f} ms)")
         print(f"  enroll (whole use case)     {enroll_ms:8.1f} ms")
         for k, v in identify.items():
             print(f"  identify, {int(k):>9,} templates {v:8.3f} ms")
