@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     s = sub.add_parser("cache", help="detect + align a dataset into an aligned-chip cache")
-    s.add_argument("dataset", help="lfw-devtrain | lfw-devtest | celeba | folder:PATH (one sub-folder per person)")
+    s.add_argument("dataset", help="lfw-devtrain | lfw-devtest | lfw-people (all of View 2's people.txt) | celeba | folder:PATH (one sub-folder per person)")
     s.add_argument("--out", required=True)
     s.add_argument("--model", help="align onto this model's template (default dlib-resnet-v1)")
     s.add_argument("--min-images", type=int, default=2)

@@ -9,7 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from faceapp.training.data import ChipSet, Identity, build_chip_set, folder_identities, lfw_identities
+from faceapp.training.data import (
+    ChipSet,
+    Identity,
+    build_chip_set,
+    folder_identities,
+    lfw_identities,
+    lfw_people_identities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +26,8 @@ __all__ = ["resolve_identities", "build_dataset_cache"]
 def resolve_identities(
     dataset: str, *, min_images: int = 2, max_images: int | None = None
 ) -> tuple[list[Identity], Path]:
-    """``lfw-devtrain``, ``lfw-devtest`` and ``celeba`` (under ``$FACEAPP_DATASETS``) or
+    """``lfw-devtrain``, ``lfw-devtest``, ``lfw-people`` (all ten sets of View 2's
+    ``people.txt``, for the unrestricted protocol) and ``celeba`` (under ``$FACEAPP_DATASETS``) or
     ``folder:PATH`` -> (identities, root folder that sources are relative to)."""
     from faceapp.evaluation.protocols import datasets_dir
 
@@ -33,10 +41,14 @@ def resolve_identities(
         lfw = base / "lfw"
         ids = lfw_identities(lfw, dataset.split("-")[1], min_images=min_images, max_images=max_images)
         return ids, (lfw / "images" if (lfw / "images").is_dir() else lfw)
+    if dataset == "lfw-people":
+        lfw = base / "lfw"
+        ids = lfw_people_identities(lfw, min_images=min_images, max_images=max_images)
+        return ids, (lfw / "images" if (lfw / "images").is_dir() else lfw)
     if dataset == "celeba":
         root = base / "celeba-subset" / "images"
         return folder_identities(root, min_images=min_images, max_images=max_images), root
-    raise ValueError(f"unknown dataset {dataset!r}; expected lfw-devtrain, lfw-devtest, celeba or folder:PATH")
+    raise ValueError(f"unknown dataset {dataset!r}; expected lfw-devtrain, lfw-devtest, lfw-people, celeba or folder:PATH")
 
 
 def build_dataset_cache(

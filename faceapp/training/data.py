@@ -40,6 +40,8 @@ __all__ = [
     "folder_identities",
     "lfw_identities",
     "lfw_fold_identities",
+    "lfw_people_identities",
+    "view2_training_people",
     "build_chip_set",
     "split_identities",
     "encode_chips",
@@ -137,6 +139,35 @@ def lfw_fold_identities(
     for i, f in enumerate(folds):
         if i != exclude_fold:
             people.update(f)
+    return _lfw_people_to_identities(lfw_dir, people, min_images, max_images)
+
+
+def view2_training_people(folds: Sequence[dict[str, int]] | Sequence[Sequence[str]], test_fold: int) -> set[str]:
+    """The LFW View 2 unrestricted training people for ``test_fold`` (0-based): every person of
+    the other sets of ``people.txt``, none of set ``test_fold``. ``folds`` is
+    ``read_lfw_people(lfw, "10fold")`` (or any list of name collections)."""
+    if not 0 <= int(test_fold) < len(folds):
+        raise ValueError(f"fold must be 0..{len(folds) - 1}, got {test_fold}")
+    test = set(folds[int(test_fold)])
+    train: set[str] = set()
+    for i, f in enumerate(folds):
+        if i != int(test_fold):
+            train.update(f)
+    return train - test  # a name listed in two sets (never in LFW's files) counts as a test person
+
+
+def lfw_people_identities(
+    lfw_dir: Path | str, *, min_images: int = 2, max_images: int | None = None
+) -> list[Identity]:
+    """Every person of LFW View 2's ``people.txt`` (all ten sets; 1,680 people have at least two
+    photos). The chip cache of the unrestricted protocol: each fold's training then selects the
+    people of the nine other sets (:func:`view2_training_people`)."""
+    from faceapp.evaluation.protocols import read_lfw_people
+
+    lfw_dir = Path(lfw_dir)
+    people: dict[str, int] = {}
+    for f in read_lfw_people(lfw_dir, "10fold"):
+        people.update(f)
     return _lfw_people_to_identities(lfw_dir, people, min_images, max_images)
 
 
