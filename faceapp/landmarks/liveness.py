@@ -211,9 +211,13 @@ class LivenessChallenge:
                                     remaining_s=self.config.time_limit_s)
         return self._state
 
-    def update(self, points: np.ndarray | None, now: float, *, image_size: tuple[int, int] | None = None) -> LivenessState:
+    def update(
+        self, points: np.ndarray | None, now: float, *, image_size: tuple[int, int] | None = None,
+        yaw: float | None = None,
+    ) -> LivenessState:
         """Feed one frame: the face's 68 landmarks (image pixels) or None, at time ``now``.
-        ``image_size`` = (width, height) of the frame, for the head-pose camera model."""
+        ``image_size`` = (width, height) of the frame, for the head-pose camera model; ``yaw``:
+        the head turn of these points (degrees, already unmirrored) when the caller has it."""
         if self._state.finished:
             return self._state
         if self._t0 is None:
@@ -240,7 +244,7 @@ class LivenessChallenge:
         if self.kind is ChallengeKind.BLINK:
             state = self._blink(p, float(now), elapsed)
         else:
-            state = self._turn(p, elapsed, image_size)
+            state = self._turn(p, elapsed, image_size, yaw)
         return state if state.finished else self._timeout_or(elapsed, state)
 
     # -- challenges -----------------------------------------------------------------------
@@ -270,10 +274,10 @@ class LivenessChallenge:
             tr.ears.append(ear)
         return self._with(hint=LivenessHint.BLINK, elapsed=elapsed, eye_ratio=ear, progress=progress)
 
-    def _turn(self, p: np.ndarray, elapsed: float, image_size) -> LivenessState:
+    def _turn(self, p: np.ndarray, elapsed: float, image_size, yaw: float | None = None) -> LivenessState:
         c, tr = self.config, self._track
-        pose = head_pose(p, image_size, mirrored=self.mirrored)
-        yaw = pose.yaw
+        if yaw is None:
+            yaw = head_pose(p, image_size, mirrored=self.mirrored).yaw
         if not math.isfinite(yaw):
             return self._with(elapsed=elapsed)
         if tr.reference is None:
@@ -386,16 +390,19 @@ class LivenessSession:
             self.points = self.yaw = None
             return self.challenge.update(None, now)
         i = max(range(len(faces)), key=lambda j: faces[j].observation.detection.bbox.area)
+        pose = None
         if landmarks is not None:
             if len(landmarks) != len(faces):
                 raise ValueError(f"{len(landmarks)} landmark sets for {len(faces)} faces")
             entry = landmarks[i]
             self.points = np.asarray(getattr(entry, "points", entry), dtype=np.float32)
+            # a FaceLandmarks already carries the head pose of this frame (unmirrored)
+            pose = getattr(getattr(entry, "quality", None), "pose", None) if not self.challenge.mirrored else None
         elif self.analyzer is None:
             raise ValueError("no landmarks were given for this frame and the session has no analyzer")
         else:
             self.points = self.analyzer.predictor.predict(result.frame, faces[i].observation.detection)
         h, w = result.frame.shape[:2]
-        yaw = head_pose(self.points, (w, h), mirrored=self.challenge.mirrored).yaw
+        yaw = pose.yaw if pose is not None else head_pose(self.points, (w, h), mirrored=self.challenge.mirrored).yaw
         self.yaw = float(yaw) if math.isfinite(yaw) else None
-        return self.challenge.update(self.points, now, image_size=(w, h))
+        return self.challenge.update(self.points, now, image_size=(w, h), yaw=float(yaw))

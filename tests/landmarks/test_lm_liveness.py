@@ -199,3 +199,22 @@ def test_swapping_photos_behind_a_gap_restarts_the_turn():
     frames = [head()] * 4 + [None] * 3 + [head(yaw=35)] * 10
     state = run(LivenessChallenge(ChallengeKind.TURN_LEFT, config=LivenessConfig(time_limit_s=1.5)), noisy(frames))
     assert not state.passed and state.decision is Decision.LIVENESS_TIMEOUT
+
+
+def test_a_session_takes_the_head_pose_that_comes_with_the_landmarks():
+    # the GUI's worker has measured the pose already (FaceLandmarks.quality.pose): not measured twice
+    from types import SimpleNamespace
+
+    from faceapp.landmarks.liveness import LivenessSession
+    from faceapp.types import BBox, Detection, Landmarks
+
+    det = Detection(BBox(0, 0, 100, 100), 0.99, Landmarks(np.zeros((5, 2))))
+    result = SimpleNamespace(frame=np.zeros((480, 640, 3), np.uint8),
+                             faces=[SimpleNamespace(observation=SimpleNamespace(detection=det))])
+    given = SimpleNamespace(points=head(), quality=SimpleNamespace(pose=SimpleNamespace(yaw=33.0)))
+    session = LivenessSession(None, kind=ChallengeKind.TURN_LEFT, clock=lambda: 0.0)
+    session.start()
+    state = session.feed(result, [given])
+    assert session.yaw == 33.0 and state.yaw == 33.0  # the frontal points alone would say 0
+    session.feed(result, [head()])  # bare points: measured here
+    assert abs(session.yaw) < 1.0
