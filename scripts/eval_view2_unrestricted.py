@@ -41,46 +41,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _key(path: Path) -> str:
-    from faceapp.evaluation.runner import _key as k
-
-    return k(path)
-
-
-def pair_chips(engine, images: list[Path], cache) -> tuple[np.ndarray, int]:
-    """Aligned chips of ``images`` exactly as faceapp.evaluation.runner.embed_images makes them
-    (cached detections, central face, mean-landmark fallback over the cache's detections), and
-    the number of images without a detected face."""
-    from faceapp.evaluation.runner import central_face
-    from faceapp.imageio import load_image
-    from faceapp.types import BBox, Detection, Landmarks
-
-    keys = [_key(p) for p in images]
-    missing = [i for i, k in enumerate(keys) if k not in cache.detections]
-    for i in missing:
-        img = load_image(images[i], max_side=engine.settings.max_image_side)
-        det = central_face(engine.detect(img), img.shape)
-        cache.detections[keys[i]] = (
-            None if det is None else [[det.bbox.x1, det.bbox.y1, det.bbox.x2, det.bbox.y2], det.score,
-                                      det.landmarks.points.tolist()]
-        )
-    if missing:
-        cache.save()
-    found = [np.asarray(v[2], np.float32) for v in cache.detections.values() if v is not None]
-    mean_pts = np.mean(found, axis=0)
-    size = engine.spec.input_size
-    chips = np.empty((len(images), size, size, 3), np.uint8)
-    for i, (p, k) in enumerate(zip(images, keys, strict=True)):
-        img = load_image(p, max_side=engine.settings.max_image_side)
-        rec = cache.detections[k]
-        if rec is None:
-            det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
-        else:
-            det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
-        chips[i] = engine.align(img, det).image
-    return chips, sum(1 for k in keys if cache.detections[k] is None)
-
-
 def sq_dist(emb: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     diff = emb[ia].astype(np.float64) - emb[ib].astype(np.float64)
     return (diff * diff).sum(1)
@@ -119,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceapp.embed import network
     from faceapp.embed.weights import load_spec
     from faceapp.evaluation.protocols import datasets_dir, read_lfw_pairs, read_lfw_people
-    from faceapp.evaluation.runner import EvalCache
+    from faceapp.evaluation.runner import EvalCache, aligned_chips
     from faceapp.match.calibration import plot_roc, roc_curve
     from faceapp.pipeline import FaceEngine
     from faceapp.training.data import ChipSet, split_identities, view2_training_people
@@ -169,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         engine = FaceEngine(Settings(device="cpu", model=spec.model_id))
         cache = EvalCache(engine)
-        chips, no_face = pair_chips(engine, images, cache)
+        chips, no_face = aligned_chips(engine, images, cache)  # exactly as faceapp eval aligns them
         t_align = time.time() - t0
         total = (len(lfw_cs) + len(cel_cs)) * (2 + a.augmented) + 2 * len(images)
         bar = tqdm(total=total, desc="backbone features", unit="fwd", file=sys.stderr)

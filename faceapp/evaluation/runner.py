@@ -101,6 +101,56 @@ class EvalCache:
             tmp.replace(self.emb_file)
 
 
+def _detect_missing(engine: FaceEngine, images: Sequence[Path], keys: Sequence[str], cache: EvalCache,
+                    progress: Progress | None = None, total: int | None = None) -> int:
+    """Detect the central face of every image whose detection is not cached yet (cached across
+    models); returns how many were detected."""
+    need = [i for i, k in enumerate(keys) if k not in cache.detections]
+    for done, i in enumerate(need, 1):
+        img = load_image(images[i], max_side=engine.settings.max_image_side)
+        det = central_face(engine.detect(img), img.shape)
+        cache.detections[keys[i]] = (
+            None if det is None else [[det.bbox.x1, det.bbox.y1, det.bbox.x2, det.bbox.y2], det.score, det.landmarks.points.tolist()]
+        )
+        if progress:
+            progress(done, total if total is not None else len(need))
+    return len(need)
+
+
+def _mean_landmarks(cache: EvalCache) -> np.ndarray | None:
+    found = [np.asarray(v[2], np.float32) for v in cache.detections.values() if v is not None]
+    return np.mean(found, axis=0) if found else None
+
+
+def _aligned_chip(engine: FaceEngine, path: Path, record, mean_pts: np.ndarray | None) -> np.ndarray:
+    """The embedder's chip of one image from its cached detection; an image without a detected
+    face is aligned with the mean landmarks of the cache over the whole picture."""
+    img = load_image(path, max_side=engine.settings.max_image_side)
+    if record is None:
+        if mean_pts is None:
+            raise RuntimeError("no face was detected in any image")
+        det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
+    else:
+        det = Detection(BBox(*record[0]), float(record[1]), Landmarks(np.asarray(record[2], np.float32)))
+    return engine.align(img, det).image
+
+
+def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[np.ndarray, int]:
+    """The aligned chips of ``images`` exactly as :func:`embed_images` makes them (cached
+    detections, central face, mean-landmark fallback), for code that runs other networks on
+    them; and the number of images without a detected face."""
+    images = [Path(p) for p in images]
+    keys = [_key(p) for p in images]
+    if _detect_missing(engine, images, keys, cache):
+        cache.save()
+    mean_pts = _mean_landmarks(cache)
+    size = engine.spec.input_size
+    chips = np.empty((len(images), size, size, 3), np.uint8)
+    for i, (p, k) in enumerate(zip(images, keys, strict=True)):
+        chips[i] = _aligned_chip(engine, p, cache.detections[k], mean_pts)
+    return chips, sum(1 for k in keys if cache.detections[k] is None)
+
+
 def embed_images(
     engine: FaceEngine,
     images: Sequence[Path],
@@ -115,35 +165,14 @@ def embed_images(
     keys = [_key(p) for p in images]
     todo = [i for i, k in enumerate(keys) if k not in cache.embeddings]
     # 1) detections (cached across models)
-    need_det = [i for i in todo if keys[i] not in cache.detections]
-    done = 0
-    total = len(need_det) + len(todo)
-    for i in need_det:
-        img = load_image(images[i], max_side=engine.settings.max_image_side)
-        det = central_face(engine.detect(img), img.shape)
-        cache.detections[keys[i]] = (
-            None if det is None else [[det.bbox.x1, det.bbox.y1, det.bbox.x2, det.bbox.y2], det.score, det.landmarks.points.tolist()]
-        )
-        done += 1
-        if progress:
-            progress(done, total)
-    found = [np.asarray(v[2], np.float32) for v in cache.detections.values() if v is not None]
-    mean_pts = np.mean(found, axis=0) if found else None
+    need_det = sum(1 for i in todo if keys[i] not in cache.detections)
+    total = need_det + len(todo)
+    done = _detect_missing(engine, [images[i] for i in todo], [keys[i] for i in todo], cache, progress, total)
+    mean_pts = _mean_landmarks(cache)
     # 2) alignment + encodings, in batches
-    fallback: list[Path] = []
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
-        chips = []
-        for i in idx:
-            img = load_image(images[i], max_side=engine.settings.max_image_side)
-            rec = cache.detections[keys[i]]
-            if rec is None:
-                if mean_pts is None:
-                    raise RuntimeError("no face was detected in any image")
-                det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
-            else:
-                det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
-            chips.append(engine.align(img, det).image)
+        chips = [_aligned_chip(engine, images[i], cache.detections[keys[i]], mean_pts) for i in idx]
         for i, e in zip(idx, engine.embedder.embed(chips), strict=True):
             cache.embeddings[keys[i]] = e
         done += len(idx)

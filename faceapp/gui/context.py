@@ -252,6 +252,7 @@ class AppContext(QObject):
         self.pool = WorkerPool(self)
         self._relays: set[_Relay] = set()
         self.camera = CameraController(self)
+        self.door_watching = False  # the door page is on screen (its liveness challenge needs landmarks)
         self._closed = False
 
     # -- start-up ---------------------------------------------------------------------------
@@ -310,16 +311,17 @@ class AppContext(QObject):
 
     @property
     def wants_landmarks(self) -> bool:
-        """The camera frames need their 68 landmarks: drawn (show_landmarks) or the door's
-        liveness challenge (liveness)."""
-        return bool(self.settings.show_landmarks or self.settings.liveness)
+        """The camera frames need their 68 landmarks now: they are drawn (show_landmarks), or
+        the door page is on screen with its liveness challenge (liveness)."""
+        return bool(self.settings.show_landmarks or (self.settings.liveness and self.door_watching))
 
     def landmark_analyzer_if_wanted(self):
         """Asked by the camera worker before each frame (from its thread; reads only)."""
         return self.analyzer if self.wants_landmarks else None
 
     def _warm_landmarks(self) -> None:
-        if self.analyzer is not None and self.wants_landmarks:
+        """Load the landmark CNN in the background as soon as a setting will need it."""
+        if self.analyzer is not None and (self.settings.show_landmarks or self.settings.liveness):
             self.task(self.analyzer.warm_up, name="landmarks",
                       on_error=lambda e: self.status.emit(f"Landmark model could not be loaded: {error_text(e)}"))
 

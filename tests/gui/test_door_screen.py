@@ -124,3 +124,17 @@ def test_the_live_view_draws_the_68_landmarks_when_toggled(qtbot, ctx, lfw_image
     live.landmarks_box.setChecked(False)
     qtbot.waitUntil(lambda: np.asarray(live.view._overlays[0].points).shape == (5, 2), timeout=60000)
     win.close()
+
+
+def test_frames_carry_landmarks_only_while_a_page_uses_them(window, ctx):
+    import dataclasses
+
+    ctx.apply_settings(dataclasses.replace(ctx.settings, liveness=True, show_landmarks=False))
+    window.show_page(window.live)
+    assert ctx.landmark_analyzer_if_wanted() is None  # liveness is the door's: not needed on Live
+    window.show_page(window.door)
+    assert ctx.landmark_analyzer_if_wanted() is ctx.analyzer
+    window.show_page(window.people)
+    assert ctx.landmark_analyzer_if_wanted() is None
+    ctx.apply_settings(dataclasses.replace(ctx.settings, show_landmarks=True))
+    assert ctx.landmark_analyzer_if_wanted() is ctx.analyzer  # drawn wherever the camera shows

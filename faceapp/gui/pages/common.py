@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from faceapp.gui.widgets import BAD, GOOD, NEUTRAL, WARN, Overlay
+from faceapp.landmarks.points import CONTOURS
+
+
+def face_overlay(detection, label: str, color, landmarks=None, *, detail: str = "") -> Overlay:
+    """One face's overlay: its box with the 68-point landmarks and their contours when they were
+    predicted (a FaceLandmarks), else MTCNN's 5 points."""
+    b = detection.bbox
+    if landmarks is not None:
+        return Overlay((b.x1, b.y1, b.x2, b.y2), landmarks.points, label, color, CONTOURS, detail)
+    return Overlay((b.x1, b.y1, b.x2, b.y2), detection.landmarks.points, label, color)
 
 
 def landmark_text(face) -> str:
@@ -15,8 +25,6 @@ def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None)
     """A box, the landmarks and 'name d' (or 'unknown') for each face of a FrameResult.
     ``landmarks``: the frame's FaceLandmarks (one per face): their 68 points and contours are
     drawn instead of MTCNN's 5, and the head pose is written under the box."""
-    from faceapp.landmarks.points import CONTOURS
-
     out: list[Overlay] = []
     for i, face in enumerate(result.faces):
         det = face.observation.detection
@@ -31,12 +39,8 @@ def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None)
         if not q.ok:
             label += f"  ({q.describe()})"
             color = color if best is not None else BAD
-        b = det.bbox
-        if landmarks is not None and i < len(landmarks):
-            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), landmarks[i].points, label, color, CONTOURS,
-                               landmark_text(landmarks[i])))
-        else:
-            out.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, label, color))
+        lm = landmarks[i] if landmarks is not None and i < len(landmarks) else None
+        out.append(face_overlay(det, label, color, lm, detail=landmark_text(lm) if lm is not None else ""))
     for det in result.all_detections:
         if any(det is f.observation.detection for f in result.faces):
             continue

@@ -35,8 +35,8 @@ from faceapp.door import (
 from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import HINT_TEXT, LIVENESS_HINT_TEXT, outcome_reason
 from faceapp.gui.pages.base import Page
-from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, Overlay, VideoView, jpeg_pixmap
-from faceapp.landmarks.points import CONTOURS
+from faceapp.gui.pages.common import face_overlay
+from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, VideoView, jpeg_pixmap
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,7 @@ class DoorPage(Page):
     # -- page life --------------------------------------------------------------------------
     def activate(self) -> None:
         self._active = True
+        self.ctx.door_watching = True
         self._timer.start()
         self.refresh_names()
         if self._mode is DoorMode.VERIFY:
@@ -313,6 +314,7 @@ class DoorPage(Page):
 
     def deactivate(self) -> None:
         self._active = False
+        self.ctx.door_watching = False
         self._timer.stop()
         self._retry.stop()
         if self.machine is not None:
@@ -330,14 +332,11 @@ class DoorPage(Page):
         overlays = []
         show = frame.landmarks if self.ctx.settings.show_landmarks else None
         for i, face in enumerate(frame.result.faces):
-            b = face.observation.detection.bbox
             color = GOOD if state.streak and state.verdict and state.verdict.decision.granted else (
                 NEUTRAL if face.observation.quality.ok else WARN
             )
-            if show is not None and i < len(show):
-                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), show[i].points, "", color, CONTOURS))
-            else:
-                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.observation.detection.landmarks.points, "", color))
+            lm = show[i] if show is not None and i < len(show) else None
+            overlays.append(face_overlay(face.observation.detection, "", color, lm))
         self.view.set_frame(frame.image, overlays)
         self._render(state)
 

@@ -25,9 +25,8 @@ from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected
 from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import quality_verdict
 from faceapp.gui.pages.base import Page
-from faceapp.gui.pages.common import landmark_text
-from faceapp.gui.widgets import BAD, GOOD, WARN, ImageBox, Overlay, VideoView, to_qimage
-from faceapp.landmarks.points import CONTOURS
+from faceapp.gui.pages.common import face_overlay, landmark_text
+from faceapp.gui.widgets import BAD, GOOD, WARN, ImageBox, VideoView, to_qimage
 from faceapp.types import Candidate
 
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
@@ -266,12 +265,8 @@ class EnrollPage(Page):
         overlays = []
         face = probe.landmarks
         for det in probe.detections:
-            b = det.bbox
             color = (GOOD if ok else BAD) if len(probe.detections) == 1 else BAD
-            if face is not None and det is face.detection:
-                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), face.points, "", color, CONTOURS))
-            else:
-                overlays.append(Overlay((b.x1, b.y1, b.x2, b.y2), det.landmarks.points, "", color))
+            overlays.append(face_overlay(det, "", color, face if face is not None and det is face.detection else None))
         self.view.set_message("")
         self.view.set_frame(to_qimage(preview.image), overlays)
         self.crop.set_image(to_qimage(obs.aligned.image) if obs else None)
