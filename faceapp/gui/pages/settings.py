@@ -97,6 +97,15 @@ def model_card_text(spec, in_use: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def _spin(box, low, high, suffix: str, tip: str = ""):
+    """A spin box with its range (the setting's documented range) and unit."""
+    box.setRange(low, high)
+    box.setSuffix(suffix)
+    if tip:
+        box.setToolTip(tip)
+    return box
+
+
 def _buddy(text: str, widget: QWidget) -> QLabel:
     label = QLabel(text)
     label.setBuddy(widget)
@@ -166,15 +175,9 @@ class SettingsPage(Page):
         sf.addRow(self.restart_note)
 
         # door
-        self.frames = QSpinBox()
-        self.frames.setRange(1, 30)
-        self.frames.setSuffix(" frames")
-        self.timeout = QDoubleSpinBox()
-        self.timeout.setRange(1.0, 120.0)
-        self.timeout.setSuffix(" s")
-        self.reset = QDoubleSpinBox()
-        self.reset.setRange(0.5, 60.0)
-        self.reset.setSuffix(" s")
+        self.frames = _spin(QSpinBox(), 1, 30, " frames")
+        self.timeout = _spin(QDoubleSpinBox(), 1.0, 120.0, " s")
+        self.reset = _spin(QDoubleSpinBox(), 0.5, 60.0, " s")
         door_box = QGroupBox("Door")
         df = QFormLayout(door_box)
         df.addRow("Agreeing &frames for a decision:", self.frames)
@@ -184,18 +187,11 @@ class SettingsPage(Page):
         # landmarks: drawing, enrollment checks, the door's liveness challenge
         self.show_landmarks = QCheckBox("Draw the 68 landmarks and head pose in the live and door views")
         self.enroll_checks = QCheckBox("Enrollment: refuse photos with closed eyes or a turned head")
-        self.max_yaw = QDoubleSpinBox()
-        self.max_yaw.setRange(5.0, 90.0)
-        self.max_yaw.setSuffix(" \u00b0")
-        self.max_yaw.setToolTip("Largest head turn left/right of a usable enrollment photo")
+        self.max_yaw = _spin(QDoubleSpinBox(), 5.0, 90.0, " \u00b0", "Largest head turn left/right of a usable enrollment photo")
         self.liveness = QCheckBox("Door: ask for a liveness challenge (blink, or turn the head) before granting")
-        self.liveness_time = QDoubleSpinBox()
-        self.liveness_time.setRange(1.0, 60.0)
-        self.liveness_time.setSuffix(" s")
-        self.liveness_turn = QDoubleSpinBox()
-        self.liveness_turn.setRange(10.0, 45.0)
-        self.liveness_turn.setSuffix(" \u00b0")
-        self.liveness_turn.setToolTip("How far a turn challenge must turn the head; higher is harder to fake and to pass")
+        self.liveness_time = _spin(QDoubleSpinBox(), 1.0, 60.0, " s")
+        self.liveness_turn = _spin(QDoubleSpinBox(), 10.0, 45.0, " \u00b0",
+                                   "How far a turn challenge must turn the head; higher is harder to fake and to pass")
         live_note = QLabel(
             "Liveness catches a photo or a screen held up and moved (its landmarks move as one plane). "
             "It has been measured against photo attacks only, not yet on live people at this door: "
