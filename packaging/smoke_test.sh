@@ -73,6 +73,14 @@ set +e; "$FACEAPP" enroll "Tony Blair" "$TURNED"; rc=$?; set -e
 [ $rc = 5 ] || fail "enroll of a turned head: exit $rc, expected 5 (low quality: head turned)"
 ok "the landmark CNN (ONNX) refuses a turned head for enrollment"
 "$FACEAPP" enroll "Tony Blair" "$B1" >/dev/null || fail "second enroll"
+# the optional models run from the bundle too (flip TTA shares dlib's export; compact-cnn-v1,
+# 90.5% on DevTest, has its own): enroll, then verify (flip: another photo; compact: the same one)
+for m in dlib-resnet-flip-v1:"$A2" compact-cnn-v1:"$A1"; do
+  MDB="sqlite:///$SCRATCH/${m%%:*}.db"
+  "$FACEAPP" enroll --model "${m%%:*}" --db "$MDB" "Colin Powell" "$A1" >/dev/null || fail "enroll with ${m%%:*}"
+  "$FACEAPP" verify --model "${m%%:*}" --db "$MDB" "Colin Powell" "${m#*:}" >/dev/null || fail "verify with ${m%%:*} did not match"
+done
+ok "the optional models dlib-resnet-flip-v1 and compact-cnn-v1 run from the bundle"
 "$FACEAPP" people
 DB=$HOME/.local/share/faceapp/faceapp.db
 [ -f "$DB" ] || fail "the database is not in the user's data folder ($DB)"

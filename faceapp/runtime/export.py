@@ -1,7 +1,11 @@
-"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet, the embedding model and
+"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet, the embedding models and
 the 68-point landmark model.
 
-    python -m faceapp.runtime.export OUT_DIR [--model dlib-resnet-v1] [--landmark-model landmarks-v1]
+    python -m faceapp.runtime.export OUT_DIR [--model ID ...] [--landmark-model landmarks-v1]
+
+Without ``--model`` every embedding model whose weights are in the models folder is exported
+(the installer offers what it ships). One file per weights file (``<weights stem>.onnx``): specs
+on the same weights, such as ``dlib-resnet-v1`` and its flip-TTA variant, share it.
 
 Needs torch, facenet-pytorch and onnx (the installer build runs it in its build venv, with the
 CPU build of torch); the app then runs the files with ONNX Runtime (faceapp.runtime). Training
@@ -78,18 +82,26 @@ def export_mtcnn(out_dir: Path) -> list[Path]:
     return out
 
 
+def shipped_model_ids(models_dir: Path | None = None) -> list[str]:
+    """The embedding models whose weights file is present (the ones an installer can run)."""
+    from faceapp.embed.weights import available_specs
+
+    return [m for m, spec in sorted(available_specs(models_dir).items()) if spec.file.is_file()]
+
+
 def export_embedder(model_id: str, out_dir: Path) -> Path:
-    """The embedding model of ``model_id`` (its checked weights) -> <model_id>.onnx."""
+    """The embedding model of ``model_id`` (its checked weights) -> <weights stem>.onnx."""
     import torch
 
     from faceapp.embed import network
     from faceapp.embed.weights import load_spec
+    from faceapp.runtime.onnx_embedder import onnx_file
 
     spec = load_spec(model_id)
     model = network.build(spec.architecture)
     model.load_state_dict(spec.load_state_dict(map_location="cpu"))
     example = torch.zeros(2, 3, spec.input_size, spec.input_size)
-    path = out_dir / f"{spec.model_id}.onnx"
+    path = onnx_file(spec, out_dir)
     _save(model.eval(), example, path, ["input"], ["embedding"], {"input": {0: "n"}, "embedding": {0: "n"}}, _meta(spec))
     return path
 
@@ -113,7 +125,13 @@ def export_landmarks(model_id: str, out_dir: Path) -> Path:
 def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...] | list[str] = ("landmarks-v1",)) -> list[Path]:
     out_dir = Path(out_dir)
     files = export_mtcnn(out_dir)
-    files += [export_embedder(m, out_dir) for m in model_ids]
+    from faceapp.embed.weights import load_spec
+    from faceapp.runtime.onnx_embedder import onnx_file
+
+    by_file: dict[Path, str] = {}
+    for m in model_ids:  # specs sharing a weights file share its export
+        by_file.setdefault(onnx_file(load_spec(m), out_dir), m)
+    files += [export_embedder(m, out_dir) for m in by_file.values()]
     files += [export_landmarks(m, out_dir) for m in landmark_ids]
     return files
 
@@ -121,11 +139,11 @@ def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m faceapp.runtime.export", description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--model", action="append", dest="models", help="embedding model id (repeatable; default: dlib-resnet-v1)")
+    p.add_argument("--model", action="append", dest="models", help="embedding model id (repeatable; default: every model whose weights are present)")
     p.add_argument("--landmark-model", action="append", dest="landmarks",
                    help="68-point landmark model id (repeatable; default: landmarks-v1)")
     args = p.parse_args(argv)
-    files = export_all(args.out_dir, args.models or ["dlib-resnet-v1"], args.landmarks or ["landmarks-v1"])
+    files = export_all(args.out_dir, args.models or shipped_model_ids(), args.landmarks or ["landmarks-v1"])
     json.dump({"files": [str(f) for f in files], "sizes": {f.name: f.stat().st_size for f in files}}, sys.stdout, indent=2)
     print()
     return 0

@@ -1,8 +1,11 @@
 """The embedding network on ONNX Runtime: normalised (N, 3, S, S) chips -> (N, dim) unit encodings.
 
-The ONNX file (``<onnx dir>/<model id>.onnx``) carries, in its metadata, the model id and the
-sha256 of the PyTorch weights it was exported from; a file made from other weights than the
-spec names is refused, so stored templates never mix encodings of different weights.
+The ONNX file is named after the spec's weights file (``<onnx dir>/<weights stem>.onnx``, e.g.
+``dlib_resnet_v1.onnx``), so every spec on the same weights runs from one export: the flip
+variant ``dlib-resnet-flip-v1`` differs from ``dlib-resnet-v1`` only in how its chips are fed.
+The file carries, in its metadata, the sha256 of the PyTorch weights it was exported from; a
+file made from other weights than the spec names is refused, so stored templates never mix
+encodings of different weights.
 
 A spec with ``flip_tta`` is applied here as on the torch backend: the network runs on the
 chips and on their mirror images, and the encoding is ``normalise(e(chip) + e(mirrored chip))``.
@@ -17,15 +20,16 @@ import numpy as np
 from faceapp import runtime
 
 
-def onnx_file(model_id: str, model_dir: Path | None = None) -> Path:
-    return (Path(model_dir) if model_dir is not None else runtime.onnx_dir()) / f"{model_id}.onnx"
+def onnx_file(spec, model_dir: Path | None = None) -> Path:
+    """Where the ONNX export of ``spec``'s weights lives (shared by the specs on those weights)."""
+    return (Path(model_dir) if model_dir is not None else runtime.onnx_dir()) / f"{Path(spec.file).stem}.onnx"
 
 
 class OnnxEmbedNet:
     """Callable like the torch model: ``net(x)`` with x float32 (N, 3, S, S) -> (N, dim)."""
 
     def __init__(self, spec, model_dir: Path | None = None) -> None:
-        self.session = runtime.checked_session(onnx_file(spec.model_id, model_dir), spec)
+        self.session = runtime.checked_session(onnx_file(spec, model_dir), spec, match_model_id=False)
         self.input_name = self.session.get_inputs()[0].name
         self.flip_tta = bool(getattr(spec, "flip_tta", False))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp import runtime
+from faceapp import paths, runtime
 from faceapp.errors import ConfigError, WeightsError
 
 torch = pytest.importorskip("torch")
@@ -103,7 +103,7 @@ def onnx_dir(tmp_path_factory):
     from faceapp.runtime.export import export_all
 
     out = tmp_path_factory.mktemp("onnx")
-    export_all(out, ["dlib-resnet-v1"])
+    export_all(out, ["dlib-resnet-v1", "dlib-resnet-flip-v1"])
     return out
 
 
@@ -147,6 +147,39 @@ def test_embedder_onnx_equals_torch_on_the_same_chips(onnx_backend, monkeypatch)
     ref = Embedder(spec, device="cpu").embed(chips)
     np.testing.assert_allclose(onnx, ref, rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+
+
+def test_specs_on_one_weights_file_share_one_export(onnx_dir):
+    """dlib-resnet-flip-v1 is dlib-resnet-v1's weights fed differently: one file serves both."""
+    names = sorted(f.name for f in onnx_dir.glob("*.onnx") if not f.name.startswith(("mtcnn_", "landmarks")))
+    assert names == ["dlib_resnet_v1.onnx"]
+
+
+def test_flip_model_on_onnx_equals_torch(onnx_backend, monkeypatch):
+    from faceapp.embed.embedder import Embedder
+    from faceapp.embed.weights import load_spec
+
+    spec = load_spec("dlib-resnet-flip-v1")
+    assert spec.flip_tta
+    rng = np.random.default_rng(2)
+    chips = [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(3)]
+    onnx = Embedder(spec, device="cpu").embed(chips)
+    plain = Embedder(load_spec("dlib-resnet-v1"), device="cpu").embed(chips)
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    ref = Embedder(spec, device="cpu").embed(chips)
+    np.testing.assert_allclose(onnx, ref, rtol=0, atol=1e-5)
+    assert np.abs(onnx - plain).max() > 1e-3  # the mirror images were used
+
+
+def test_shipped_model_ids_are_the_specs_with_weights(tmp_path):
+    import shutil
+
+    from faceapp.runtime.export import shipped_model_ids
+
+    ids = shipped_model_ids()
+    assert {"dlib-resnet-v1", "dlib-resnet-flip-v1", "compact-cnn-v1"} <= set(ids)
+    shutil.copy(paths.models_dir() / "dlib_resnet_v1.json", tmp_path / "dlib_resnet_v1.json")
+    assert shipped_model_ids(tmp_path) == []  # a spec without its weights file is not shipped
 
 
 PEOPLE = ["Colin_Powell", "Serena_Williams", "Tony_Blair", "Jennifer_Aniston", "Gerhard_Schroeder", "Hugo_Chavez"]
