@@ -205,13 +205,13 @@ def cross_validation_folds(same: np.ndarray, k: int = 10) -> np.ndarray | None:
     return folds
 
 
-def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progress: Progress | None = None, use_folds: bool = True) -> tuple[dict, np.ndarray]:
-    """Metrics (``faceapp.match.calibration.evaluate_pairs`` keys, plus counts) and the distances."""
-    from faceapp.match.calibration import evaluate_pairs
+def pair_metrics(d: np.ndarray, pairs, *, use_folds: bool = True) -> dict:
+    """``faceapp eval``'s metrics of the distances ``d`` of ``pairs``: evaluate_pairs' keys with
+    the threshold cross-validated over the pairs' folds (plus each fold's accuracy and
+    threshold); pairs of one fold are dealt into 10 folds so that no pair is scored by the
+    threshold it chose."""
+    from faceapp.match.calibration import evaluate_pairs, kfold_accuracy
 
-    imgs = [p.path_a for p in pairs] + [p.path_b for p in pairs]
-    table = embed_images(engine, imgs, cache=cache, progress=progress)
-    d = pair_distances(table, pairs)
     same = np.array([p.same for p in pairs], dtype=bool)
     folds = np.array([p.fold for p in pairs]) if use_folds else None
     if folds is not None and len(np.unique(folds)) < 2:
@@ -221,11 +221,19 @@ def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progr
         folds = cross_validation_folds(same, 10)
     result = evaluate_pairs(d, same, folds=folds)
     if folds is not None:
-        from faceapp.match.calibration import kfold_accuracy
-
         kf = kfold_accuracy(d, same, folds)
         result["fold_accuracies"] = [float(a) for a in kf.fold_accuracies]
         result["fold_thresholds"] = [float(t) for t in kf.fold_thresholds]
+    return result
+
+
+def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progress: Progress | None = None, use_folds: bool = True) -> tuple[dict, np.ndarray]:
+    """Metrics (``faceapp.match.calibration.evaluate_pairs`` keys, plus counts) and the distances."""
+    imgs = [p.path_a for p in pairs] + [p.path_b for p in pairs]
+    table = embed_images(engine, imgs, cache=cache, progress=progress)
+    d = pair_distances(table, pairs)
+    same = np.array([p.same for p in pairs], dtype=bool)
+    result = pair_metrics(d, pairs, use_folds=use_folds)
     tau = engine.threshold
     accept = d <= tau
     result.update(
