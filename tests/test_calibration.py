@@ -17,9 +17,13 @@ from faceapp.match.calibration import (
     KFoldResult,
     auc,
     best_threshold,
+    clopper_pearson,
     eer,
     evaluate_pairs,
     kfold_accuracy,
+    kfold_correct,
+    mcnemar_exact,
+    paired_comparison,
     plot_distance_histograms,
     plot_roc,
     roc_curve,
@@ -365,6 +369,74 @@ def test_evaluate_pairs_json_safe_when_nothing_is_accepted_at_far_zero():
 
 
 # ------------------------------------------------------------------------------ plots
+
+
+# ------------------------------------------------------------------------------ paired comparison
+
+
+def test_mcnemar_exact_by_hand():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(4, 0) == pytest.approx(2 * 0.5**4)  # 0.125
+    assert mcnemar_exact(0, 10) == pytest.approx(2 * 0.5**10)
+    assert mcnemar_exact(5, 5) == 1.0  # capped
+    # 2 of 7: 2 * (1 + 7 + 21) / 128
+    assert mcnemar_exact(2, 5) == pytest.approx(2 * 29 / 128)
+    assert mcnemar_exact(5, 2) == mcnemar_exact(2, 5)
+
+
+def test_clopper_pearson_known_values():
+    assert clopper_pearson(0, 0) == (0.0, 1.0)
+    lo, hi = clopper_pearson(0, 4)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 4), abs=1e-9)  # 0.6024
+    lo, hi = clopper_pearson(5, 10)
+    assert (lo, hi) == (pytest.approx(0.187086, abs=1e-5), pytest.approx(0.812914, abs=1e-5))
+    lo, hi = clopper_pearson(29, 34)
+    assert lo < 29 / 34 < hi and 0 < lo and hi < 1
+
+
+def test_kfold_correct_mean_is_the_kfold_accuracy():
+    rng = np.random.default_rng(3)
+    same = np.repeat([True, False], 50)
+    d = np.where(same, rng.normal(0.3, 0.15, 100), rng.normal(0.8, 0.15, 100))
+    folds = np.arange(100) % 5
+    ok = kfold_correct(d, same, folds)
+    assert ok.dtype == bool and ok.shape == (100,)
+    assert ok.mean() == pytest.approx(kfold_accuracy(d, same, folds).mean_accuracy)
+
+
+def test_paired_comparison_of_a_model_with_itself_is_no_difference():
+    rng = np.random.default_rng(0)
+    same = np.repeat([True, False], 100)
+    d = np.where(same, rng.normal(0.3, 0.2, 200), rng.normal(0.9, 0.2, 200))
+    c = paired_comparison(d, d, same, np.arange(200) % 10, resamples=200)
+    assert c["only_a_correct"] == c["only_b_correct"] == 0 and c["mcnemar_p"] == 1.0
+    assert c["accuracy_diff"] == 0 and c["accuracy_diff_ci95"] == [0.0, 0.0]
+    assert c["tar_at_far_1e-2_diff_ci95"] == [0.0, 0.0] and c["p_b_better_tar_at_far_1e-2"] == 0.0
+    json.dumps(c)
+
+
+def test_paired_comparison_sees_a_better_model_and_its_interval_holds_the_difference():
+    rng = np.random.default_rng(1)
+    same = np.repeat([True, False], 300)
+    base = np.where(same, rng.normal(0.4, 0.2, 600), rng.normal(0.9, 0.2, 600))
+    better = np.where(same, base - 0.1, base + 0.1)  # every pair moves the right way
+    c = paired_comparison(base, better, same, np.arange(600) % 10, resamples=300)
+    assert c["only_a_correct"] == 0 and c["only_b_correct"] > 10
+    assert c["mcnemar_p"] < 1e-3
+    lo, hi = c["accuracy_diff_ci95"]
+    assert 0 < lo <= c["accuracy_diff"] <= hi
+    assert c["accuracy_b"] > c["accuracy_a"] and c["tar_at_far_1e-2_b"] >= c["tar_at_far_1e-2_a"]
+    # swapping the roles mirrors the answer
+    r = paired_comparison(better, base, same, np.arange(600) % 10, resamples=300)
+    assert r["accuracy_diff"] == pytest.approx(-c["accuracy_diff"]) and r["mcnemar_p"] == c["mcnemar_p"]
+    assert r["accuracy_diff_ci95"] == pytest.approx([-hi, -lo])
+
+
+def test_paired_comparison_checks_its_input():
+    with pytest.raises(ValueError):
+        paired_comparison([0.1, 0.2], [0.1], [True, False], 2)
+    with pytest.raises(ValueError):
+        paired_comparison([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [True, True, True], [0, 1, 0])
 
 
 def test_plot_roc_writes_png(tmp_path):

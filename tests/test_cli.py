@@ -149,3 +149,26 @@ def test_eval_pairs_from_a_csv(capsys, lfw_image, tmp_path):
     assert (tmp_path / "roc.png").is_file() and (tmp_path / "roc-distances.png").is_file()
     code, _, err = run(capsys, "eval", "pairs", tmp_path / "missing.csv")
     assert code == Exit.BAD_INPUT and "missing.csv" in err
+    code, _, err = run(capsys, "eval", "pairs", csv, "--compare-to", "dlib-resnet-flip-v1")
+    assert code == Exit.BAD_INPUT and "10 same and 10 different" in err
+
+
+@pytest.mark.datasets
+def test_eval_compare_to_another_model(capsys, lfw_dir, tmp_path):
+    from faceapp.evaluation.protocols import read_lfw_pairs
+
+    pairs = read_lfw_pairs(lfw_dir, "devtest")
+    pick = [p for p in pairs if p.same][:10] + [p for p in pairs if not p.same][:10]
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("path_a,path_b,same\n" + "".join(f"{p.path_a},{p.path_b},{int(p.same)}\n" for p in pick))
+    code, out, _ = run(capsys, "eval", "pairs", csv, "--json", "--device", "cpu", "--model", "dlib-resnet-flip-v1",
+                       "--compare-to", "dlib-resnet-v1", "--resamples", "50")
+    r = json.loads(out)
+    c = r["comparison"]
+    assert code == 0 and c["a"] == "dlib-resnet-v1" and c["b"] == "dlib-resnet-flip-v1" and c["pairs"] == 20
+    assert c["accuracy_b"] == pytest.approx(r["accuracy"])  # B is the evaluated model
+    assert 0 <= c["mcnemar_p"] <= 1 and c["resamples"] == 50
+    lo, hi = c["accuracy_diff_ci95"]
+    assert lo <= c["accuracy_diff"] <= hi
+    code, out, _ = run(capsys, "eval", "pairs", csv, "--device", "cpu", "--compare-to", "dlib-resnet-v1", "--resamples", "20")
+    assert code == 0 and "exact McNemar p = 1" in out  # a model against itself

@@ -76,6 +76,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     result["dataset"] = what
+    if args.compare_to:
+        from faceapp.evaluation.runner import pair_folds
+        from faceapp.match.calibration import paired_comparison
+
+        folds = pair_folds(pairs)
+        if folds is None:
+            print("faceapp: --compare-to needs at least 10 same and 10 different pairs", file=sys.stderr)
+            return int(Exit.BAD_INPUT)
+        other = FaceEngine(_settings(args).replace(model=args.compare_to))
+        bar, update = _progress(f"{what}, {other.model_id}")
+        try:
+            _, base = evaluate(other, pairs, cache=EvalCache(other, enabled=not args.no_cache), progress=update)
+        finally:
+            bar.close()
+        import numpy as np
+
+        cmp = paired_comparison(base, distances, np.array([p.same for p in pairs]), folds, resamples=args.resamples)
+        result["comparison"] = {"a": other.model_id, "b": engine.model_id, **cmp}
     if args.plot:
         import numpy as np
 
@@ -97,4 +115,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"  {label:28s} {fmt.format(result[key])}")
         if result["no_face_detected"]:
             print(f"  no face detected in {result['no_face_detected']} image(s): used the mean landmark positions")
+        if "comparison" in result:
+            c = result["comparison"]
+            lo, hi = c["accuracy_diff_ci95"]
+            tlo, thi = c["tar_at_far_1e-2_diff_ci95"]
+            print(f"  against {c['a']} (A; this model is B), on the same {c['pairs']} pairs:")
+            print(f"    accuracy                   A {c['accuracy_a']:.2%}  B {c['accuracy_b']:.2%}  B-A {c['accuracy_diff']:+.2%}"
+                  f"  (95% interval {lo:+.2%} .. {hi:+.2%})")
+            print(f"    pairs only A / only B gets right  {c['only_a_correct']} / {c['only_b_correct']}"
+                  f"  (exact McNemar p = {c['mcnemar_p']:.3g})")
+            print(f"    TAR at FAR 1e-2            A {c['tar_at_far_1e-2_a']:.2%}  B {c['tar_at_far_1e-2_b']:.2%}"
+                  f"  B-A {c['tar_at_far_1e-2_diff']:+.2%}  (95% interval {tlo:+.2%} .. {thi:+.2%})")
     return int(Exit.OK)

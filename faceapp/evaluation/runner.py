@@ -205,20 +205,25 @@ def cross_validation_folds(same: np.ndarray, k: int = 10) -> np.ndarray | None:
     return folds
 
 
+def pair_folds(pairs) -> np.ndarray | None:
+    """The folds that cross-validate the threshold of ``pairs``: their own (LFW View 2), or,
+    for pairs of one fold only (LFW View 1 DevTest, a CSV without folds), 10 folds dealt
+    round-robin within each class, so no accuracy is measured on the pairs that chose its
+    threshold. None when a class has fewer than 10 pairs."""
+    folds = np.array([p.fold for p in pairs])
+    if len(np.unique(folds)) >= 2:
+        return folds
+    return cross_validation_folds(np.array([p.same for p in pairs], dtype=bool), 10)
+
+
 def pair_metrics(d: np.ndarray, pairs, *, use_folds: bool = True) -> dict:
     """``faceapp eval``'s metrics of the distances ``d`` of ``pairs``: evaluate_pairs' keys with
     the threshold cross-validated over the pairs' folds (plus each fold's accuracy and
-    threshold); pairs of one fold are dealt into 10 folds so that no pair is scored by the
-    threshold it chose."""
+    threshold; :func:`pair_folds`)."""
     from faceapp.match.calibration import evaluate_pairs, kfold_accuracy
 
     same = np.array([p.same for p in pairs], dtype=bool)
-    folds = np.array([p.fold for p in pairs]) if use_folds else None
-    if folds is not None and len(np.unique(folds)) < 2:
-        # One fold only (LFW View 1 DevTest, a CSV without folds): cross-validate the
-        # threshold anyway, 10 folds dealt round-robin within each class, so the reported
-        # accuracy is never measured on the pairs that chose its threshold.
-        folds = cross_validation_folds(same, 10)
+    folds = pair_folds(pairs) if use_folds else None
     result = evaluate_pairs(d, same, folds=folds)
     if folds is not None:
         kf = kfold_accuracy(d, same, folds)

@@ -36,6 +36,10 @@ __all__ = [
     "eer",
     "evaluate_pairs",
     "kfold_accuracy",
+    "clopper_pearson",
+    "kfold_correct",
+    "mcnemar_exact",
+    "paired_comparison",
     "plot_distance_histograms",
     "plot_roc",
     "roc_curve",
@@ -371,6 +375,124 @@ def kfold_accuracy(
         fold_thresholds=tuple(thrs),
         fold_ids=tuple(int(f) for f in ids),
     )
+
+
+def kfold_correct(distances: Any, same: Any, folds: int | Sequence[int] | np.ndarray) -> np.ndarray:
+    """Per pair, whether :func:`kfold_accuracy`'s decision is right: pair ``i`` of fold ``f``
+    is judged with the threshold chosen on the other folds. Its mean over equal-sized folds is
+    the k-fold accuracy."""
+    d, s = _check_pairs(distances, same)
+    labels = _fold_labels(folds, d.size)
+    kf = kfold_accuracy(d, s, labels)
+    thr = dict(zip(kf.fold_ids, kf.fold_thresholds, strict=True))
+    return (d <= np.array([thr[int(f)] for f in labels])) == s
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: under "A and B are equally good", each of the
+    ``only_a + only_b`` pairs that exactly one of them gets right is A's with probability 1/2."""
+    from math import comb
+
+    n, k = int(only_a) + int(only_b), min(int(only_a), int(only_b))
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * sum(comb(n, i) for i in range(k + 1)) / 2.0**n))
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (no overflow for large n)."""
+    from math import exp, lgamma, log, log1p
+
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    lp, lq = log(p), log1p(-p)
+    logs = [lgamma(n + 1) - lgamma(i + 1) - lgamma(n - i + 1) + i * lp + (n - i) * lq for i in range(k + 1)]
+    top = max(logs)
+    return min(1.0, exp(top) * sum(exp(v - top) for v in logs))
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion: ``k`` successes in ``n``."""
+    if n <= 0:
+        return 0.0, 1.0
+    alpha = (1.0 - level) / 2
+
+    def solve(f, target: float) -> float:  # f increasing in p on [0, 1]; bisection
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if f(mid) < target else (lo, mid)
+        return (lo + hi) / 2
+
+    lower = 0.0 if k == 0 else solve(lambda p: 1.0 - _binom_cdf(k - 1, n, p), alpha)  # P(X >= k) = alpha
+    upper = 1.0 if k == n else solve(lambda p: -_binom_cdf(k, n, p), -alpha)  # P(X <= k) = alpha
+    return float(lower), float(upper)
+
+
+def paired_comparison(
+    distances_a: Any,
+    distances_b: Any,
+    same: Any,
+    folds: int | Sequence[int] | np.ndarray,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Is model B better than model A on these pairs, or is the difference noise?
+
+    Both models scored the same pairs. Accuracy is each model's k-fold decision per pair; only
+    the pairs that exactly one model gets right (``only_a`` + ``only_b`` = m of N) carry the
+    difference, so the test and the interval are conditional on them: the exact McNemar test,
+    and the accuracy difference (B - A) = (m / N) (2 theta - 1) with theta = only_b / m and its
+    exact Clopper-Pearson 95% interval (consistent with the test: it holds 0 whenever p > 0.05
+    and m is not tiny). TAR at FAR 1e-2 has no such closed form: its 95% interval comes from a
+    paired, class-stratified bootstrap (``resamples``, seeded), which redraws the same-person
+    and the different-person pairs with replacement, keeping their counts, and recomputes both
+    models' TAR on each draw; with few different-person pairs (DevTest: 500, so FAR 1e-2 = 5
+    accepted) it is a rough guide.
+
+    Returns a JSON-serialisable dict: ``accuracy_a/_b``, ``tar_at_far_1e-2_a/_b``,
+    ``only_a_correct``, ``only_b_correct``, ``mcnemar_p``, ``accuracy_diff`` and
+    ``accuracy_diff_ci95``, ``tar_at_far_1e-2_diff`` and ``tar_at_far_1e-2_diff_ci95``,
+    ``p_b_better_tar_at_far_1e-2`` (share of resamples where B is strictly better),
+    ``resamples``, ``seed``.
+    """
+    da, s = _check_pairs(distances_a, same)
+    db, _ = _check_pairs(distances_b, s)
+    _require_both_classes(s)
+    labels = _fold_labels(folds, s.size)
+    ca, cb = kfold_correct(da, s, labels), kfold_correct(db, s, labels)
+    only_a, only_b = int((ca & ~cb).sum()), int((cb & ~ca).sum())
+    m, n = only_a + only_b, int(s.size)
+    t_lo, t_hi = clopper_pearson(only_b, m)
+    pos, neg = np.flatnonzero(s), np.flatnonzero(~s)
+    rng = np.random.default_rng(seed)
+    tar_d = np.empty(resamples)
+    for r in range(resamples):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        tar_d[r] = tar_at_far(db[idx], s[idx], 1e-2)[0] - tar_at_far(da[idx], s[idx], 1e-2)[0]
+    tar_a, tar_b = tar_at_far(da, s, 1e-2)[0], tar_at_far(db, s, 1e-2)[0]
+    return {
+        "pairs": int(s.size),
+        "accuracy_a": float(ca.mean()),
+        "accuracy_b": float(cb.mean()),
+        "only_a_correct": only_a,
+        "only_b_correct": only_b,
+        "mcnemar_p": mcnemar_exact(only_a, only_b),
+        "accuracy_diff": float(cb.mean() - ca.mean()),
+        "accuracy_diff_ci95": [m / n * (2 * t_lo - 1), m / n * (2 * t_hi - 1)],
+        "tar_at_far_1e-2_a": tar_a,
+        "tar_at_far_1e-2_b": tar_b,
+        "tar_at_far_1e-2_diff": float(tar_b - tar_a),
+        "tar_at_far_1e-2_diff_ci95": [float(np.quantile(tar_d, 0.025)), float(np.quantile(tar_d, 0.975))],
+        "p_b_better_tar_at_far_1e-2": float((tar_d > 0).mean()),
+        "resamples": int(resamples),
+        "seed": int(seed),
+    }
 
 
 # --------------------------------------------------------------------------------------
