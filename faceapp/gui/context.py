@@ -253,6 +253,9 @@ class AppContext(QObject):
         self._relays: set[_Relay] = set()
         self.camera = CameraController(self)
         self.door_watching = False  # the door page is on screen (its liveness challenge needs landmarks)
+        self._reembedding = False  # templates of another model are being re-encoded (start-up)
+        self.reembedded = 0  # how many templates were re-encoded at start-up
+        self.reembed_error = ""
         self._closed = False
 
     # -- start-up ---------------------------------------------------------------------------
@@ -291,12 +294,50 @@ class AppContext(QObject):
         self.status.emit(f"Face models could not be loaded: {self.engine_error}")
 
     def _maybe_service(self) -> None:
-        if self.store is None or self.engine is None or self.service is not None:
+        if self.store is None or self.engine is None or self.service is not None or self._reembedding:
             return
         from faceapp.services import FaceService
 
-        self.service = FaceService(self.settings, store=self.store, engine=self.engine, analyzer=self._analyzer)
-        self.status.emit(f"Ready: model {self.engine.model_id}, threshold {self.engine.threshold:.3f}")
+        service = FaceService(self.settings, store=self.store, engine=self.engine, analyzer=self._analyzer)
+        try:
+            others = {m: n for m, n in self.store.model_ids().items() if m != self.engine.model_id}
+        except Exception as exc:  # the database could not be read: say so, the pages show it too
+            log.warning("cannot count the templates by model: %s", exc)
+            others = {}
+        if not others:
+            self._service_ready(service)
+            return
+        # The model was changed (settings): re-encode the enrolled faces from their stored photos
+        # before anything is decided, so no one is judged against another model's templates.
+        total = sum(others.values())
+        self._reembedding = True
+        self.status.emit(f"Re-encoding {total} enrolled face(s) for model {self.engine.model_id}...")
+
+        model_id = self.engine.model_id
+
+        def progress(i: int, k: int) -> None:  # worker thread: the signal is queued to the GUI
+            self.status.emit(f"Re-encoding enrolled faces for model {model_id}: {i} of {k}")
+
+        def work() -> int:
+            return service.reembed(progress=progress)
+
+        def finished(n: int) -> None:
+            self._reembedding = False
+            self.reembedded = n
+            log.info("re-encoded %d template(s) for model %s", n, self.engine.model_id)
+            self._service_ready(service, note=f"{n} enrolled face(s) re-encoded for this model. ")
+            self.people_changed.emit()
+
+        def failed(exc: BaseException) -> None:
+            self._reembedding = False
+            self.reembed_error = error_text(exc)
+            self._service_ready(service, note=f"Enrolled faces of other models could not be re-encoded: {self.reembed_error} ")
+
+        self.task(work, name="reembed", on_result=finished, on_error=failed)
+
+    def _service_ready(self, service, note: str = "") -> None:
+        self.service = service
+        self.status.emit(f"{note}Ready: model {self.engine.model_id}, threshold {self.engine.threshold:.3f}")
         self._warm_landmarks()
         self.engine_ready.emit()
 

@@ -71,3 +71,63 @@ def test_the_landmark_and_liveness_settings_are_saved_checked_and_applied(window
     assert ctx.analyzer.limits.max_yaw_deg == 20.0  # the running app's enrollment check
     assert window.door.machine.needs_landmarks  # the door was rebuilt with the challenge
     assert window.live.landmarks_box.isChecked()
+
+
+def test_the_model_is_chosen_from_the_installed_ones_and_saved_for_the_next_start(window, ctx, settings_file):
+    page = window.settings
+    window.show_page(page)
+    ids = [page.model.itemData(i) for i in range(page.model.count())]
+    assert {"dlib-resnet-v1", "dlib-resnet-flip-v1", "compact-cnn-v1"} <= set(ids)
+    assert page.model.currentData() == ctx.settings.model == "dlib-resnet-v1"
+    assert "(default)" in page.model.currentText() and "98.83%" in page.model_note.text()
+    page.use_calibrated.setChecked(False)
+    page.threshold.setValue(0.3)  # a threshold set for dlib-resnet-v1 ...
+    page.model.setCurrentIndex(page.model.findData("dlib-resnet-flip-v1"))
+    assert page.use_calibrated.isChecked()  # ... is not carried over to another model
+    assert "mirrored" in page.model_note.text() and "0.144" in page.model_note.text()
+    assert page.save()
+    saved = load_settings(settings_file, env=False)
+    assert saved.model == "dlib-resnet-flip-v1" and saved.threshold is None
+    assert "Restart faceapp" in page.message.text()
+    assert ctx.engine.model_id == "dlib-resnet-v1"  # the running app keeps its model until restarted
+
+
+def test_a_model_that_is_not_installed_is_shown_as_such(ctx):
+    from faceapp.gui.pages.settings import SettingsPage
+
+    ctx.settings = dataclasses.replace(ctx.settings, model="gone-v0")
+    page = SettingsPage(ctx)
+    assert page.model.currentData() == "gone-v0" and "not installed" in page.model.currentText()
+    assert "not in" in page.model_note.text()
+
+
+def test_after_a_model_change_the_app_re_encodes_the_enrolled_faces_before_deciding(
+    qtbot, service, engine, analyzer, gui_settings, lfw_image
+):
+    """Enrolled with dlib-resnet-v1, started with dlib-resnet-flip-v1: the start re-encodes the
+    stored faces (no one enrolls again), then the service verifies with the new model."""
+    from faceapp.config import Settings
+    from faceapp.gui.context import AppContext
+    from faceapp.pipeline import FaceEngine
+    from faceapp.types import Decision
+
+    service.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
+    service.enroll("Serena_Williams", lfw_image("Serena_Williams", 1))
+    flip = FaceEngine(Settings(device="cpu", model="dlib-resnet-flip-v1"))
+    flip._detector = engine.detector  # the same MTCNN; its own embedder (flip TTA)
+    settings = dataclasses.replace(gui_settings, model="dlib-resnet-flip-v1")
+    c = AppContext(settings, store=service.store, engine=flip, analyzer=analyzer)
+    messages = []
+    c.status.connect(messages.append)
+    with qtbot.waitSignal(c.engine_ready, timeout=60_000):
+        c.start()
+        assert not c.ready  # nothing is decided while the templates are another model's
+    try:
+        assert c.reembedded == 2 and not c.reembed_error
+        assert service.store.model_ids() == {"dlib-resnet-flip-v1": 2}
+        assert any("Re-encoding 2 enrolled face(s)" in m for m in messages)
+        assert "2 enrolled face(s) re-encoded" in messages[-1]
+        r = c.service.verify("Colin_Powell", lfw_image("Colin_Powell", 2))
+        assert r.decision is Decision.MATCH
+    finally:
+        assert c.shutdown()

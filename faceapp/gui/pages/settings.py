@@ -1,4 +1,5 @@
-"""Settings: camera source, threshold (with what it means), CPU/GPU, database, door timing.
+"""Settings: camera source, threshold (with what it means), CPU/GPU, face model, database,
+door timing, landmarks and liveness.
 
 Edits the settings file (``save_settings``), so they persist between runs. The camera, the
 threshold and the door's timing apply at once; the database, device and model at the next start.
@@ -97,6 +98,19 @@ def model_card_text(spec, in_use: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def model_summary(spec) -> str:
+    """One line on a model for people choosing it: the spec's ``summary``, else its card's title."""
+    text = (spec.extra or {}).get("summary")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    try:
+        first = spec.card.read_text(encoding="utf-8").splitlines()[0] if spec.card is not None else ""
+    except OSError:
+        first = ""
+    title = first.lstrip("# ").split(": ", 1)[-1].strip()
+    return title or f"{spec.architecture}, {spec.embedding_dim}-d encodings"
+
+
 def _spin(box, low, high, suffix: str, tip: str = ""):
     """A spin box with its range (the setting's documented range) and unit."""
     box.setRange(low, high)
@@ -160,6 +174,11 @@ class SettingsPage(Page):
         self.device.addItem("Automatic (GPU when available)", "auto")
         self.device.addItem("CPU", "cpu")
         self.device.addItem("GPU (CUDA)", "cuda")
+        self.model = QComboBox()
+        self.model.setToolTip("The network that turns a face into its encoding; enrolled faces are re-encoded for it")
+        self.model_note = QLabel("")
+        self.model_note.setWordWrap(True)
+        self.model.currentIndexChanged.connect(self._model_picked)
         self.db = QLineEdit()
         self.db.setToolTip("A SQLAlchemy URL, e.g. sqlite:///C:/faceapp/door.db; empty = the default")
         db_pick = QPushButton("Database file...")
@@ -170,8 +189,15 @@ class SettingsPage(Page):
         sys_box = QGroupBox("Computer")
         sf = QFormLayout(sys_box)
         sf.addRow("&Run networks on:", self.device)
+        sf.addRow("Face &model:", self.model)
+        sf.addRow(self.model_note)
         sf.addRow(_buddy("&Database:", self.db), db_row)
-        self.restart_note = QLabel("Changes to the device and the database apply after a restart.")
+        self.restart_note = QLabel(
+            "Changes to the device, the model and the database apply after a restart. After a model "
+            "change, the enrolled faces are re-encoded for the new model from their stored photos "
+            "when faceapp starts (nobody has to enroll again)."
+        )
+        self.restart_note.setWordWrap(True)
         sf.addRow(self.restart_note)
 
         # door
@@ -254,6 +280,7 @@ class SettingsPage(Page):
         self.threshold.setValue(s.threshold if s.threshold is not None else self._spec_threshold())
         i = self.device.findData(s.device if s.device in ("auto", "cpu", "cuda") else "cuda")
         self.device.setCurrentIndex(max(0, i))
+        self._fill_models(s.model)
         self.db.setText(s.db_url)
         self.db.setPlaceholderText(f"default: {paths.default_db_url()}")
         self.frames.setValue(s.door_frames)
@@ -277,6 +304,7 @@ class SettingsPage(Page):
             camera=self.camera.text().strip() or "0",
             threshold=None if self.use_calibrated.isChecked() else round(self.threshold.value(), 4),
             device=self.device.currentData(),
+            model=self.model.currentData() or self.saved.model,
             db_url=self.db.text().strip(),
             door_frames=self.frames.value(),
             door_timeout_s=self.timeout.value(),
@@ -296,14 +324,42 @@ class SettingsPage(Page):
         except (ConfigError, OSError) as exc:
             self._say(f"Not saved: {error_text(exc)}", error=True)
             return False
-        restart = new.device != self.saved.device or new.db_url != self.saved.db_url
+        restart = new.device != self.saved.device or new.db_url != self.saved.db_url or new.model != self.saved.model
         self.saved = new
         self.ctx.apply_settings(new)
         self._show_card()
-        self._say("Saved." + (" Restart faceapp for the device and database changes." if restart else ""))
+        self._say("Saved." + (" Restart faceapp for the device, model and database changes." if restart else ""))
         return True
 
     # -- helpers ----------------------------------------------------------------------------
+    def _fill_models(self, current: str) -> None:
+        """Every model spec in the models folder (the one in use first if it is missing)."""
+        from faceapp.embed.weights import available_specs
+
+        self._specs = available_specs()
+        self.model.blockSignals(True)
+        self.model.clear()
+        if current not in self._specs:
+            self.model.addItem(f"{current} (not installed)", current)
+        for model_id in sorted(self._specs):
+            default = " (default)" if model_id == Settings().model else ""
+            self.model.addItem(model_id + default, model_id)
+        self.model.setCurrentIndex(max(0, self.model.findData(current)))
+        self.model.blockSignals(False)
+        self._model_picked()
+
+    def _model_picked(self, _index: int = -1) -> None:
+        model_id = self.model.currentData()
+        spec = getattr(self, "_specs", {}).get(model_id)
+        if spec is None:
+            self.model_note.setText(f"Model {model_id} is not in {paths.models_dir()}: pick another one.")
+            return
+        note = model_summary(spec)
+        if model_id != self.saved.model:
+            note += f" Its own calibrated threshold ({spec.threshold:.3f}) will be used: a threshold set for another model does not carry over."
+            self.use_calibrated.setChecked(True)
+        self.model_note.setText(note)
+
     def _spec(self):
         if self.ctx.engine is not None:
             return self.ctx.engine.spec
