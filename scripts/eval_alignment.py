@@ -22,7 +22,10 @@ Views: ``devtrain`` / ``devtest`` / ``10fold`` are the LFW pairs files, measured
 ``celeba`` is every same-person pair and every different-person pair of celeba-subset's
 images (up to 8 per identity), ``faceapp.training.evaluate.verification_metrics``. Choose
 on ``devtrain`` and ``celeba`` (validation); ``devtest`` and ``10fold`` are test sets.
-Landmarks are cached in ``--landmark-cache`` (default ``artifacts/alignment/landmarks.npz``).
+On the LFW views every variant after the first is compared with the first on the same pairs
+(``faceapp.match.calibration.paired_comparison``: exact McNemar test, 95% intervals of the
+accuracy and TAR@FAR1e-2 differences). Landmarks are cached in ``--landmark-cache`` (default
+``artifacts/alignment/landmarks.npz``).
 """
 
 from __future__ import annotations
@@ -176,7 +179,8 @@ def fit_template(a: argparse.Namespace, engine) -> int:
 
 def evaluate(a: argparse.Namespace, engine) -> int:
     from faceapp.evaluation.protocols import read_lfw_pairs
-    from faceapp.evaluation.runner import pair_metrics
+    from faceapp.evaluation.runner import pair_folds, pair_metrics
+    from faceapp.match.calibration import paired_comparison
     from faceapp.match.gallery import pair_distance
     from faceapp.training.evaluate import verification_metrics
 
@@ -205,9 +209,16 @@ def evaluate(a: argparse.Namespace, engine) -> int:
                 m = pair_metrics(d, pairs)
                 m.pop("roc", None)
             m = {k: v_ for k, v_ in m.items() if not isinstance(v_, (list, dict)) or k == "fold_accuracies"}
+            if view != "celeba":
+                if v == variants[0]:
+                    first = d
+                else:  # paired against the first variant (exact McNemar, intervals of the differences)
+                    m[f"vs_{variants[0]}"] = paired_comparison(first, d, [p.same for p in pairs], pair_folds(pairs))
             res[v] = m
+            c = m.get(f"vs_{variants[0]}")
+            vs = f"; vs {variants[0]}: {c['only_a_correct']} / {c['only_b_correct']} pairs, McNemar p {c['mcnemar_p']:.3g}" if c else ""
             print(f"{view:9s} {v:18s} accuracy {m['accuracy']:.4f} TAR@1e-2 {m['tar_at_far_1e-2']:.4f} "
-                  f"TAR@1e-3 {m['tar_at_far_1e-3']:.4f} EER {m['eer']:.4f} ({time.time() - t0:.0f} s)", flush=True)
+                  f"TAR@1e-3 {m['tar_at_far_1e-3']:.4f} EER {m['eer']:.4f} ({time.time() - t0:.0f} s){vs}", flush=True)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=1))
