@@ -39,5 +39,6 @@ class OnnxEmbedNet:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if not self.flip_tta:
             return self._run(x)
-        s = self._run(x) + self._run(x[..., ::-1])  # (N, 3, H, W): reversing W mirrors the chips
+        both = self._run(np.concatenate([x, x[..., ::-1]]))  # (N, 3, H, W): reversing W mirrors the chips
+        s = both[: len(x)] + both[len(x) :]  # one run over chips + mirrors (faster than two)
         return (s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)).astype(np.float32)
