@@ -69,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", help="comma-separated 0-based folds to train (quick checks; figures need all 10)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the features (heads train on one)")
     ap.add_argument("--no-celeba-only", action="store_true", help="skip the celeba-only head")
+    ap.add_argument("--rescore", action="store_true",
+                    help="only recompute the figures from OUT/distances.npz of an earlier run (no features, no training)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if a.rescore:
+        return rescore(Path(a.out))
 
     import torch
     from tqdm import tqdm
@@ -233,6 +237,29 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "view2.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record, indent=1))
+    return 0
+
+
+def rescore(out: Path) -> int:
+    """The figures of ``OUT/view2.json`` again from ``OUT/distances.npz`` (e.g. after the metrics
+    gained the calibrated pooling), keeping that file's training record."""
+    from faceapp.training.view2 import unrestricted_kfold
+
+    with np.load(out / "distances.npz") as z:
+        same, folds = z["same"], z["folds"]
+        dists = {k: z[k] for k in z.files if k not in ("same", "folds")}
+    record = json.loads((out / "view2.json").read_text())
+    names = {k.replace("-", "_"): k for k in record["models"]}
+    for key, d in dists.items():
+        r = unrestricted_kfold(d, same, folds)
+        record["models"][names.get(key, key)] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+    record["rescored"] = "python scripts/eval_view2_unrestricted.py --rescore --out " + str(out)
+    (out / "view2.json").write_text(json.dumps(record, indent=1))
+    for name, r in record["models"].items():
+        c = r["calibrated"]
+        print(f"{name:24s} accuracy {r['accuracy']:.4f}  pooled TAR@1e-3 {r['tar_at_far_1e-3']:.4f}  "
+              f"calibrated: TAR@1e-2 {c['tar_at_far_1e-2']:.4f} TAR@1e-3 {c['tar_at_far_1e-3']:.4f} "
+              f"EER {c['eer']:.4f} AUC {c['auc']:.5f}")
     return 0
 
 

@@ -97,3 +97,19 @@ def test_each_fold_is_thresholded_and_scored_by_its_own_model():
     assert r["auc"] < 0.75  # pooled: fold 1's reversed distances come from model 1
     with pytest.raises(ValueError):
         pooled_distances(d[:1], folds)
+
+
+def test_calibrated_pooling_removes_the_fold_models_distance_scales():
+    """Each fold model ranks its pairs perfectly, but on its own scale (model 1's distances are
+    3x model 0's): pooled raw distances interleave the folds, calibrated ones do not."""
+    same = np.array([True, False, True, False] * 2)
+    folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    base = np.array([0.2, 0.5, 0.3, 0.6, 0.2, 0.5, 0.3, 0.6])
+    d = np.stack([base, 3 * base])  # model 0, model 1
+    r = unrestricted_kfold(d, same, folds)
+    assert r["fold_accuracies"] == [1.0, 1.0]
+    assert r["fold_thresholds"][1] == pytest.approx(3 * r["fold_thresholds"][0])
+    assert r["auc"] < 1.0  # model 1's same pairs (0.6, 0.9) are farther than model 0's different pairs
+    assert r["calibrated"]["auc"] == pytest.approx(1.0) and r["calibrated"]["eer"] == pytest.approx(0.0)
+    one = unrestricted_kfold(np.tile(base, (2, 1)), same, folds)  # one model: the scales agree already
+    assert one["calibrated"]["auc"] == pytest.approx(one["auc"])
