@@ -382,6 +382,8 @@ def test_mcnemar_exact_by_hand():
     # 2 of 7: 2 * (1 + 7 + 21) / 128
     assert mcnemar_exact(2, 5) == pytest.approx(2 * 29 / 128)
     assert mcnemar_exact(5, 2) == mcnemar_exact(2, 5)
+    assert mcnemar_exact(600, 700) == pytest.approx(0.00608, rel=0.02)  # large counts: no overflow
+    assert mcnemar_exact(1000, 1000) == 1.0
 
 
 def test_clopper_pearson_known_values():

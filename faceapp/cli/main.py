@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, help="use only the first N pairs (quick checks)")
     sp.add_argument("--no-cache", action="store_true", help="do not read or write the aligned-face cache")
     sp.add_argument("--compare-to", metavar="MODEL", help="also score the pairs with MODEL (A) and test whether --model (B) "
-                    "differs from it beyond noise: exact McNemar test and paired bootstrap 95%% intervals of the accuracy "
-                    "and TAR@FAR1e-2 differences")
+                    "differs from it beyond noise: exact McNemar test, exact 95%% interval of the accuracy difference, "
+                    "paired bootstrap 95%% interval of the TAR@FAR1e-2 difference")
     sp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for --compare-to (default 2000)")
 
     sp = add("train", _lazy("faceapp.cli.train", "cmd_train"), "train, export and calibrate embedding models (faceapp train ACTION --help)")

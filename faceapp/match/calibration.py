@@ -391,12 +391,10 @@ def kfold_correct(distances: Any, same: Any, folds: int | Sequence[int] | np.nda
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value: under "A and B are equally good", each of the
     ``only_a + only_b`` pairs that exactly one of them gets right is A's with probability 1/2."""
-    from math import comb
-
     n, k = int(only_a) + int(only_b), min(int(only_a), int(only_b))
     if n == 0:
         return 1.0
-    return float(min(1.0, 2.0 * sum(comb(n, i) for i in range(k + 1)) / 2.0**n))
+    return float(min(1.0, 2.0 * _binom_cdf(k, n, 0.5)))
 
 
 def _binom_cdf(k: int, n: int, p: float) -> float:
