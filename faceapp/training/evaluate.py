@@ -65,6 +65,13 @@ def pair_distances_by_label(embeddings: np.ndarray, labels: np.ndarray) -> tuple
 def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> dict[str, float]:
     """Pair metrics of embeddings with identity labels (see the module docstring)."""
     g, imp, _ = pair_distances_by_label(embeddings, labels)
+    return genuine_impostor_metrics(g, imp, seed=seed)
+
+
+def genuine_impostor_metrics(g: np.ndarray, imp: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+    """:func:`verification_metrics` of given same-person (``g``) and different-person (``imp``)
+    pair distances (any score where smaller means "more alike")."""
+    g, imp = np.asarray(g, np.float64), np.asarray(imp, np.float64)
     if len(g) == 0 or len(imp) == 0:
         raise ValueError("need both same-person and different-person pairs")
     rng = np.random.default_rng(seed)
