@@ -118,8 +118,9 @@ class Faces:
     def matrix(self, i: int, variant: str, template68: np.ndarray | None) -> np.ndarray:
         kind, arg = VARIANTS[variant]
         t5 = np.asarray(self.engine.spec.template, np.float64)
-        _, _, pts = self.load(i) if self.records[i] is None else (None, None, np.asarray(self.records[i][2], np.float64))
-        if kind == "mtcnn" or self.records[i] is None:  # no face found: the 68 points would be of nothing
+        rec = self.records[i]
+        pts = np.asarray(self.mean_pts if rec is None else rec[2], np.float64)  # faceapp eval's fallback
+        if kind == "mtcnn" or rec is None:  # no face found: the 68 points would be of nothing
             w = np.asarray(arg if kind == "mtcnn" else VARIANTS["mtcnn5"][1], np.float64)
             keep = w > 0
             return weighted_similarity(pts[keep], t5[keep], w[keep])
