@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from faceapp.detect.align import similarity_transform  # noqa: E402  (weighted Umeyama)
+
 # name -> ("mtcnn", weights of the 5 MTCNN points) or ("lm68", indices of the 68 points)
 VARIANTS: dict[str, tuple[str, list]] = {
     "mtcnn5": ("mtcnn", [1, 1, 1, 1, 1]),  # what the product does
@@ -53,23 +55,6 @@ VARIANTS: dict[str, tuple[str, list]] = {
     "lm68_all": ("lm68", list(range(68))),
 }
 LFW_VIEWS = ("devtrain", "devtest", "10fold")
-
-
-def weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The 2x3 similarity minimising sum w_i ||M [src_i; 1] - dst_i||^2 (weighted Umeyama)."""
-    w = np.asarray(w, np.float64)
-    w = w / w.sum()
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    mu_s, mu_d = w @ src, w @ dst
-    s_c, d_c = src - mu_s, dst - mu_d
-    var_s = float(w @ (s_c**2).sum(1))
-    u, sig, vt = np.linalg.svd((d_c * w[:, None]).T @ s_c)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1] = -1.0
-    rot = u @ np.diag(d) @ vt
-    scale = float((sig * d).sum() / var_s)
-    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
 
 
 class Faces:
@@ -123,10 +108,10 @@ class Faces:
         if kind == "mtcnn" or rec is None:  # no face found: the 68 points would be of nothing
             w = np.asarray(arg if kind == "mtcnn" else VARIANTS["mtcnn5"][1], np.float64)
             keep = w > 0
-            return weighted_similarity(pts[keep], t5[keep], w[keep])
+            return similarity_transform(pts[keep], t5[keep], w[keep])
         if template68 is None:
             raise SystemExit(f"variant {variant} needs --template (run fit-template first)")
-        return weighted_similarity(self.lm[i][arg], template68[arg], np.ones(len(arg)))
+        return similarity_transform(self.lm[i][arg], template68[arg], np.ones(len(arg)))
 
     def chips(self, variant: str, template68: np.ndarray | None) -> np.ndarray:
         import cv2

@@ -34,11 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def all_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    i, j = np.triu_indices(n, k=1)
-    return i, j
-
-
 def head_scores(w: np.ndarray, b: float, ea: np.ndarray, eb: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     """Logits of "same" for embedding pairs (rows of ea, eb)."""
     out = np.empty(len(ea), np.float64)
@@ -63,7 +58,7 @@ def train(a, lr: float, emb_train: np.ndarray, y_train: np.ndarray, emb_val: np.
 
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    vi, vj = all_pairs(len(y_val))
+    vi, vj = np.triu_indices(len(y_val), k=1)
     vsame = y_val[vi] == y_val[vj]
     ea, eb = emb_val[vi], emb_val[vj]
     # start as dlib's own verifier: logit = s * (t - L1), t the L1 distance separating best on training pairs
@@ -71,7 +66,7 @@ def train(a, lr: float, emb_train: np.ndarray, y_train: np.ndarray, emb_val: np.
     from faceapp.match.calibration import best_threshold
 
     sub = np.random.default_rng(a.seed).choice(len(y_train), min(3000, len(y_train)), replace=False)
-    ti, tj = all_pairs(len(sub))
+    ti, tj = np.triu_indices(len(sub), k=1)
     l1_tr = np.abs(emb_train[sub][ti, 0] - emb_train[sub][tj, 0]).sum(1)
     t0_thr, _ = best_threshold(l1_tr, y_train[sub][ti] == y_train[sub][tj])
     head = PairClassifierHead(emb_train.shape[-1], init_scale=a.init_scale, init_distance=float(t0_thr))

@@ -39,6 +39,23 @@ def test_similarity_rejects_degenerate_points():
         similarity_transform(np.ones((5, 2)), TEMPLATE)
 
 
+def test_similarity_weights_scale_out_and_drop_points():
+    rng = np.random.default_rng(0)
+    src = TEMPLATE.astype(np.float64)
+    dst = src * 1.3 + rng.normal(0, 2.0, src.shape)  # noisy: the fits differ with the weights
+    plain = similarity_transform(src, dst)
+    assert np.allclose(similarity_transform(src, dst, np.ones(5)), plain)
+    assert np.allclose(similarity_transform(src, dst, np.full(5, 7.0)), plain)  # only ratios count
+    # a zero weight is the fit without that point; a small weight moves the fit towards it
+    dropped = similarity_transform(src, dst, [1, 1, 1, 0, 0])
+    assert np.allclose(dropped, similarity_transform(src[:3], dst[:3]))
+    half = similarity_transform(src, dst, [1, 1, 1, 0.25, 0.25])
+    assert not np.allclose(half, plain) and not np.allclose(half, dropped)
+    for bad in ([1, 1, 1, 1], [1, 1, 1, 1, -1], [0, 0, 0, 0, 0]):
+        with pytest.raises(ValueError, match="weights"):
+            similarity_transform(src, dst, bad)
+
+
 def test_align_face_puts_landmarks_on_the_template():
     # A face whose landmarks are the template shifted by (30, 40) and scaled 2x.
     src_pts = TEMPLATE * 2 + np.array([30, 40])
