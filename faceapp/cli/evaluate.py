@@ -68,6 +68,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         same = [p for p in pairs if p.same][: args.limit // 2]
         diff = [p for p in pairs if not p.same][: args.limit - len(same)]
         pairs = same + diff
+    import numpy as np
+
+    if args.compare_to:  # checked before any work: the comparison cross-validates over folds
+        from faceapp.evaluation.runner import pair_folds
+
+        folds = pair_folds(pairs)
+        if folds is None:
+            print("faceapp: --compare-to needs at least 10 same and 10 different pairs", file=sys.stderr)
+            return int(Exit.BAD_INPUT)
     engine = FaceEngine(_settings(args))
     cache = EvalCache(engine, enabled=not args.no_cache)
     bar, update = _progress(what)
@@ -77,26 +86,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar.close()
     result["dataset"] = what
     if args.compare_to:
-        from faceapp.evaluation.runner import pair_folds
         from faceapp.match.calibration import paired_comparison
 
-        folds = pair_folds(pairs)
-        if folds is None:
-            print("faceapp: --compare-to needs at least 10 same and 10 different pairs", file=sys.stderr)
-            return int(Exit.BAD_INPUT)
         other = FaceEngine(_settings(args).replace(model=args.compare_to))
         bar, update = _progress(f"{what}, {other.model_id}")
         try:
             _, base = evaluate(other, pairs, cache=EvalCache(other, enabled=not args.no_cache), progress=update)
         finally:
             bar.close()
-        import numpy as np
-
         cmp = paired_comparison(base, distances, np.array([p.same for p in pairs]), folds, resamples=args.resamples)
         result["comparison"] = {"a": other.model_id, "b": engine.model_id, **cmp}
     if args.plot:
-        import numpy as np
-
         from faceapp.match.calibration import plot_distance_histograms, plot_roc, roc_curve
 
         same = np.array([p.same for p in pairs])
