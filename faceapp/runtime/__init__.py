@@ -117,18 +117,18 @@ def onnx_session(path: Path):
         raise WeightsError(f"the ONNX model {path} cannot be loaded: {exc}") from None
 
 
-def checked_session(path: Path, spec, *, kind: str = "weights", match_model_id: bool = True):
+def checked_session(path: Path, spec, *, kind: str = "weights"):
     """:func:`onnx_session` for a network exported from ``spec``'s weights: the file's metadata
-    (written by :mod:`faceapp.runtime.export`) must name ``spec.sha256`` and, with
-    ``match_model_id``, ``spec.model_id``, else WeightsError (a file made from other weights would
-    mix encodings or move landmarks). Embedding specs that share one weights file share its
-    export, so they match on the weights alone."""
+    (written by :mod:`faceapp.runtime.export`) must name ``spec.sha256``, else WeightsError (a
+    file made from other weights would mix encodings or move landmarks). The weights decide, not
+    the model id: specs that share one weights file (dlib-resnet-v1 and its flip variant) share
+    its export."""
     from faceapp.errors import WeightsError
 
     session = onnx_session(path)
     meta = session.get_modelmeta().custom_metadata_map
     made_from = meta.get("source_sha256", "")
-    if made_from != spec.sha256 or (match_model_id and meta.get("model_id") != spec.model_id):
+    if made_from != spec.sha256:
         raise WeightsError(
             f"{path} was exported from other {kind} (model {meta.get('model_id')!r}, sha256 "
             f"{made_from[:12]}...) than model {spec.model_id} ({spec.sha256[:12]}...); rebuild it"

@@ -29,7 +29,7 @@ class OnnxEmbedNet:
     """Callable like the torch model: ``net(x)`` with x float32 (N, 3, S, S) -> (N, dim)."""
 
     def __init__(self, spec, model_dir: Path | None = None) -> None:
-        self.session = runtime.checked_session(onnx_file(spec, model_dir), spec, match_model_id=False)
+        self.session = runtime.checked_session(onnx_file(spec, model_dir), spec)
         self.input_name = self.session.get_inputs()[0].name
         self.flip_tta = bool(getattr(spec, "flip_tta", False))
 
