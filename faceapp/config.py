@@ -3,12 +3,21 @@
 Order of precedence (last wins): the defaults below, ``settings.toml`` in the user's config
 folder (or the file named by ``FACEAPP_SETTINGS``), environment variables ``FACEAPP_<NAME>``
 (e.g. ``FACEAPP_THRESHOLD=0.3``, ``FACEAPP_DB=sqlite:///door.db``), then command-line flags.
+
+Every value is parsed strictly wherever it comes from (:func:`parse_setting`): a boolean is
+only true/false, 1/0, yes/no or on/off; a number must be a finite number in the setting's
+range; cross-field rules are checked by :meth:`Settings.validate`. Anything else is a
+:class:`~faceapp.errors.ConfigError` naming the setting, the bad value, where it came from
+and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,9 +26,44 @@ from typing import Any
 from faceapp import paths
 from faceapp.errors import ConfigError
 
+log = logging.getLogger(__name__)
 
-def _doc(text: str, **kw: Any) -> Any:
-    return field(metadata={"doc": text}, **kw)
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a numeric setting; ``*_open`` excludes that end."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    unit: str = ""
+
+    def allows(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+            return False
+        if self.high is not None and (x >= self.high if self.high_open else x > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None and not (self.low_open or self.high_open):
+            text = f"{lo:g}..{hi:g}"
+        else:
+            parts = []
+            if lo is not None:
+                parts.append(f"{'>' if self.low_open else '>='} {lo:g}")
+            if hi is not None:
+                parts.append(f"{'<' if self.high_open else '<='} {hi:g}")
+            text = " and ".join(parts)
+        return f"{text} {self.unit}".rstrip()
+
+
+def _doc(text: str, *, limit: Limit | None = None, **kw: Any) -> Any:
+    return field(metadata={"doc": text, "limit": limit}, **kw)
 
 
 @dataclass(frozen=True)
@@ -34,28 +78,38 @@ class Settings:
         "Max squared L2 distance between unit encodings that counts as the same person (0..4); "
         "lower is stricter (fewer false accepts, more false rejects). Empty = the model's calibrated value.",
         default=None,
+        limit=Limit(0.0, 4.0, low_open=True, high_open=True),
     )
-    top_k: int = _doc("How many nearest people identify reports (1..50).", default=5)
+    top_k: int = _doc("How many nearest people identify reports (1..50).", default=5, limit=Limit(1, 50))
     camera: str = _doc("Camera source: a device index (0), a video file or a folder of images.", default="0")
     min_face_size: int = _doc(
-        "Smallest face (pixels, shorter side of the box) accepted for enrollment and decisions; 40..400.",
+        "Smallest face (pixels, shorter side of the box) accepted for enrollment and decisions; 10..1000.",
         default=60,
+        limit=Limit(10, 1000, unit="pixels"),
     )
-    min_detection_score: float = _doc("Smallest detector confidence (0..1) for a face to count.", default=0.90)
-    min_brightness: float = _doc("Mean luma (0..255) of the aligned face below which it is too dark.", default=45.0)
-    max_brightness: float = _doc("Mean luma (0..255) above which the face is washed out.", default=225.0)
+    min_detection_score: float = _doc("Smallest detector confidence (0..1) for a face to count.", default=0.90,
+                                      limit=Limit(0.0, 1.0))
+    min_brightness: float = _doc("Mean luma (0..255) of the aligned face below which it is too dark; "
+                                 "below max_brightness.", default=45.0, limit=Limit(0.0, 255.0))
+    max_brightness: float = _doc("Mean luma (0..255) above which the face is washed out.", default=225.0,
+                                 limit=Limit(0.0, 255.0))
     min_sharpness: float = _doc(
         "Variance of the Laplacian of the aligned face below which it is too blurry (higher is sharper; "
-        "about 1% of LFW's news photos fall below the default 12).",
+        "about 1% of LFW's news photos fall below the default 12); 0 or more.",
         default=12.0,
+        limit=Limit(0.0),
     )
     max_image_side: int = _doc(
-        "Images with a longer side (pixels) are downscaled before detection; keeps memory bounded.",
+        "Images with a longer side (pixels) are downscaled before detection; keeps memory bounded; 256..16384.",
         default=1600,
+        limit=Limit(256, 16384, unit="pixels"),
     )
-    door_frames: int = _doc("Door: consecutive agreeing frames needed for a decision (1..30).", default=3)
-    door_timeout_s: float = _doc("Door: seconds to reach a decision before TIMEOUT.", default=8.0)
-    door_reset_s: float = _doc("Door: seconds a GRANTED/DENIED screen stays before it resets.", default=4.0)
+    door_frames: int = _doc("Door: consecutive agreeing frames needed for a decision (1..30).", default=3,
+                            limit=Limit(1, 30))
+    door_timeout_s: float = _doc("Door: seconds to reach a decision before TIMEOUT; over 0, at most 600.",
+                                 default=8.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
+    door_reset_s: float = _doc("Door: seconds a GRANTED/DENIED screen stays before it resets; over 0, at most 600.",
+                               default=4.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
     liveness: bool = _doc("Door: require a liveness challenge before granting.", default=False)
     landmark_model: str = _doc("Id of the 68-point landmark model (a landmarks_*.toml in resources/models/).",
                                default="landmarks-v1")
@@ -69,52 +123,41 @@ class Settings:
         "Enrollment: eye aspect ratio (68 landmarks; ~0.3 open, under 0.15 closed) below which the eyes "
         "count as closed; 0 turns the check off; 0..0.4.",
         default=0.15,
+        limit=Limit(0.0, 0.4),
     )
     max_yaw_deg: float = _doc(
         "Enrollment: largest head turn left/right (degrees, from the 68 landmarks) of a usable photo; 5..90.",
         default=25.0,
+        limit=Limit(5.0, 90.0, unit="degrees"),
     )
     max_pitch_deg: float = _doc(
         "Enrollment: largest head tilt up/down (degrees, from the 68 landmarks) of a usable photo; 5..90.",
         default=20.0,
+        limit=Limit(5.0, 90.0, unit="degrees"),
     )
-    liveness_time_limit_s: float = _doc("Liveness: seconds to blink or turn as asked; 1..60.", default=6.0)
+    liveness_time_limit_s: float = _doc("Liveness: seconds to blink or turn as asked; 1..60.", default=6.0,
+                                        limit=Limit(1.0, 60.0, unit="seconds"))
     liveness_turn_deg: float = _doc(
         "Liveness: head turn (degrees of yaw) a turn challenge needs; higher is harder to fake and to pass; 10..45.",
         default=25.0,
+        limit=Limit(10.0, 45.0, unit="degrees"),
     )
     liveness_planar_max_error: float = _doc(
         "Liveness: the landmarks of a turn that fit one plane within this RMS error (fraction of the eye-corner "
-        "distance) are a photo or a screen; higher rejects more photos and more real heads; 0..0.5.",
+        "distance) are a photo or a screen; higher rejects more photos and more real heads; over 0, under 0.5.",
         default=0.05,
+        limit=Limit(0.0, 0.5, low_open=True, high_open=True),
     )
 
     def validate(self) -> Settings:
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
-        if self.threshold is not None and not (0.0 < self.threshold < 4.0):
-            raise ConfigError(f"threshold must be between 0 and 4 (got {self.threshold})")
-        if not 1 <= self.top_k <= 50:
-            raise ConfigError(f"top_k must be 1..50 (got {self.top_k})")
-        if not 10 <= self.min_face_size <= 1000:
-            raise ConfigError(f"min_face_size must be 10..1000 pixels (got {self.min_face_size})")
-        if not 0.0 <= self.min_detection_score <= 1.0:
-            raise ConfigError(f"min_detection_score must be 0..1 (got {self.min_detection_score})")
-        if self.max_image_side < 256:
-            raise ConfigError(f"max_image_side must be at least 256 (got {self.max_image_side})")
-        if not 1 <= self.door_frames <= 30:
-            raise ConfigError(f"door_frames must be 1..30 (got {self.door_frames})")
-        if not 0.0 <= self.min_eye_aspect_ratio <= 0.4:
-            raise ConfigError(f"min_eye_aspect_ratio must be 0..0.4 (got {self.min_eye_aspect_ratio})")
-        for name in ("max_yaw_deg", "max_pitch_deg"):
-            if not 5.0 <= getattr(self, name) <= 90.0:
-                raise ConfigError(f"{name} must be 5..90 degrees (got {getattr(self, name)})")
-        if not 1.0 <= self.liveness_time_limit_s <= 60.0:
-            raise ConfigError(f"liveness_time_limit_s must be 1..60 seconds (got {self.liveness_time_limit_s})")
-        if not 10.0 <= self.liveness_turn_deg <= 45.0:
-            raise ConfigError(f"liveness_turn_deg must be 10..45 degrees (got {self.liveness_turn_deg})")
-        if not 0.0 < self.liveness_planar_max_error < 0.5:
-            raise ConfigError(f"liveness_planar_max_error must be 0..0.5 (got {self.liveness_planar_max_error})")
+        """Check every value's type and range, then the rules between settings (ConfigError)."""
+        for f in fields(self):
+            _check(f.name, getattr(self, f.name))
+        if not self.min_brightness < self.max_brightness:
+            raise ConfigError(
+                f"settings min_brightness = {self.min_brightness:g} and max_brightness = {self.max_brightness:g} "
+                "do not fit together: min_brightness must be below max_brightness"
+            )
         if self.liveness and self.door_timeout_s < self.liveness_time_limit_s + 2.0:
             raise ConfigError(
                 f"with liveness on, door_timeout_s ({self.door_timeout_s:g} s) must be at least "
@@ -131,26 +174,123 @@ class Settings:
         return dataclasses.replace(self, **changes).validate()
 
 
+_FIELDS = {f.name: f for f in fields(Settings)}
 _ENV_ALIASES = {"db_url": ("FACEAPP_DB", "FACEAPP_DB_URL")}
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+_INT_RE = re.compile(r"[+-]?\d+")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    f = {f.name: f for f in fields(Settings)}[name]
-    kind = str(f.type)
-    if raw is None or (isinstance(raw, str) and raw.strip() == "" and "None" in kind):
+def _kind(name: str) -> str:
+    """'bool', 'int', 'float' or 'str' (the annotation without ``| None``)."""
+    return str(_FIELDS[name].type).split("|")[0].strip()
+
+
+def _optional(name: str) -> bool:
+    return "None" in str(_FIELDS[name].type)
+
+
+def allowed(name: str) -> str:
+    """What a setting accepts, in words (the end of every ConfigError about it)."""
+    kind, limit = _kind(name), _FIELDS[name].metadata["limit"]
+    if name == "device":
+        return "auto, cpu, cuda or cuda:N"
+    if name == "camera":
+        return "a device index, a video file or a folder of images (not empty)"
+    if kind == "bool":
+        return "true/false, 1/0, yes/no or on/off"
+    if kind in ("int", "float"):
+        text = "an integer" if kind == "int" else "a number"
+        text += f" {limit.describe()}" if limit else ""
+        return text + (", or empty for the model's calibrated value" if _optional(name) else "")
+    if name in ("model", "landmark_model"):
+        return "a model id (not empty)"
+    return "text"
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _invalid(name: str, raw: Any, source: str | None) -> ConfigError:
+    where = f" (from {source})" if source else ""
+    return ConfigError(f"setting {name} has an invalid value {_short(raw)}{where}: allowed {allowed(name)}")
+
+
+def _check(name: str, value: Any, raw: Any = None, source: str | None = None) -> Any:
+    """``value`` if it has the setting's type and lies in its range, else the ConfigError."""
+    raw = value if raw is None else raw
+    kind, limit = _kind(name), _FIELDS[name].metadata["limit"]
+    if value is None and _optional(name):
         return None
-    try:
-        if kind.startswith("bool"):
-            if isinstance(raw, bool):
-                return raw
-            return str(raw).strip().lower() in ("1", "true", "yes", "on")
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name} has an invalid value {raw!r} (expected {kind})") from None
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = isinstance(value, str)
+    if ok and limit is not None:
+        ok = limit.allows(value)
+    if ok and name == "device":
+        ok = _DEVICE_RE.fullmatch(value) is not None
+    if ok and name in ("camera", "model", "landmark_model"):
+        ok = value.strip() != ""
+    if not ok:
+        raise _invalid(name, raw, source)
+    return value
+
+
+def parse_setting(name: str, raw: Any, source: str | None = None) -> Any:
+    """The value of setting ``name`` from ``raw`` (text from the environment or a flag, or a TOML
+    value), checked against the setting's type and range. ``source`` names where it came from
+    (``FACEAPP_LIVENESS``, ``--threshold``, ``settings file ...``) for the error message."""
+    if name not in _FIELDS:
+        raise ConfigError(f"unknown setting {name!r}{f' (from {source})' if source else ''}")
+    kind = _kind(name)
+    text = raw.strip() if isinstance(raw, str) else None
+    if raw is None or (text == "" and _optional(name)):
+        if _optional(name):
+            return None
+        raise _invalid(name, raw, source)
+    value: Any = None
+    if kind == "bool":
+        if isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, int) and raw in (0, 1):
+            value = bool(raw)
+        elif text is not None and text.lower() in _TRUE + _FALSE:
+            value = text.lower() in _TRUE
+    elif kind == "int":
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer():
+            value = int(raw)
+        elif text is not None and _INT_RE.fullmatch(text):
+            value = int(text)
+    elif kind == "float":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        elif text is not None:
+            try:
+                value = float(text)
+            except ValueError:
+                value = None
+    elif isinstance(raw, str):
+        value = raw
+    elif name == "camera" and isinstance(raw, int) and not isinstance(raw, bool):
+        value = str(raw)  # camera = 0 in TOML is the device index
+    if value is None:
+        raise _invalid(name, raw, source)
+    return _check(name, value, raw, source)
+
+
+def env_vars(name: str) -> tuple[str, ...]:
+    """The environment variables that set ``name`` (the first one set wins)."""
+    return _ENV_ALIASES.get(name, (f"FACEAPP_{name.upper()}",))
 
 
 def settings_path() -> Path:
@@ -158,27 +298,55 @@ def settings_path() -> Path:
     return Path(env) if env else paths.settings_file()
 
 
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings a TOML file sets, parsed and checked one by one; {} when there is no file.
+
+    A path that exists but cannot be read (a folder, no permission, a name too long) is a
+    ConfigError naming it: it never silently means the defaults."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        log.debug("no settings file at %s: defaults", path)
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"settings file {path} is a folder, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"settings file {path} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"settings file {path} is not valid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    values = {}
+    for key, raw in table.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"settings file {path}: unknown setting {key!r}")
+        values[key] = parse_setting(key, raw, f"settings file {path}")
+    return values
+
+
 def load_settings(path: Path | None = None, *, env: bool = True) -> Settings:
     """Defaults, then the settings file (if it exists), then FACEAPP_* environment variables."""
-    values: dict[str, Any] = {}
-    path = path or settings_path()
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
-        known = {f.name for f in fields(Settings)}
-        for key, raw in data.items():
-            if key not in known:
-                raise ConfigError(f"settings file {path}: unknown setting {key!r}")
-            values[key] = _coerce(key, raw)
+    values = read_settings_file(path or settings_path())
     if env:
-        for f in fields(Settings):
-            for var in _ENV_ALIASES.get(f.name, (f"FACEAPP_{f.name.upper()}",)):
+        for name in _FIELDS:
+            for var in env_vars(name):
                 if var in os.environ:
-                    values[f.name] = _coerce(f.name, os.environ[var])
+                    values[name] = parse_setting(name, os.environ[var], var)
                     break
     return Settings(**values).validate()
+
+
+def override(settings: Settings, values: dict[str, Any], sources: dict[str, str] | None = None) -> Settings:
+    """``settings`` with ``values`` (raw, e.g. command-line flags; None = not given) parsed strictly.
+
+    ``sources`` names where each came from (``{"threshold": "--threshold"}``) for the messages."""
+    sources = sources or {}
+    parsed = {k: parse_setting(k, v, sources.get(k)) for k, v in values.items() if v is not None}
+    return dataclasses.replace(settings, **parsed).validate()
 
 
 def _toml_value(value: Any) -> str:
@@ -195,6 +363,7 @@ def render_settings(settings: Settings) -> str:
     lines = ["# faceapp settings. Every key is optional; delete one to get its default back.", ""]
     for f in fields(Settings):
         lines.append(f"# {f.metadata['doc']}")
+        lines.append(f"# allowed: {allowed(f.name)}")
         value = getattr(settings, f.name)
         lines.append(f"# {f.name} = " if value is None else f"{f.name} = {_toml_value(value)}")
         lines.append("")
