@@ -8,9 +8,12 @@ Every failure is an :class:`~faceapp.errors.ImageError` with one clear line.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,39 +23,67 @@ from faceapp.errors import ImageError
 
 log = logging.getLogger(__name__)
 
-#: Refuse images above this many pixels outright (decompression bombs); larger photos
-#: than any camera makes today.
+#: Refuse images above this many pixels outright (decompression bombs), from the file's
+#: header before any decoding (every format); larger photos than any camera makes today.
 MAX_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 ImageSource = str | os.PathLike | bytes | np.ndarray | Image.Image
 
 
-def _open(source: str | os.PathLike | bytes) -> tuple[Image.Image, str]:
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError("the image data is empty (0 bytes)")
-        return Image.open(io.BytesIO(source)), "image data"
-    path = Path(source)
-    label = str(path)
-    if not path.exists():
-        raise ImageError(f"{label}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{label}: is a folder, not an image file")
+def _label(path: Path) -> str:
+    """The path for a message: a very long one is shortened, so the message stays one short line."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
+def _lazy_open(fp, label: str) -> Image.Image:
+    """``Image.open``: reads the header only (size, mode, format); no pixel is decoded."""
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{label}: cannot be read ({exc.strerror})") from None
-    if size == 0:
-        raise ImageError(f"{label}: the file is empty (0 bytes)")
-    try:
-        return Image.open(path), label
+        with warnings.catch_warnings():
+            # Between MAX_PIXELS and twice that PIL only warns; load_image refuses those itself.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except Image.DecompressionBombError:
+        raise ImageError(f"{label}: the image is too large (over {MAX_PIXELS // 1_000_000} megapixels)") from None
     except PermissionError:
         raise ImageError(f"{label}: permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image, or a format that cannot be read") from None
-    except OSError as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{label}: cannot be read ({exc})") from None
+
+
+def _open(source: str | os.PathLike | bytes) -> tuple[Image.Image, str]:
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("the image data is empty (0 bytes)")
+        return _lazy_open(io.BytesIO(source), "image data"), "image data"
+    path = Path(source)
+    label = _label(path)
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"{label}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ImageError(f"{label}: the file name is too long") from None
+        raise ImageError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{label}: is a folder, not an image file")
+    if st.st_size == 0:
+        raise ImageError(f"{label}: the file is empty (0 bytes)")
+    return _lazy_open(path, label), label
+
+
+def _check_pixels(img: Image.Image, label: str) -> None:
+    """Refuse an image over MAX_PIXELS from its header, before anything is decoded."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{label}: the image is too large ({width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            f"at most {MAX_PIXELS / 1e6:g})"
+        )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -114,6 +145,7 @@ def load_image(source: ImageSource, *, max_side: int | None = 1600) -> np.ndarra
         img, label = _open(source)
     try:
         with img:
+            _check_pixels(img, label)
             if max_side and img.format == "JPEG" and max(img.size) > 2 * max_side:
                 # Decode at 1/2, 1/4 or 1/8 scale directly: memory stays bounded.
                 img.draft("RGB", (max_side, max_side))

@@ -120,3 +120,100 @@ def test_jpeg_encode_decode_keeps_the_picture():
     back = decode_jpeg(encode_jpeg(arr))
     assert back.shape == arr.shape
     assert np.abs(back.astype(int) - arr).mean() < 3
+
+
+# -- size limits before decoding, odd paths (issue 12) -----------------------------------------
+def _blank_png(path, width: int, height: int):
+    """A real, valid 1-bit grayscale PNG of width x height, all black, written row by row
+    (a 20000x20000 one is ~50 kB on disk; nothing of its full size is ever in memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n")
+        fh.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)))
+        fh.write(chunk(b"IDAT", idat))
+        fh.write(chunk(b"IEND", b""))
+    return path
+
+
+def test_the_blank_png_writer_makes_a_real_png(tmp_path):
+    out = load_image(_blank_png(tmp_path / "small.png", 37, 21), max_side=None)
+    assert out.shape == (21, 37, 3) and out.max() == 0
+
+
+_PEAK_CHILD = """
+import resource, sys
+from faceapp.errors import ImageError
+from faceapp.imageio import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_image(sys.argv[1])
+    print("loaded", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, "-")
+except ImageError as exc:
+    print("refused", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, exc)
+"""
+
+
+def test_a_20000x20000_png_is_refused_before_decoding(tmp_path):
+    import subprocess
+    import sys
+
+    path = _blank_png(tmp_path / "huge.png", 20000, 20000)  # 400 Mpx > MAX_PIXELS
+    assert path.stat().st_size < 1_000_000
+    # In a fresh process, so the peak resident size is this load's alone (ru_maxrss is in kB).
+    proc = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    verdict, grew_kb, message = proc.stdout.strip().split(" ", 2)
+    assert verdict == "refused", proc.stdout
+    assert "too large" in message and "20000x20000" in message
+    assert int(grew_kb) < 100_000  # decoding it whole would take 400 MB (mode 1) and 1.2 GB as RGB
+    assert proc.stderr == ""  # no DecompressionBombWarning either
+
+
+@pytest.mark.parametrize("fmt, ext", [("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif"),
+                                      ("TIFF", "tif"), ("WEBP", "webp"), ("PPM", "ppm")])
+def test_the_pixel_limit_holds_for_every_format_before_decoding(tmp_path, monkeypatch, fmt, ext):
+    import faceapp.imageio as imageio
+
+    path = _save(Image.new("RGB", (40, 30), (1, 2, 3)), tmp_path / f"a.{ext}", format=fmt)
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 40 * 30 - 1)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self, *a, **k: decoded.append(self))
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path.read_bytes())
+    assert decoded == []
+
+
+def test_a_pixel_count_at_the_limit_is_accepted(tmp_path, monkeypatch):
+    import faceapp.imageio as imageio
+
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 40 * 30)
+    path = _save(Image.new("RGB", (40, 30), (1, 2, 3)), tmp_path / "a.png")
+    assert load_image(path).shape == (30, 40, 3)
+
+
+def test_a_file_name_too_long_is_an_image_error(tmp_path):
+    long = tmp_path / ("x" * 1000 + ".jpg")
+    with pytest.raises(ImageError, match="file name is too long") as info:
+        load_image(long)
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
+
+
+def test_a_path_through_a_file_is_no_such_file(tmp_path):
+    f = _write(tmp_path / "plain.txt", b"x")
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(f / "inside.jpg")
+
+
+def test_bytes_that_are_not_an_image_are_an_image_error():
+    with pytest.raises(ImageError, match="not an image"):
+        decode_jpeg(b"definitely not a jpeg")
