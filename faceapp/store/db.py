@@ -10,6 +10,7 @@ from Python's ``sqlite3`` driver so that every transaction really is one transac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from faceapp import paths
 from faceapp.errors import StoreError
 
 
@@ -56,10 +58,63 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+# Files SQLite keeps beside a database; it creates them with the database file's mode.
+_SQLITE_SIBLINGS = ("-wal", "-shm", "-journal")
+
+
+def _make_db_folder(folder: Path) -> None:
+    """Create the database's folder (missing parts 0700). Only faceapp's own data folder is
+    tightened when it exists: a folder the user chose (their cwd, /srv/...) is not ours."""
+    tighten = False
+    if folder.exists():
+        try:
+            tighten = folder.resolve() == paths.data_dir().resolve()
+        except OSError:
+            tighten = False
+    paths.make_private_dir(folder, tighten=tighten)
+
+
+def _create_private_file(path: Path, shown: str) -> Path | None:
+    """Make a new database file 0600 before SQLite opens it (SQLite would make it 0644 less
+    the umask; an empty file is a valid empty database). An existing file and its siblings
+    are tightened instead. Returns the path when this call created it."""
+    if not paths.posix_permissions():
+        return None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, paths.PRIVATE_FILE_MODE)
+    except FileExistsError:
+        for p in (path, *(path.with_name(path.name + s) for s in _SQLITE_SIBLINGS)):
+            paths.tighten_permissions(p, what="database file")
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, paths.PRIVATE_FILE_MODE)  # the umask may have masked owner bits
+    finally:
+        os.close(fd)
+    return path
+
+
+def _remove_if_unused(created: Path | None) -> None:
+    """Remove a database file this call created when it is still empty (opening failed)."""
+    if created is None:
+        return
+    try:
+        if created.stat().st_size == 0:
+            created.unlink()
+    except OSError:
+        pass
+
+
 def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
     """Open the database at ``url`` (a SQLAlchemy URL such as ``sqlite:///C:/data/faceapp.db``).
 
-    ``~`` in a SQLite path is expanded and the file's folder is created. ``sqlite:///:memory:``
+    ``~`` in a SQLite path is expanded and the file's folder is created. The file holds faces,
+    so it is owner-only: a new file is created 0600 (SQLite gives its -wal, -shm and -journal
+    files the same mode) and the folders made for it 0700; an existing file, its -wal/-shm/
+    -journal and faceapp's own data folder that other accounts can read are tightened with a
+    warning (see :func:`faceapp.paths.tighten_permissions`). ``sqlite:///:memory:``
     gives one in-memory database shared by every session of the engine (it lives as long as
     the engine). The database is opened once here, so a bad URL or a file that cannot be
     opened raises :class:`StoreError` now, with one line naming it, rather than later.
@@ -71,6 +126,7 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
     shown = mask_url(parsed)
 
     kwargs: dict[str, Any] = {}
+    created_file: Path | None = None  # a database file made here, removed again if opening fails
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite:
         if is_sqlite_memory(parsed):
@@ -82,7 +138,7 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
                 path = path.expanduser()
                 parsed = parsed.set(database=str(path))
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _make_db_folder(path.parent)
                 except OSError as exc:
                     raise StoreError(
                         f"cannot create the folder {str(path.parent)!r} for database {shown}: "
@@ -90,11 +146,14 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
                     ) from exc
                 if path.is_dir():
                     raise StoreError(f"cannot open database {shown}: {str(path)!r} is a folder")
+                created_file = _create_private_file(path, shown)
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
+        _remove_if_unused(created_file)
         raise StoreError(f"unsupported database URL {shown}: {_one_line(exc)}") from exc
     except ImportError as exc:
+        _remove_if_unused(created_file)
         raise StoreError(f"cannot open database {shown}: its driver is not installed ({exc.name})") from exc
 
     if is_sqlite:
@@ -106,6 +165,7 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # SQLAlchemy errors, and DBAPI errors raised by the connect hook
         engine.dispose()
+        _remove_if_unused(created_file)
         raise StoreError(f"cannot open database {shown}: {_one_line(exc)}") from exc
     return engine
 
