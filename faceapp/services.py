@@ -55,10 +55,10 @@ class FaceService:
         self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None, analyzer=None
     ) -> None:
         from faceapp.landmarks.analyze import LandmarkAnalyzer
-        from faceapp.store.repository import Store
+        from faceapp.storage import open_store
 
         self.settings = settings or Settings()
-        self.store = store if store is not None else Store(self.settings.resolved_db_url)
+        self.store = store if store is not None else open_store(self.settings.resolved_db_url)
         self.engine = engine or FaceEngine(self.settings)
         # the 68-point landmark CNN (loaded on first use): enrollment's eyes / head-pose checks
         self.analyzer = analyzer if analyzer is not None else LandmarkAnalyzer(self.settings)
@@ -248,10 +248,9 @@ class FaceService:
         return result
 
     def remove(self, name: str) -> int:
-        """Remove a person and all of their data (templates, face crops, events)."""
-        count = self.store.remove_person(name)
-        self.store.log_event("remove", detail=f"a person and {count} template(s) removed")
-        return count
+        """Remove a person's biometric data (templates, face crops, their data key); their
+        events stay, and the removal is logged naming them and the template count."""
+        return self.store.remove_person(name)
 
     def reembed(self, *, progress=None) -> int:
         """Re-encode templates made by other models with the current model, from their stored

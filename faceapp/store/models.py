@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    Boolean,
     LargeBinary,
     MetaData,
     String,
@@ -40,6 +41,8 @@ NAMING_CONVENTION = {
 NAME_LENGTH = 200  # characters in a person's name
 MODEL_ID_LENGTH = 200  # characters in an embedding model id
 GENERATION_KEY = "generation"  # meta key: counter bumped by every change to people/templates
+EVENT_HEAD_KEY = "event_head"  # meta key: "<id> <hash>" of the newest event (the chain's end)
+SITE_KEY_ID_KEY = "site_key_id"  # meta key: id (not the key) of the site key sealing face data
 
 
 def utcnow() -> datetime:
@@ -76,10 +79,19 @@ class Base(DeclarativeBase):
 
 
 class PersonRow(Base):
+    """A person. ``name`` is the spelling shown; ``name_key`` (the normalised, case-folded
+    name) is what is unique and what lookups use. ``data_key`` is the person's data key
+    wrapped by the site key: it seals their templates, so deleting the row erases them
+    even from pages a database keeps. Ids are never reused (an event's ``person_id`` keeps
+    pointing at nobody rather than at a later person)."""
+
     __tablename__ = "people"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    name_key: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -92,15 +104,17 @@ class TemplateRow(Base):
     __tablename__ = "templates"
     __table_args__ = (
         CheckConstraint("dim > 0", name="dim_positive"),
-        CheckConstraint("length(embedding) = 4 * dim", name="embedding_size"),
+        CheckConstraint("sealed OR length(embedding) = 4 * dim", name="embedding_size"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, dim values
+    # float32 little-endian, dim values; sealed (AES-GCM under the person's data key) when ``sealed``
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
     dim: Mapped[int] = mapped_column(Integer)
     model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH), index=True)
-    face_jpeg: Mapped[bytes] = mapped_column(LargeBinary)  # the aligned face, for re-embedding
+    face_jpeg: Mapped[bytes] = mapped_column(LargeBinary)  # the aligned face, for re-embedding (sealed too)
+    sealed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     quality: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -108,6 +122,12 @@ class TemplateRow(Base):
 
 
 class EventRow(Base):
+    """One entry of the access log. The log is append-only (database triggers refuse UPDATE
+    and DELETE) and hash-chained: ``hash`` is a keyed hash of ``prev_hash`` and the row's
+    content (:mod:`faceapp.store.eventlog`). ``claimed`` / ``decided`` are the names as they
+    were then; ``person_id`` is the person's id then (no foreign key: removing a person keeps
+    their events)."""
+
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,12 +136,12 @@ class EventRow(Base):
     decision: Mapped[str | None] = mapped_column(String(32))
     claimed: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     decided: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
-    person_id: Mapped[int | None] = mapped_column(
-        ForeignKey("people.id", ondelete="SET NULL"), index=True
-    )
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
     distance: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class MetaRow(Base):

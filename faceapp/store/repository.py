@@ -17,11 +17,15 @@ one thread at a time.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import io
 import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,13 +39,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceapp.errors import DuplicatePerson, ModelMismatch, StoreError, UnknownPerson
-from faceapp.store import archive
+from faceapp.store import archive, crypto, eventlog
 from faceapp.store.db import describe_error, make_engine, mask_url, writer
 from faceapp.store.migrate import current_revision, head_revision, upgrade_to_head
 from faceapp.store.models import (
+    EVENT_HEAD_KEY,
     GENERATION_KEY,
     MODEL_ID_LENGTH,
-    NAME_LENGTH,
+    SITE_KEY_ID_KEY,
     EventRow,
     MetaRow,
     PersonRow,
@@ -49,12 +54,26 @@ from faceapp.store.models import (
     as_utc,
     utcnow,
 )
+from faceapp.store.names import name_key, normalize_name
 from faceapp.types import Decision, Event, Person, Template
 
 log = logging.getLogger(__name__)
 
 OnConflict = Literal["skip", "replace", "error"]
 _ON_CONFLICT = ("skip", "replace", "error")
+
+# How far from 1 the length of a stored embedding may be: every model makes unit vectors,
+# and a longer one (an "average face" scaled up) would be nearer to everybody.
+UNIT_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the store must know of an embedding model to refuse a forged template: its
+    embedding size and the side of its aligned face (a square JPEG)."""
+
+    embedding_dim: int
+    input_size: int
 
 
 class Gallery(NamedTuple):
@@ -89,9 +108,28 @@ class Store:
 
     Opening it creates the database if needed and upgrades its schema to the newest
     revision. Pass ``engine`` instead to use an engine made elsewhere (it is not disposed by
-    :meth:`close`)."""
+    :meth:`close`).
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+    Face data is sealed with the site key (:mod:`faceapp.store.crypto`), which lives outside
+    the database: ``site_key`` (a :class:`~faceapp.store.crypto.SiteKey`), else the key file
+    ``key_file``, else the default key file in the user's config folder (created on first
+    use). A database sealed with another key is refused. ``models`` (model id ->
+    :class:`ModelFacts`) lets every write check an embedding's size against its model and is
+    required to import a gallery."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        site_key: crypto.SiteKey | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        models: Mapping[str, ModelFacts] | None = None,
+    ) -> None:
+        if site_key is None:
+            site_key = crypto.SiteKey.load_or_create(Path(key_file) if key_file else crypto.default_key_path())
+        self._site_key = site_key
+        self._models = dict(models) if models is not None else None
         if engine is None:
             if url is None:
                 raise ValueError("Store needs a database url or an engine")
@@ -104,18 +142,24 @@ class Store:
         self._closed = False
         try:
             upgrade_to_head(engine)
+            self._reader = sessionmaker(engine, expire_on_commit=False)
+            self._writer = sessionmaker(writer(engine), expire_on_commit=False)
+            self._chain_key = self._open_keys()
         except BaseException:
             if self._owns_engine:
                 engine.dispose()
             raise
-        self._reader = sessionmaker(engine, expire_on_commit=False)
-        self._writer = sessionmaker(writer(engine), expire_on_commit=False)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def site_key_id(self) -> str:
+        """The id (not the key) of the site key this store seals face data with."""
+        return self._site_key.key_id
 
     def close(self) -> None:
         """Release the database (idempotent). Later calls raise :class:`StoreError`."""
@@ -138,34 +182,40 @@ class Store:
     def add_person(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
     ) -> Person:
-        """Enroll a new person with their first template. DuplicatePerson if the name is taken."""
-        name = _clean_name(name)
-        values = _template_values(embedding, model_id, quality, face_jpeg)
+        """Enroll a new person with their first template. DuplicatePerson if the name (or one
+        that differs only in case or in invisible spacing) is taken."""
+        name = normalize_name(name)
+        values = self._template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
             if _find_person(s, name) is not None:
                 raise _duplicate(name)
             now = utcnow()
-            person = PersonRow(name=name, created_at=now, updated_at=now)
-            person.templates.append(TemplateRow(created_at=now, **values))
+            dek = crypto.new_data_key()
+            person = PersonRow(name=name, name_key=name_key(name), created_at=now, updated_at=now)
             s.add(person)
             try:
                 s.flush()
             except IntegrityError as exc:  # someone else enrolled the name meanwhile
                 raise _duplicate(name) from exc
+            person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+            s.add(TemplateRow(person_id=person.id, created_at=now, **_sealed(dek, person.id, values)))
+            s.flush()
             _check_dims(s)
             _bump_generation(s)
             return _to_person(person, template_count=1)
 
     def has_person(self, name: str) -> bool:
-        name = name.strip()
-        if not name:
+        try:
+            name = normalize_name(name)
+        except StoreError:
             return False
         with self._reading() as s:
             return _find_person(s, name) is not None
 
     def get_person(self, name: str) -> Person:
-        """The enrolled person called ``name`` (exact match). UnknownPerson if nobody is."""
-        name = _clean_name(name)
+        """The enrolled person called ``name`` (case and spacing do not matter). UnknownPerson
+        if nobody is."""
+        name = normalize_name(name)
         with self._reading() as s:
             person = _require_person(s, name)
             return _to_person(person, template_count=_template_count(s, person.id))
@@ -180,59 +230,60 @@ class Store:
         )
         with self._reading() as s:
             people = [_to_person(row, template_count=n) for row, n in s.execute(stmt).all()]
-        needle = (search or "").strip().casefold()
+        needle = " ".join((search or "").split()).casefold()
         if needle:
             people = [p for p in people if needle in p.name.casefold()]
         return sorted(people, key=lambda p: (p.name.casefold(), p.name))
 
     def rename_person(self, old: str, new: str) -> Person:
-        """Rename a person; their templates and logged events follow the new name."""
-        old, new = _clean_name(old), _clean_name(new)
+        """Rename a person. Their templates follow; logged events keep the name they were
+        logged under (the log is never rewritten) and stay linked to the person. The rename
+        is itself an event."""
+        old, new = normalize_name(old), normalize_name(new)
         with self._writing() as s:
             person = _require_person(s, old)
-            if new != old:
-                if _find_person(s, new) is not None:
+            if new != person.name:
+                if name_key(new) != person.name_key and _find_person(s, new) is not None:
                     raise _duplicate(new)
+                before = person.name
                 person.name = new
+                person.name_key = name_key(new)
                 person.updated_at = utcnow()
-                for column in (EventRow.claimed, EventRow.decided):
-                    s.execute(
-                        update(EventRow).where(column == old).values({column.key: new}),
-                        execution_options={"synchronize_session": False},
-                    )
                 try:
                     s.flush()
                 except IntegrityError as exc:
                     raise _duplicate(new) from exc
+                self._append_event(
+                    s, EventRow(time=utcnow(), kind="rename", claimed=before, decided=new, person_id=person.id,
+                                detail=f"{before!r} renamed to {new!r}")
+                )
                 _bump_generation(s)
             return _to_person(person, template_count=_template_count(s, person.id))
 
     def remove_person(self, name: str) -> int:
-        """Remove a person and all of their data: templates (with their face images) and
-        every event that names them. Returns the number of templates removed.
+        """Remove a person's biometric data: every template (embedding and face photo) and
+        their data key, so that nothing of their face can be read back, even from database
+        pages that still hold the old rows. Their logged events stay (with the name they
+        were logged under); the removal is an event naming them and the template count, in
+        the same transaction. Returns the number of templates removed.
 
         On SQLite the freed pages are overwritten (``secure_delete``) and the write-ahead
         log is checkpointed, so the face data does not linger in the file."""
-        name = _clean_name(name)
+        name = normalize_name(name)
         with self._writing() as s:
             person = _require_person(s, name)
+            shown, pid = person.name, person.id
             removed = _template_count(s, person.id)
             nosync = {"synchronize_session": False}
-            s.execute(
-                delete(EventRow).where(
-                    or_(
-                        EventRow.person_id == person.id,
-                        EventRow.claimed == person.name,
-                        EventRow.decided == person.name,
-                    )
-                ),
-                execution_options=nosync,
+            s.execute(delete(TemplateRow).where(TemplateRow.person_id == pid), execution_options=nosync)
+            s.execute(delete(PersonRow).where(PersonRow.id == pid), execution_options=nosync)
+            self._append_event(
+                s, EventRow(time=utcnow(), kind="remove", decided=shown, person_id=pid,
+                            detail=f"removed {shown!r}: {removed} template(s) and their face photos erased")
             )
-            s.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id), execution_options=nosync)
-            s.execute(delete(PersonRow).where(PersonRow.id == person.id), execution_options=nosync)
             _bump_generation(s)
         self._checkpoint()
-        log.info("removed %r and %d templates", name, removed)
+        log.info("removed %r and %d templates", shown, removed)
         return removed
 
     # -- templates -------------------------------------------------------------------------
@@ -241,18 +292,19 @@ class Store:
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
     ) -> Template:
         """Add one more template to an enrolled person. UnknownPerson if they are not."""
-        return self._write_template(name, _template_values(embedding, model_id, quality, face_jpeg), replace=False)
+        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=False)
 
     def replace_templates(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
     ) -> Template:
         """Re-enroll: remove all of the person's templates and store this one instead."""
-        return self._write_template(name, _template_values(embedding, model_id, quality, face_jpeg), replace=True)
+        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=True)
 
     def _write_template(self, name: str, values: dict[str, Any], *, replace: bool) -> Template:
-        name = _clean_name(name)
+        name = normalize_name(name)
         with self._writing() as s:
             person = _require_person(s, name)
+            dek = self._person_key(person)
             now = utcnow()
             if replace:
                 s.execute(
@@ -260,24 +312,29 @@ class Store:
                     execution_options={"synchronize_session": False},
                 )
                 person.updated_at = now
-            row = TemplateRow(person_id=person.id, created_at=now, **values)
+            row = TemplateRow(person_id=person.id, created_at=now, **_sealed(dek, person.id, values))
             s.add(row)
             s.flush()
             _check_dims(s)
             _bump_generation(s)
-            return _to_template(row, person.name)
+            return _to_template(row, person.name, values["embedding_array"], values["face_jpeg"])
 
     def templates(self, model_id: str | None = None, person: str | None = None) -> list[Template]:
         """Stored templates (with their face images), oldest first, optionally of one model
         and/or one person (UnknownPerson if that person is not enrolled)."""
-        stmt = select(TemplateRow, PersonRow.name).join(PersonRow).order_by(TemplateRow.id)
+        stmt = select(TemplateRow, PersonRow).join(PersonRow).order_by(TemplateRow.id)
         if model_id is not None:
             stmt = stmt.where(TemplateRow.model_id == model_id)
         with self._reading() as s:
             if person is not None:
-                row = _require_person(s, _clean_name(person))
+                row = _require_person(s, normalize_name(person))
                 stmt = stmt.where(TemplateRow.person_id == row.id)
-            return [_to_template(t, name) for t, name in s.execute(stmt).all()]
+            out = []
+            keys: dict[int, bytes] = {}
+            for t, p in s.execute(stmt).all():
+                emb, face = self._open_template(t, p, keys)
+                out.append(_to_template(t, p.name, emb, face))
+            return out
 
     def model_ids(self) -> dict[str, int]:
         """How many templates each embedding model made, by model id."""
@@ -294,7 +351,9 @@ class Store:
 
         With ``strict`` (the default) it raises ModelMismatch if any stored template was made
         by another model, since those people could not be recognised; with ``strict=False``
-        such templates are left out."""
+        such templates are left out. A template that is not what faceapp writes (unsealed,
+        not unit length, of another size than the model's, or failing its seal) is left
+        out with an error in the log: it cannot be genuine, and it must not match anyone."""
         with self._reading() as s:
             if strict:
                 others = s.execute(
@@ -306,61 +365,90 @@ class Store:
                 if others:
                     raise _model_mismatch(model_id, {m: n for m, n in others})
             rows = s.execute(
-                select(TemplateRow.person_id, PersonRow.name, TemplateRow.embedding, TemplateRow.dim)
+                select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
+                       TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
                 .join(PersonRow)
                 .where(TemplateRow.model_id == model_id)
                 .order_by(TemplateRow.id)
             ).all()
-        if not rows:
+        expected = self._models[model_id].embedding_dim if self._models and model_id in self._models else None
+        keys: dict[int, bytes] = {}
+        names: list[str] = []
+        pids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for r in rows:
+            try:
+                vec = self._open_embedding(r.id, r.person_id, r.embedding, r.dim, r.sealed, r.data_key, keys)
+                _check_unit(vec)
+                if expected is not None and vec.size != expected:
+                    raise StoreError(f"it has {vec.size} values, but model {model_id!r} makes {expected}")
+            except (StoreError, ValueError) as exc:
+                log.error("template %d of %r is left out of the gallery: %s", r.id, r.name, exc)
+                continue
+            names.append(r.name)
+            pids.append(r.person_id)
+            vectors.append(vec)
+        if not vectors:
             return Gallery([], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
-        dims = {r.dim for r in rows}
+        dims = {v.size for v in vectors}
         if len(dims) != 1:
             raise StoreError(
                 f"templates of model {model_id!r} have different sizes {sorted(dims)}; "
                 "re-embed them with `faceapp db reembed`"
             )
-        matrix = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4")
-        matrix = matrix.astype(np.float32).reshape(len(rows), dims.pop())
-        ids = np.fromiter((r.person_id for r in rows), dtype=np.int64, count=len(rows))
-        return Gallery([r.name for r in rows], ids, matrix)
+        return Gallery(names, np.asarray(pids, dtype=np.int64), np.stack(vectors).astype(np.float32))
 
     def face_jpeg(self, template_id: int) -> bytes:
         """The aligned face image (JPEG bytes) a template was made from."""
         with self._reading() as s:
-            data = s.scalar(select(TemplateRow.face_jpeg).where(TemplateRow.id == template_id))
-        if data is None:
-            raise StoreError(f"there is no template with id {template_id}")
-        return data
+            found = s.execute(select(TemplateRow, PersonRow).join(PersonRow).where(TemplateRow.id == template_id)).first()
+            if found is None:
+                raise StoreError(f"there is no template with id {template_id}")
+            return self._open_template(found[0], found[1], {})[1]
 
     def update_embedding(self, template_id: int, embedding: np.ndarray, model_id: str) -> Template:
         """Replace one template's embedding (e.g. re-embedded from its stored face)."""
         self.update_embeddings([(template_id, embedding)], model_id)
         with self._reading() as s:
-            row, name = s.execute(
-                select(TemplateRow, PersonRow.name).join(PersonRow).where(TemplateRow.id == template_id)
+            row, person = s.execute(
+                select(TemplateRow, PersonRow).join(PersonRow).where(TemplateRow.id == template_id)
             ).one()
-            return _to_template(row, name)
+            emb, face = self._open_template(row, person, {})
+            return _to_template(row, person.name, emb, face)
 
     def update_embeddings(self, items: Iterable[tuple], model_id: str) -> int:
         """Replace many templates' embeddings, all made by ``model_id``, in one transaction
         (a re-embed either finishes or changes nothing). Items are ``(template_id, embedding)``
         or ``(template_id, embedding, face_jpeg)`` when the stored aligned face changes too
-        (its geometry follows the model's alignment template). Returns the number updated."""
-        prepared = [(int(it[0]), _embedding_bytes(it[1]), it[2] if len(it) > 2 else None) for it in items]
+        (its geometry follows the model's alignment template). Returns the number updated.
+        Everything is checked and prepared before the write lock is taken."""
         _check_model_id(model_id)
+        prepared = []
+        for it in items:
+            blob, dim = self._embedding_bytes(it[1], model_id)
+            jpeg = it[2] if len(it) > 2 else None
+            if jpeg is not None and not isinstance(jpeg, (bytes, bytearray, memoryview)):
+                raise TypeError(f"face_jpeg must be bytes, got {type(jpeg).__name__}")
+            prepared.append((int(it[0]), blob, dim, None if jpeg is None else bytes(jpeg)))
         with self._writing() as s:
-            for tid, (blob, dim), jpeg in prepared:
-                values = dict(embedding=blob, dim=dim, model_id=model_id)
+            keys: dict[int, bytes] = {}
+            for tid, blob, dim, jpeg in prepared:
+                found = s.execute(
+                    select(TemplateRow.person_id, PersonRow.data_key).join(PersonRow).where(TemplateRow.id == tid)
+                ).first()
+                if found is None:
+                    raise StoreError(f"there is no template with id {tid}; nothing was updated")
+                dek = self._unwrap(found.person_id, found.data_key, keys)
+                values: dict[str, Any] = dict(
+                    embedding=crypto.seal(dek, blob, aad=_aad(found.person_id, "embedding")), dim=dim,
+                    model_id=model_id, sealed=True,
+                )
                 if jpeg is not None:
-                    values["face_jpeg"] = jpeg
-                res = s.execute(
-                    update(TemplateRow)
-                    .where(TemplateRow.id == tid)
-                    .values(**values),
+                    values["face_jpeg"] = crypto.seal(dek, jpeg, aad=_aad(found.person_id, "face"))
+                s.execute(
+                    update(TemplateRow).where(TemplateRow.id == tid).values(**values),
                     execution_options={"synchronize_session": False},
                 )
-                if res.rowcount == 0:  # type: ignore[attr-defined]
-                    raise StoreError(f"there is no template with id {tid}; nothing was updated")
             _check_dims(s)
             if prepared:
                 _bump_generation(s)
@@ -380,15 +468,17 @@ class Store:
         detail: str = "",
         time: datetime | None = None,
     ) -> Event:
-        """Record one decision. It is linked to the person ``decided`` (else ``claimed``)
-        names when they are enrolled. ``time`` defaults to now (naive times are UTC)."""
+        """Record one decision (or an admin action) at the end of the hash-chained log. It
+        is linked to the person ``decided`` (else ``claimed``) names when they are enrolled.
+        ``time`` defaults to now (naive times are UTC). The event is committed when this
+        returns; a failure raises :class:`StoreError` and nothing is written."""
         kind = kind.strip()
         if not kind:
             raise ValueError("an event needs a kind, e.g. 'verify'")
         if decision is not None:
             decision = Decision(decision)
-        claimed = (claimed or "").strip() or None
-        decided = (decided or "").strip() or None
+        claimed = " ".join((claimed or "").split()) or None
+        decided = " ".join((decided or "").split()) or None
         row = EventRow(
             time=as_utc(time) if time is not None else utcnow(),
             kind=kind,
@@ -401,12 +491,11 @@ class Store:
         )
         with self._writing() as s:
             for name in (decided, claimed):
-                person = _find_person(s, name) if name else None
+                person = _find_person_lenient(s, name) if name else None
                 if person is not None:
                     row.person_id = person.id
                     break
-            s.add(row)
-            s.flush()
+            self._append_event(s, row)
             return _to_event(row)
 
     def events(
@@ -433,14 +522,193 @@ class Store:
             stmt = stmt.limit(limit)
         with self._reading() as s:
             if person is not None:
-                name = person.strip()
+                name = " ".join(person.split())
                 conditions = [EventRow.claimed == name, EventRow.decided == name]
-                row = _find_person(s, name) if name else None
+                row = _find_person_lenient(s, name) if name else None
                 if row is not None:
                     conditions.append(EventRow.person_id == row.id)
                 stmt = stmt.where(or_(*conditions))
             return [_to_event(e) for e in s.scalars(stmt).all()]
 
+    def verify_events(self) -> eventlog.ChainReport:
+        """Check the whole access log against its hash chain: the first event that was
+        edited, deleted or inserted behind the application's back, or ``ok``."""
+        with self._reading() as s:
+            head = self._read_head(s)
+            rows = (
+                eventlog.ChainedRow(r.id, r.prev_hash, r.hash, _event_content(r))
+                for r in s.scalars(select(EventRow).order_by(EventRow.id).execution_options(yield_per=2000))
+            )
+            report = eventlog.verify_chain(rows, self._chain_key, head=head if head is not False else None)
+        if head is False and report.ok:
+            return eventlog.ChainReport(False, report.checked, None, "the record of the log's newest event was altered")
+        return report
+
+    def _append_event(self, s: Session, row: EventRow) -> EventRow:
+        """Chain ``row`` onto the log's end and insert it (inside the caller's transaction).
+        The end of the chain is a meta row locked for the transaction, so that two doors
+        writing at once (PostgreSQL) cannot both chain onto the same event."""
+        head_row = s.execute(select(MetaRow).where(MetaRow.key == EVENT_HEAD_KEY).with_for_update()).scalar_one_or_none()
+        prev = eventlog.GENESIS
+        if head_row is not None and head_row.value:
+            prev = head_row.value.split(" ")[1]
+        row.prev_hash = prev
+        row.hash = eventlog.chain_hash(self._chain_key, prev, _event_content(row))
+        s.add(row)
+        s.flush()
+        value = self._head_value(row.id, row.hash)
+        if head_row is None:
+            s.add(MetaRow(key=EVENT_HEAD_KEY, value=value))
+        else:
+            head_row.value = value
+        return row
+
+    def _head_value(self, event_id: int, event_hash: str) -> str:
+        mac = hmac.new(self._chain_key, f"head {event_id} {event_hash}".encode(), hashlib.sha256).hexdigest()
+        return f"{event_id} {event_hash} {mac}"
+
+    def _read_head(self, s: Session) -> tuple[int, str] | None | Literal[False]:
+        """The recorded end of the chain; None before the first event; False when the record
+        does not carry a valid MAC (someone set it by hand)."""
+        value = s.scalar(select(MetaRow.value).where(MetaRow.key == EVENT_HEAD_KEY))
+        if not value:
+            return None
+        try:
+            event_id, event_hash, _mac = value.split(" ")
+            if not hmac.compare_digest(self._head_value(int(event_id), event_hash), value):
+                return False
+            return int(event_id), event_hash
+        except ValueError:
+            return False
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _open_keys(self) -> bytes:
+        """Check that this database is sealed with our site key and return the event chain's
+        key. The first open of a database (new, or from before sealing) seals its stored
+        faces and templates, makes the chain key and chains the events it already has."""
+        with self._reading() as s:
+            meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
+        if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
+            with self._writing() as s:
+                meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
+                if meta.get(SITE_KEY_ID_KEY) is None:
+                    self._initialise_sealing(s)
+                    meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
+        stored = meta[SITE_KEY_ID_KEY]
+        if stored != self._site_key.key_id:
+            raise StoreError(
+                f"database {self.url} is sealed with site key {stored}, but the key in use is "
+                f"{self._site_key.key_id}; start faceapp with that database's key file (see docs/security.md)"
+            )
+        return self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]), aad=b"faceapp/event-chain-key")
+
+    def _initialise_sealing(self, s: Session) -> None:
+        keys: dict[int, bytes] = {}
+        people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
+        for person in people:
+            if person.data_key is None:
+                dek = crypto.new_data_key()
+                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+                keys[person.id] = dek
+        sealed = 0
+        for t in s.scalars(select(TemplateRow).where(TemplateRow.sealed.is_(False))).all():
+            dek = self._unwrap(t.person_id, next(p.data_key for p in people if p.id == t.person_id), keys)
+            t.embedding = crypto.seal(dek, bytes(t.embedding), aad=_aad(t.person_id, "embedding"))
+            t.face_jpeg = crypto.seal(dek, bytes(t.face_jpeg), aad=_aad(t.person_id, "face"))
+            t.sealed = True
+            sealed += 1
+        chain_key = crypto.new_data_key()
+        s.add(MetaRow(key=SITE_KEY_ID_KEY, value=self._site_key.key_id))
+        wrapped = self._site_key.wrap(chain_key, aad=b"faceapp/event-chain-key")
+        s.merge(MetaRow(key=_CHAIN_KEY_KEY, value=base64.b64encode(wrapped).decode("ascii")))
+        s.flush()
+        self._chain_key = chain_key
+        chained = 0
+        prev, last_id = eventlog.GENESIS, None
+        for e in s.scalars(select(EventRow).order_by(EventRow.id)).all():
+            if e.hash is not None:  # cannot happen before the first open: the app always chains
+                raise StoreError(f"event {e.id} is chained but the database has no chain key; it was altered")
+            e.prev_hash = prev
+            e.hash = eventlog.chain_hash(chain_key, prev, _event_content(e))
+            prev, last_id = e.hash, e.id
+            chained += 1
+        if last_id is not None:
+            s.merge(MetaRow(key=EVENT_HEAD_KEY, value=self._head_value(last_id, prev)))
+        s.flush()
+        if sealed or chained:
+            log.info("sealed %d template(s) and chained %d event(s) of %s", sealed, chained, self.url)
+
+    def rotate_site_key(self, new_key: crypto.SiteKey) -> int:
+        """Re-wrap every person's data key and the chain key with ``new_key``, in one
+        transaction (the data itself is not re-encrypted: it is sealed with the data keys).
+        Returns the number of people re-wrapped. The caller saves ``new_key`` first and
+        retires the old key file only after this returns (faceapp db rotate-key)."""
+        with self._writing() as s:
+            n = 0
+            for person in s.scalars(select(PersonRow).order_by(PersonRow.id)).all():
+                dek = self._site_key.unwrap(person.data_key, aad=_dek_aad(person.id))
+                person.data_key = new_key.wrap(dek, aad=_dek_aad(person.id))
+                n += 1
+            chain = s.get(MetaRow, _CHAIN_KEY_KEY)
+            wrapped = new_key.wrap(self._chain_key, aad=b"faceapp/event-chain-key")
+            chain.value = base64.b64encode(wrapped).decode("ascii")
+            s.get(MetaRow, SITE_KEY_ID_KEY).value = new_key.key_id
+            self._append_event(s, EventRow(time=utcnow(), kind="rotate-key",
+                                           detail=f"site key {self._site_key.key_id} replaced by {new_key.key_id}; "
+                                           f"{n} data key(s) re-wrapped"))
+        self._site_key = new_key
+        return n
+
+    def _person_key(self, person: PersonRow) -> bytes:
+        return self._unwrap(person.id, person.data_key, {})
+
+    def _unwrap(self, person_id: int, wrapped: bytes | None, cache: dict[int, bytes]) -> bytes:
+        dek = cache.get(person_id)
+        if dek is None:
+            if wrapped is None:
+                raise StoreError(f"person {person_id} has no data key (the database was altered)")
+            dek = self._site_key.unwrap(bytes(wrapped), aad=_dek_aad(person_id))
+            cache[person_id] = dek
+        return dek
+
+    def _open_embedding(self, template_id: int, person_id: int, blob: bytes, dim: int, sealed: bool,
+                        wrapped: bytes | None, cache: dict[int, bytes]) -> np.ndarray:
+        if not sealed:
+            raise StoreError("it is not sealed (written around the application)")
+        raw = crypto.unseal(self._unwrap(person_id, wrapped, cache), bytes(blob), aad=_aad(person_id, "embedding"))
+        if len(raw) != 4 * dim:
+            raise StoreError(f"it holds {len(raw)} bytes for {dim} values")
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def _open_template(self, t: TemplateRow, p: PersonRow, cache: dict[int, bytes]) -> tuple[np.ndarray, bytes]:
+        try:
+            emb = self._open_embedding(t.id, t.person_id, t.embedding, t.dim, t.sealed, p.data_key, cache)
+            face = crypto.unseal(self._unwrap(t.person_id, p.data_key, cache), bytes(t.face_jpeg), aad=_aad(t.person_id, "face"))
+        except StoreError as exc:
+            raise StoreError(f"template {t.id} of {p.name!r} cannot be read: {exc}") from exc
+        return emb, face
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _embedding_bytes(self, embedding: np.ndarray, model_id: str) -> tuple[bytes, int]:
+        blob, dim = _embedding_bytes(embedding)
+        if self._models is not None and model_id in self._models:
+            expected = self._models[model_id].embedding_dim
+            if dim != expected:
+                raise ValueError(f"model {model_id!r} makes embeddings of {expected} values, got {dim}")
+        return blob, dim
+
+    def _template_values(self, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes) -> dict[str, Any]:
+        _check_model_id(model_id)
+        blob, dim = self._embedding_bytes(embedding, model_id)
+        quality = float(quality)
+        if not math.isfinite(quality):
+            raise ValueError(f"quality must be a finite number, got {quality}")
+        if not isinstance(face_jpeg, (bytes, bytearray, memoryview)):
+            raise TypeError(f"face_jpeg must be bytes, got {type(face_jpeg).__name__}")
+        return {"embedding": blob, "dim": dim, "model_id": model_id, "quality": quality, "face_jpeg": bytes(face_jpeg),
+                "embedding_array": np.frombuffer(blob, dtype="<f4").astype(np.float32)}
     # -- state -----------------------------------------------------------------------------
 
     def generation(self) -> tuple[int, int, int, int, int]:
@@ -479,46 +747,81 @@ class Store:
 
     # -- export / import -------------------------------------------------------------------
 
-    def export_gallery(self, path: str | os.PathLike[str]) -> ExportResult:
+    def gallery_signer(self) -> archive.Signer:
+        """This site's gallery-signing key (derived from the site key)."""
+        return archive.Signer(self._site_key.derive(b"faceapp/gallery-signing"), self._site_key.key_id)
+
+    def export_gallery(self, path: str | os.PathLike[str], *, signer: archive.Signer | None = None) -> ExportResult:
         """Write everyone enrolled and all their templates (embeddings, model ids, face
-        images) to one .zip file at ``path``. The event log is not exported."""
+        images) to one .zip file at ``path``, signed with ``signer`` (default: this site's
+        key). The event log is not exported; the export itself is an event."""
         with self._reading() as s:
             people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
-            rows = s.execute(select(TemplateRow, PersonRow.name).join(PersonRow).order_by(TemplateRow.id)).all()
-            data = archive.Archive(
-                people=[archive.ArchivedPerson(p.name, p.created_at) for p in people],
-                templates=[
-                    archive.ArchivedTemplate(
-                        person=name,
-                        embedding=_decode(t.embedding, t.dim),
-                        model_id=t.model_id,
-                        quality=t.quality,
-                        created_at=t.created_at,
-                        face_jpeg=t.face_jpeg,
-                    )
-                    for t, name in rows
-                ],
-            )
-        archive.write_archive(path, data)
+            by_id = {p.id: p for p in people}
+            keys: dict[int, bytes] = {}
+            templates = []
+            for t in s.scalars(select(TemplateRow).order_by(TemplateRow.id)).all():
+                emb, face = self._open_template(t, by_id[t.person_id], keys)
+                templates.append(
+                    archive.ArchivedTemplate(person=by_id[t.person_id].name, embedding=emb, model_id=t.model_id,
+                                             quality=t.quality, created_at=t.created_at, face_jpeg=face)
+                )
+            data = archive.Archive(people=[archive.ArchivedPerson(p.name, p.created_at) for p in people],
+                                   templates=templates)
+        archive.write_archive(path, data, signer=signer or self.gallery_signer())
+        self.log_event("export", detail=f"gallery exported to {Path(path).name!r}: {len(data.people)} people, "
+                       f"{len(data.templates)} template(s)")
         return ExportResult(Path(path), len(data.people), len(data.templates))
 
-    def import_gallery(self, path: str | os.PathLike[str], *, on_conflict: OnConflict = "skip") -> ImportResult:
+    def import_gallery(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        on_conflict: OnConflict = "skip",
+        signer: archive.Signer | None = None,
+        allow_unsigned: bool = False,
+    ) -> ImportResult:
         """Add the people and templates of an export made by :meth:`export_gallery`, in one
-        transaction. For a name that is already enrolled, ``on_conflict`` says what to do:
-        ``"skip"`` keeps ours, ``"replace"`` replaces our templates with the file's,
-        ``"error"`` raises DuplicatePerson and imports nothing."""
+        transaction with one event naming the archive and the counts. For a name that is
+        already enrolled, ``on_conflict`` says what to do: ``"skip"`` keeps ours,
+        ``"replace"`` replaces our templates with the file's, ``"error"`` raises
+        DuplicatePerson and imports nothing.
+
+        Nothing in the file is trusted: its signature must verify with ``signer`` (default:
+        this site's key) unless ``allow_unsigned``, and every template must be of a known
+        model (the store's ``models``), of that model's size, finite, of unit length, with a
+        face that decodes as a JPEG of the model's size; one bad template refuses the whole
+        file. All of it is checked, and sealed, before the write lock is taken, so doors
+        wait only for the inserts."""
         if on_conflict not in _ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}; got {on_conflict!r}")
-        data = archive.read_archive(path)
-        by_person: dict[str, list[archive.ArchivedTemplate]] = defaultdict(list)
-        for t in data.templates:
-            _check_model_id(t.model_id)
-            by_person[t.person].append(t)
+        if self._models is None:
+            raise StoreError("importing a gallery needs the list of known models (open the store through faceapp's services)")
+        data = archive.read_archive(path, signer=signer or self.gallery_signer(), allow_unsigned=allow_unsigned)
+        shown = Path(path).name
+        people: dict[str, str] = {}  # name_key -> normalised name
+        for p in data.people:
+            name = normalize_name(p.name)
+            if name_key(name) in people:
+                raise StoreError(f"gallery export {shown!r} names {name!r} twice (names are compared ignoring case)")
+            people[name_key(name)] = name
+        by_person: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for i, t in enumerate(data.templates):
+            try:
+                values = self._import_values(t)
+            except (ValueError, TypeError, StoreError) as exc:
+                raise StoreError(f"gallery export {shown!r} refused: template {i} ({t.person!r}): {exc}; "
+                                 "nothing was imported") from None
+            by_person[name_key(normalize_name(t.person))].append(values)
+        sealed_people = []
+        for key, name in people.items():
+            dek = crypto.new_data_key()
+            sealed_people.append((key, name, dek, by_person.get(key, [])))
         added = replaced = skipped = written = 0
         with self._writing() as s:
             now = utcnow()
-            for p in data.people:
-                name = _clean_name(p.name)
+            created = {p.name: p.created_at for p in data.people}
+            for key, name, dek, items in sealed_people:
                 person = _find_person(s, name)
                 if person is not None:
                     if on_conflict == "error":
@@ -534,31 +837,39 @@ class Store:
                         execution_options={"synchronize_session": False},
                     )
                     person.updated_at = now
+                    dek = self._person_key(person)
                     replaced += 1
                 else:
-                    person = PersonRow(name=name, created_at=p.created_at, updated_at=now)
+                    person = PersonRow(name=name, name_key=key, created_at=created.get(name, now), updated_at=now)
                     s.add(person)
                     s.flush()
+                    person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
                     added += 1
-                for t in by_person.get(p.name, []):
-                    blob, dim = _embedding_bytes(t.embedding)
-                    s.add(
-                        TemplateRow(
-                            person_id=person.id,
-                            embedding=blob,
-                            dim=dim,
-                            model_id=t.model_id,
-                            face_jpeg=t.face_jpeg,
-                            quality=t.quality,
-                            created_at=t.created_at,
-                        )
-                    )
+                for values in items:
+                    s.add(TemplateRow(person_id=person.id, **_sealed(dek, person.id, values)))
                     written += 1
             s.flush()
             _check_dims(s)
+            signed = f"signed by key {data.signed_by}" if data.signed_by else "UNSIGNED (imported with --allow-unsigned)"
+            self._append_event(
+                s, EventRow(time=utcnow(), kind="import",
+                            detail=f"gallery {shown!r} imported, {signed}: {added} added, {replaced} replaced, "
+                            f"{skipped} skipped, {written} template(s)")
+            )
             if added or replaced:
                 _bump_generation(s)
         return ImportResult(added=added, replaced=replaced, skipped=skipped, templates=written)
+
+    def _import_values(self, t: archive.ArchivedTemplate) -> dict[str, Any]:
+        assert self._models is not None
+        facts = self._models.get(t.model_id)
+        if facts is None:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise StoreError(f"model {t.model_id!r} is not installed here (known: {known})")
+        values = self._template_values(t.embedding, t.model_id, t.quality, t.face_jpeg)
+        _check_face_jpeg(t.face_jpeg, facts.input_size)
+        values["created_at"] = t.created_at
+        return values
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -602,18 +913,35 @@ class Store:
 
 # -- helpers ------------------------------------------------------------------------------
 
+_CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
 
-def _clean_name(name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"a name must be a str, got {type(name).__name__}")
-    name = name.strip()
-    if not name:
-        raise StoreError("a person's name cannot be empty")
-    if len(name) > NAME_LENGTH:
-        raise StoreError(f"a person's name can have at most {NAME_LENGTH} characters, got {len(name)}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise StoreError(f"a person's name cannot contain control characters: {name!r}")
-    return name
+
+def _meta(s: Session, *keys: str) -> dict[str, str]:
+    return {k: v for k, v in s.execute(select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))).all()}
+
+
+def _dek_aad(person_id: int) -> bytes:
+    return f"faceapp/person/{person_id}/data-key".encode()
+
+
+def _aad(person_id: int, field: str) -> bytes:
+    return f"faceapp/person/{person_id}/{field}".encode()
+
+
+def _sealed(dek: bytes, person_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """TemplateRow columns for prepared template ``values``, embedding and face sealed."""
+    out = {k: values[k] for k in ("dim", "model_id", "quality", "created_at") if k in values}
+    out["embedding"] = crypto.seal(dek, values["embedding"], aad=_aad(person_id, "embedding"))
+    out["face_jpeg"] = crypto.seal(dek, values["face_jpeg"], aad=_aad(person_id, "face"))
+    out["sealed"] = True
+    return out
+
+
+def _event_content(row: EventRow) -> bytes:
+    return eventlog.canonical(
+        time=row.time, kind=row.kind, decision=row.decision, claimed=row.claimed, decided=row.decided,
+        person_id=row.person_id, distance=row.distance, threshold=row.threshold, detail=row.detail,
+    )
 
 
 def _check_model_id(model_id: str) -> None:
@@ -623,8 +951,14 @@ def _check_model_id(model_id: str) -> None:
         raise ValueError(f"model_id can have at most {MODEL_ID_LENGTH} characters")
 
 
+def _check_unit(arr: np.ndarray) -> None:
+    norm = float(np.linalg.norm(arr.astype(np.float64)))
+    if not abs(norm - 1.0) <= UNIT_TOLERANCE:
+        raise ValueError(f"an embedding must have unit length (every model makes unit vectors), got length {norm:.6g}")
+
+
 def _embedding_bytes(embedding: np.ndarray) -> tuple[bytes, int]:
-    """float32 little-endian bytes of a 1-D, finite, non-empty embedding, and its length."""
+    """float32 little-endian bytes of a 1-D, finite, unit-length embedding, and its length."""
     arr = np.asarray(embedding)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"an embedding must be a non-empty 1-D vector, got shape {arr.shape}")
@@ -633,35 +967,42 @@ def _embedding_bytes(embedding: np.ndarray) -> tuple[bytes, int]:
     arr = arr.astype("<f4")
     if not np.all(np.isfinite(arr)):
         raise ValueError("an embedding must be finite (it holds NaN or inf)")
+    _check_unit(arr)
     return arr.tobytes(), int(arr.size)
 
 
-def _template_values(embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes) -> dict[str, Any]:
-    blob, dim = _embedding_bytes(embedding)
-    _check_model_id(model_id)
-    quality = float(quality)
-    if not math.isfinite(quality):
-        raise ValueError(f"quality must be a finite number, got {quality}")
-    if not isinstance(face_jpeg, (bytes, bytearray, memoryview)):
-        raise TypeError(f"face_jpeg must be bytes, got {type(face_jpeg).__name__}")
-    return {"embedding": blob, "dim": dim, "model_id": model_id, "quality": quality, "face_jpeg": bytes(face_jpeg)}
+def _check_face_jpeg(data: bytes, size: int) -> None:
+    """Refuse a face that is not a JPEG of ``size`` x ``size`` pixels (the header is read
+    before any pixel is decoded)."""
+    from PIL import Image, UnidentifiedImageError
 
-
-def _decode(blob: bytes, dim: int) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4", count=dim).astype(np.float32)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "JPEG":
+                raise ValueError(f"its face is a {img.format or 'unknown'} file, not a JPEG")
+            if img.size != (size, size):
+                raise ValueError(f"its face is {img.size[0]}x{img.size[1]} pixels, not the model's {size}x{size}")
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"its face does not decode as a JPEG ({exc})") from None
 
 
 def _find_person(s: Session, name: str) -> PersonRow | None:
-    return s.scalar(select(PersonRow).where(PersonRow.name == name))
+    return s.scalar(select(PersonRow).where(PersonRow.name_key == name_key(name)))
+
+
+def _find_person_lenient(s: Session, name: str) -> PersonRow | None:
+    """The person a logged name refers to, or None (also for a name that could never be enrolled)."""
+    try:
+        return _find_person(s, name)
+    except StoreError:
+        return None
 
 
 def _require_person(s: Session, name: str) -> PersonRow:
     person = _find_person(s, name)
     if person is None:
-        folded = name.casefold()
-        close = [n for n in s.scalars(select(PersonRow.name)) if n.casefold() == folded]
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownPerson(f"{name!r} is not enrolled{hint}; `faceapp people` lists who is")
+        raise UnknownPerson(f"{name!r} is not enrolled; `faceapp people` lists who is")
     return person
 
 
@@ -716,16 +1057,16 @@ def _to_person(row: PersonRow, *, template_count: int) -> Person:
     return Person(id=row.id, name=row.name, created_at=row.created_at, template_count=template_count)
 
 
-def _to_template(row: TemplateRow, person_name: str) -> Template:
+def _to_template(row: TemplateRow, person_name: str, embedding: np.ndarray, face_jpeg: bytes) -> Template:
     return Template(
         id=row.id,
         person_id=row.person_id,
         person_name=person_name,
-        embedding=_decode(row.embedding, row.dim),
+        embedding=embedding,
         model_id=row.model_id,
         quality=row.quality,
         created_at=row.created_at,
-        face_jpeg=row.face_jpeg,
+        face_jpeg=face_jpeg,
     )
 
 

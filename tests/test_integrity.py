@@ -1,0 +1,380 @@
+"""Issue 12, the store's part: no forged template, names that cannot be confused, an access
+log that cannot be quietly rewritten, and face data sealed at rest.
+
+Every test that takes ``db_url`` runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from faceapp.errors import DuplicatePerson, StoreError, UnknownPerson
+from faceapp.store import archive, crypto
+from faceapp.store.repository import ModelFacts, Store
+from faceapp.types import Decision
+
+MODELS = {"m1": ModelFacts(embedding_dim=4, input_size=8)}
+
+
+def jpeg(size: int = 8, shade: int = 120, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (shade, shade // 2, 200)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def enroll(store: Store, name: str, *values: float, face: bytes | None = None):
+    return store.add_person(name, embedding=unit(*(values or (1, 0, 0, 0))), model_id="m1", quality=0.9,
+                            face_jpeg=face if face is not None else jpeg())
+
+
+@pytest.fixture
+def store(db_url):
+    with Store(db_url, models=MODELS) as s:
+        yield s
+
+
+def dump(url: str) -> dict[str, list[tuple]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t: [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} ORDER BY 1")]
+                for t in ("people", "templates", "events", "meta")
+            }
+    finally:
+        engine.dispose()
+
+
+def raw(url: str, *statements: str) -> None:
+    """Run SQL around the application, as someone with the database file or a SQL client
+    would (the append-only triggers dropped first where the statement needs it)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def drop_triggers(url: str) -> str:
+    if url.startswith("sqlite"):
+        return "DROP TRIGGER events_append_only_update; DROP TRIGGER events_append_only_delete"
+    return "DROP TRIGGER events_append_only ON events"
+
+
+def untrigger(url: str, *statements: str) -> None:
+    raw(url, *drop_triggers(url).split("; "), *statements)
+
+
+# -- 1. imports that cannot forge ------------------------------------------------------------
+
+
+def _rewrite_manifest(src: Path, dst: Path, change, *, keep_signature: bool = True) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == archive.MANIFEST:
+                manifest = json.loads(data)
+                change(manifest)
+                data = json.dumps(manifest).encode()
+            if item.filename == archive.SIGNATURE and not keep_signature:
+                continue
+            zout.writestr(item, data)
+
+
+def test_master_key_archive_is_refused_and_nothing_changes(store, db_url, tmp_path):
+    """The reported attack: an average face scaled by 100 in an archive opens every door."""
+    enroll(store, "alice", 1, 0, 0, 0)
+    enroll(store, "bob", 0, 1, 0, 0)
+    exported = tmp_path / "gallery.zip"
+    store.export_gallery(exported)
+    mean = 100 * np.mean([t.embedding for t in store.templates()], axis=0).astype("<f4")
+    forged = tmp_path / "forged.zip"
+
+    def master_key(m):
+        m["people"] = [{"name": "Master Key", "created_at": "2026-01-01T00:00:00+00:00"}]
+        m["templates"] = [dict(m["templates"][0], person="Master Key",
+                               embedding=base64.b64encode(mean.tobytes()).decode())]
+
+    _rewrite_manifest(exported, forged, master_key, keep_signature=False)
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="not signed"):
+        store.import_gallery(forged)
+    with pytest.raises(StoreError, match="unit length"):
+        store.import_gallery(forged, allow_unsigned=True)
+    assert dump(db_url) == before
+    assert not store.has_person("Master Key")
+
+
+def test_a_signed_archive_changed_after_export_is_refused(store, tmp_path):
+    enroll(store, "alice")
+    exported = tmp_path / "gallery.zip"
+    store.export_gallery(exported)
+    changed = tmp_path / "changed.zip"
+    _rewrite_manifest(exported, changed, lambda m: m["people"][0].update(name="mallory"))
+    with pytest.raises(StoreError, match="does not match its signature"):
+        store.import_gallery(changed)
+
+
+def test_an_archive_signed_by_another_key_is_refused(store, db_url, tmp_path):
+    enroll(store, "alice")
+    exported = tmp_path / "gallery.zip"
+    other = archive.Signer(b"k" * 32, "0123456789abcdef")
+    store.export_gallery(exported, signer=other)
+    with pytest.raises(StoreError, match="not by this site's key"):
+        store.import_gallery(exported)
+    assert store.import_gallery(exported, signer=other).skipped == 1
+
+
+def test_a_signed_export_imports_into_a_fresh_database_of_the_same_site(store, tmp_path):
+    enroll(store, "alice", 1, 2, 3, 4)
+    exported = tmp_path / "gallery.zip"
+    store.export_gallery(exported)
+    with Store(f"sqlite:///{tmp_path / 'other.db'}", models=MODELS) as other:
+        r = other.import_gallery(exported)
+        assert (r.added, r.templates) == (1, 1)
+        t = other.templates()[0]
+        np.testing.assert_array_equal(t.embedding, unit(1, 2, 3, 4))
+        assert t.face_jpeg == store.templates()[0].face_jpeg
+        last = other.events(limit=1)[0]
+        assert last.kind == "import" and "1 added" in last.detail and "gallery.zip" in last.detail
+        assert "signed by key" in last.detail
+
+
+def _archive_with(tmp_path: Path, **template_fields) -> Path:
+    emb = unit(1, 0, 0, 0).astype("<f4")
+    template = {
+        "person": "eve", "model_id": "m1", "dim": 4, "quality": 0.9,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "embedding": base64.b64encode(emb.tobytes()).decode(), "face": "faces/000001.jpg",
+    }
+    face = template_fields.pop("face_bytes", jpeg())
+    template.update(template_fields)
+    manifest = {"format": archive.FORMAT, "version": 2, "exported_at": "2026-01-01T00:00:00+00:00",
+                "people": [{"name": "eve", "created_at": "2026-01-01T00:00:00+00:00"}], "templates": [template]}
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(archive.MANIFEST, json.dumps(manifest))
+        zf.writestr("faces/000001.jpg", face)
+    return path
+
+
+def _b64(arr) -> str:
+    return base64.b64encode(np.asarray(arr, dtype="<f4").tobytes()).decode()
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"model_id": "no-such-model"}, "not installed"),
+        ({"dim": 3, "embedding": _b64(unit(1, 1, 1))}, "makes embeddings of 4 values"),
+        ({"embedding": _b64([np.nan, 0, 0, 0])}, "finite"),
+        ({"embedding": _b64([0.5, 0, 0, 0])}, "unit length"),
+        ({"face_bytes": jpeg(fmt="PNG")}, "not a JPEG"),
+        ({"face_bytes": jpeg(size=16)}, "not the model's 8x8"),
+        ({"face_bytes": jpeg()[:40]}, "does not decode"),
+    ],
+    ids=["unknown-model", "wrong-size", "nan", "not-unit", "png-face", "face-size", "truncated-face"],
+)
+def test_each_bad_template_refuses_the_whole_import(store, db_url, tmp_path, fields, reason):
+    enroll(store, "alice")
+    before = dump(db_url)
+    with pytest.raises(StoreError, match=reason):
+        store.import_gallery(_archive_with(tmp_path, **fields), allow_unsigned=True)
+    assert dump(db_url) == before
+
+
+def test_a_good_unsigned_archive_needs_allow_unsigned_and_says_so(store, tmp_path):
+    path = _archive_with(tmp_path)
+    with pytest.raises(StoreError, match="--allow-unsigned"):
+        store.import_gallery(path)
+    assert store.import_gallery(path, allow_unsigned=True).added == 1
+    assert "UNSIGNED" in store.events(limit=1)[0].detail
+
+
+def test_oversized_members_are_refused_before_they_are_read(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "MAX_FACE_BYTES", 1000)
+    path = _archive_with(tmp_path, face_bytes=jpeg() + b"\0" * 5000)
+    with pytest.raises(StoreError, match="more than the 1,000 allowed"):
+        store.import_gallery(path, allow_unsigned=True)
+
+
+def test_every_write_path_refuses_a_non_unit_or_wrong_size_embedding(store):
+    enroll(store, "alice")
+    tid = store.templates()[0].id
+    for bad in (np.full(4, 0.25, np.float32) * 100, unit(1, 1, 1)):
+        with pytest.raises(ValueError):
+            store.add_person("bob", embedding=bad, model_id="m1", quality=0.9, face_jpeg=jpeg())
+        with pytest.raises(ValueError):
+            store.add_template("alice", embedding=bad, model_id="m1", quality=0.9, face_jpeg=jpeg())
+        with pytest.raises(ValueError):
+            store.update_embeddings([(tid, bad)], "m1")
+    assert [p.name for p in store.list_people()] == ["alice"]
+
+
+def test_a_template_forged_into_the_database_matches_nobody(store, db_url):
+    """Written around the application (a plain, non-unit embedding): left out of the gallery."""
+    enroll(store, "alice", 1, 0, 0, 0)
+    pid = store.get_person("alice").id
+    blob = (np.ones(4, dtype="<f4") * 100).tobytes().hex()
+    literal = f"X'{blob}'" if db_url.startswith("sqlite") else f"'\\x{blob}'::bytea"
+    false = "0" if db_url.startswith("sqlite") else "false"
+    raw(db_url, "INSERT INTO templates (person_id, embedding, dim, model_id, face_jpeg, quality, created_at, sealed) "
+        f"VALUES ({pid}, {literal}, 4, 'm1', {literal}, 0.9, '2026-01-01 00:00:00', {false})")
+    g = store.gallery("m1")
+    assert g.names == ["alice"] and g.embeddings.shape == (1, 4)
+
+
+# -- 5. an access log that holds --------------------------------------------------------------
+
+
+def _three_events(store):
+    enroll(store, "alice")
+    for d in (Decision.MATCH, Decision.NO_MATCH, Decision.MATCH):
+        store.log_event("verify", decision=d, claimed="alice", distance=0.1, threshold=0.15)
+    return [e.id for e in sorted(store.events(), key=lambda e: e.id)]
+
+
+def test_an_untouched_log_verifies(store):
+    _three_events(store)
+    report = store.verify_events()
+    assert report.ok and report.checked == 3
+
+
+def test_the_application_cannot_update_or_delete_events(store, db_url):
+    ids = _three_events(store)
+    for sql in (f"UPDATE events SET decision = 'match' WHERE id = {ids[1]}", f"DELETE FROM events WHERE id = {ids[0]}"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            raw(db_url, sql)
+    assert store.verify_events().ok
+
+
+def test_an_edited_event_is_found(store, db_url):
+    ids = _three_events(store)
+    untrigger(db_url, f"UPDATE events SET decision = 'match' WHERE id = {ids[1]}")
+    report = store.verify_events()
+    assert not report.ok and report.first_bad_id == ids[1] and "edited" in report.problem
+
+
+def test_a_deleted_event_is_found(store, db_url):
+    ids = _three_events(store)
+    untrigger(db_url, f"DELETE FROM events WHERE id = {ids[1]}")
+    report = store.verify_events()
+    assert not report.ok and report.first_bad_id == ids[2] and "deleted" in report.problem
+
+
+def test_an_inserted_event_is_found(store, db_url):
+    ids = _three_events(store)
+    rows = dump(db_url)["events"]
+    prev_hash = rows[0][-1]  # the hash of the first event: the forger copies the chain's shape
+    raw(db_url, "INSERT INTO events (time, kind, decision, claimed, detail, prev_hash, hash) VALUES "
+        f"('2026-01-01 00:00:00', 'door', 'match', 'mallory', '', '{prev_hash}', '{'ab' * 32}')")
+    report = store.verify_events()
+    assert not report.ok and report.first_bad_id is not None and report.first_bad_id > ids[2]
+
+
+def test_events_cut_off_at_the_end_are_found(store, db_url):
+    ids = _three_events(store)
+    untrigger(db_url, f"DELETE FROM events WHERE id = {ids[2]}")
+    report = store.verify_events()
+    assert not report.ok and "at the end were deleted" in report.problem
+
+
+def test_a_hand_set_end_of_chain_is_found(store, db_url):
+    ids = _three_events(store)
+    rows = dump(db_url)["events"]
+    untrigger(db_url, f"DELETE FROM events WHERE id = {ids[2]}",
+              f"UPDATE meta SET value = '{ids[1]} {rows[1][-1]} {'0' * 64}' WHERE key = 'event_head'")
+    report = store.verify_events()
+    assert not report.ok and "altered" in report.problem
+
+
+def test_remove_erases_the_face_data_but_keeps_the_events(store, db_url):
+    enroll(store, "alice")
+    store.log_event("verify", decision=Decision.NO_MATCH, claimed="alice", distance=0.9, threshold=0.15,
+                    detail="an impostor claimed to be alice")
+    assert store.remove_person("Alice") == 1
+    rows = dump(db_url)
+    assert rows["people"] == [] and rows["templates"] == []
+    events = store.events()
+    assert [e.kind for e in events] == ["remove", "verify"]
+    assert events[0].decided == "alice" and "1 template(s)" in events[0].detail
+    assert events[1].detail == "an impostor claimed to be alice"
+    assert [e.id for e in store.events(person="alice")] == [e.id for e in events]
+    assert store.verify_events().ok
+
+
+def test_rename_keeps_old_events_as_logged_and_logs_itself(store):
+    enroll(store, "alice")
+    store.log_event("verify", decision=Decision.MATCH, claimed="alice")
+    store.rename_person("alice", "Alice Martin")
+    events = store.events(person="Alice Martin")
+    assert [e.kind for e in events] == ["rename", "verify"]
+    assert events[1].claimed == "alice"
+    assert store.verify_events().ok
+
+
+# -- 7. names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("other", ["alice", "ALICE", "  Alice  ", "Ａｌｉｃｅ"])
+def test_names_differing_in_case_or_width_are_one_person(store, other):
+    enroll(store, "Alice")
+    with pytest.raises(DuplicatePerson):
+        enroll(store, other, 0, 1, 0, 0)
+    assert store.get_person(other).name == "Alice"
+
+
+def test_spacing_is_collapsed_and_the_spelling_kept(store):
+    enroll(store, "Jean\u00a0 Dupont")
+    assert store.get_person("jean dupont").name == "Jean Dupont"
+
+
+@pytest.mark.parametrize("name", ["Ali\u200bce", "Alice\u200f", "\u202eecilA", "Al\u00adice", "Alice\ufeff", "a\tb"])
+def test_invisible_and_bidi_characters_are_refused(store, name):
+    with pytest.raises(StoreError, match="invisible or control"):
+        enroll(store, name)
+    assert store.list_people() == []
+
+
+def test_unknown_person_lookups_are_refused_the_same_way(store):
+    with pytest.raises(UnknownPerson):
+        store.get_person("nobody")
+    assert not store.has_person("Ali\u200bce")
+
+
+# -- 6. faces protected at rest --------------------------------------------------------------
+
+
+def test_no_face_or_template_is_readable_in_the_database(store, db_url):
+    face = jpeg(shade=77)
+    emb = unit(3, 1, 4, 1)
+    enroll(store, "alice", 3, 1, 4, 1, face=face)
+    everything = repr(dump(db_url)).encode()
+    for row in dump(db_url)["templates"]:
+        for value in row:
+            if isinstance(value, (bytes, memoryview)):
+                assert face not in bytes(value) and emb.astype("<f4").tobytes() not in bytes(value)
+    assert face[:20].hex() not in everything.decode()
+    assert store.templates()[0].face_jpeg == face
+
+
+def test_a_database_opened_with_another_key_is_refused(db_url, tmp_path):
+    with Store(db_url, models=MODELS) as s:
+        enroll(s, "alice")
+    with pytest.raises(StoreError, match="sealed with site key"):
+        Store(db_url, site_key=crypto.SiteKey.generate())
