@@ -30,6 +30,7 @@ import base64
 import binascii
 import errno
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -165,6 +166,11 @@ class SiteKey:
         if len(dek) != KEY_BYTES:
             raise DecryptionError("cannot decrypt a wrapped data key: it is not a data key")
         return dek
+
+    def derive(self, label: bytes) -> bytes:
+        """A 32-byte key for one purpose (``label``, e.g. b"faceapp/gallery-signing"),
+        derived from the site key (HMAC-SHA256); the site key itself never leaves here."""
+        return hmac.new(self._key, b"faceapp/derive/" + bytes(label), hashlib.sha256).digest()
 
     # -- the key file --
 

@@ -126,8 +126,10 @@ class Store:
         key_file: str | os.PathLike[str] | None = None,
         models: Mapping[str, ModelFacts] | None = None,
     ) -> None:
+        self._key_path: Path | None = None
         if site_key is None:
-            site_key = crypto.SiteKey.load_or_create(Path(key_file) if key_file else crypto.default_key_path())
+            self._key_path = Path(key_file) if key_file else crypto.default_key_path()
+            site_key = crypto.SiteKey.load_or_create(self._key_path)
         self._site_key = site_key
         self._models = dict(models) if models is not None else None
         if engine is None:
@@ -596,6 +598,11 @@ class Store:
                     self._initialise_sealing(s)
                     meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
         stored = meta[SITE_KEY_ID_KEY]
+        if stored != self._site_key.key_id and self._key_path is not None:
+            # a key rotation interrupted by a crash leaves the database's key beside the key file
+            self._site_key = crypto.find_key(stored, self._key_path)
+            log.warning("database %s is sealed with key %s, found among the key file's rotation leftovers; "
+                        "finish the rotation with `faceapp db rotate-key`", self.url, stored)
         if stored != self._site_key.key_id:
             raise StoreError(
                 f"database {self.url} is sealed with site key {stored}, but the key in use is "
