@@ -298,33 +298,40 @@ def settings_path() -> Path:
     return Path(env) if env else paths.settings_file()
 
 
+def _label(path: Path) -> str:
+    """The path for a message: a very long one is shortened, so the message stays one short line."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file sets, parsed and checked one by one; {} when there is no file.
 
     A path that exists but cannot be read (a folder, no permission, a name too long) is a
     ConfigError naming it: it never silently means the defaults."""
+    label = _label(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         log.debug("no settings file at %s: defaults", path)
         return {}
     except IsADirectoryError:
-        raise ConfigError(f"settings file {path} is a folder, not a file") from None
+        raise ConfigError(f"settings file {label} is a folder, not a file") from None
     except PermissionError:
-        raise ConfigError(f"settings file {path} cannot be read: permission denied") from None
+        raise ConfigError(f"settings file {label} cannot be read: permission denied") from None
     except OSError as exc:
-        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"settings file {label} cannot be read: {exc.strerror or exc}") from None
     try:
         table = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"settings file {path} is not valid TOML: not UTF-8 text") from None
+        raise ConfigError(f"settings file {label} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"settings file {label} is not valid TOML: {exc}") from None
     values = {}
     for key, raw in table.items():
         if key not in _FIELDS:
-            raise ConfigError(f"settings file {path}: unknown setting {key!r}")
-        values[key] = parse_setting(key, raw, f"settings file {path}")
+            raise ConfigError(f"settings file {label}: unknown setting {key!r}")
+        values[key] = parse_setting(key, raw, f"settings file {label}")
     return values
 
 

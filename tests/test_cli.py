@@ -59,11 +59,18 @@ def _bad_inputs(tmp_path):
     Image.new("RGB", (400, 400), (200, 150, 100)).save(tmp_path / "full.jpg")
     cut = tmp_path / "truncated.jpg"
     cut.write_bytes((tmp_path / "full.jpg").read_bytes()[:300])
-    return {"missing": tmp_path / "nope.jpg", "folder": tmp_path, "empty": empty, "text": text, "truncated": cut}
+    huge = tmp_path / "huge.png"  # 16000x16000 = 256 Mpx > MAX_PIXELS: refused from the header
+    Image.new("1", (16, 16)).save(huge)
+    data = bytearray(huge.read_bytes())
+    data[16:24] = (16000).to_bytes(4, "big") * 2  # IHDR width, height (+ its CRC below)
+    data[29:33] = __import__("zlib").crc32(bytes(data[12:29])).to_bytes(4, "big")
+    huge.write_bytes(bytes(data))
+    return {"missing": tmp_path / "nope.jpg", "folder": tmp_path, "empty": empty, "text": text, "truncated": cut,
+            "long_name": tmp_path / ("x" * 1000 + ".jpg"), "huge": huge}
 
 
 @pytest.mark.datasets
-@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "text", "truncated"])
+@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "text", "truncated", "long_name", "huge"])
 @pytest.mark.parametrize("command", ["enroll", "verify", "identify"])
 def test_bad_input_is_one_line_and_changes_nothing(capsys, enrolled, tmp_path, kind, command):
     bad = _bad_inputs(tmp_path)[kind]
@@ -122,13 +129,19 @@ def test_remove_then_people_and_events(capsys, enrolled, lfw_image):
     code, out, _ = run(capsys, "people", "--db", enrolled, "--json")
     assert json.loads(out)["people"] == []
     code, out, _ = run(capsys, "events", "--db", enrolled, "--json")
-    assert [e["kind"] for e in json.loads(out)["events"]] == ["remove"]
+    events = json.loads(out)["events"]  # the access log is append-only: removal is one more event
+    assert [e["kind"] for e in events] == ["remove", "verify", "enroll"]
+    assert events[0]["decided"] == "George_W_Bush"
 
 
 def test_bad_setting_is_a_config_error(capsys, monkeypatch):
     monkeypatch.setenv("FACEAPP_THRESHOLD", "9")
     code, _, err = run(capsys, "people")
     assert code == Exit.CONFIG and "threshold" in err
+    monkeypatch.delenv("FACEAPP_THRESHOLD")
+    monkeypatch.setenv("FACEAPP_LIVENESS", "ture")  # a typo used to turn liveness off without a word
+    code, _, err = run(capsys, "people")
+    assert code == Exit.CONFIG and err.count("\n") == 1 and "'ture' (from FACEAPP_LIVENESS)" in err
 
 
 @pytest.mark.datasets

@@ -24,7 +24,12 @@ class Exit(enum.IntEnum):
     CAMERA = 12  # camera source unavailable
     SPOOF = 13  # liveness check failed
     TIMEOUT = 14  # no decision within the time limit
+    SOFTWARE = 70  # internal error (a bug): one line on stderr, the traceback in a log file (sysexits EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
+    EX_SOFTWARE = 70  # alias of SOFTWARE, the sysexits.h name
+
+
+EX_SOFTWARE = Exit.SOFTWARE
 
 
 class _DecisionExits(dict):
@@ -44,6 +49,8 @@ DECISION_EXIT = _DecisionExits({
     Decision.SPOOF: Exit.SPOOF,
     Decision.TIMEOUT: Exit.TIMEOUT,
     Decision.LIVENESS_TIMEOUT: Exit.TIMEOUT,
+    # a grant withheld because its event could not be committed: denied, the database's fault
+    Decision.LOG_UNAVAILABLE: Exit.DATABASE,
 })
 
 
@@ -65,4 +72,4 @@ def for_error(exc: BaseException) -> Exit:
     for cls, code in table:
         if isinstance(exc, cls):
             return code
-    return Exit.BAD_INPUT if isinstance(exc, errors.FaceAppError) else Exit.USAGE
+    return Exit.BAD_INPUT if isinstance(exc, errors.FaceAppError) else Exit.SOFTWARE

@@ -24,14 +24,15 @@ EXIT_CODES_HELP = "exit codes: " + ", ".join(f"{int(e)}={e.name.lower()}" for e 
 
 # -- helpers ---------------------------------------------------------------------------------
 def _settings(args: argparse.Namespace):
-    from faceapp.config import load_settings
+    """The settings in force: file, environment, then this command's flags, all parsed strictly."""
+    from faceapp.config import load_settings, override
 
-    s = load_settings()
-    return s.replace(
-        db_url=getattr(args, "db", None),
-        device=getattr(args, "device", None),
-        threshold=getattr(args, "threshold", None),
-        model=getattr(args, "model", None),
+    flags = {"db_url": ("db", "--db"), "device": ("device", "--device"),
+             "threshold": ("threshold", "--threshold"), "model": ("model", "--model")}
+    return override(
+        load_settings(),
+        {name: getattr(args, attr, None) for name, (attr, _) in flags.items()},
+        {name: flag for name, (_, flag) in flags.items()},
     )
 
 
@@ -174,23 +175,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
     from faceapp.types import Decision
-
-    def when(s: str | None):
-        if not s:
-            return None
-        dt = datetime.fromisoformat(s)
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
     store = _store(args)
     try:
         events = store.events(
             person=args.person,
             decision=Decision(args.decision) if args.decision else None,
-            since=when(args.since),
-            until=when(args.until),
+            since=args.since,
+            until=args.until,
             limit=args.limit,
         )
     finally:
@@ -254,6 +247,69 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return int(Exit.OK)
 
 
+# -- argument types (a bad value is a usage error: exit 2, one line) ----------------------------
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer, at least {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _iso_time(text: str):
+    """An ISO date or date/time; a time without a zone is UTC."""
+    from datetime import datetime, timezone
+
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date/time (e.g. 2026-11-01, 2026-11-01T08:30 or 2026-11-01T08:30+01:00)"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _int_list(text: str) -> str:
+    """Comma-separated positive integers (kept as the text the command splits)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return text
+
+
+def _output_file(text: str) -> str:
+    """A file to write: its folder must exist, and it must not be a folder itself."""
+    from pathlib import Path
+
+    path = Path(text)
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+        parent = path.parent
+        if not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: the folder {str(parent)!r} does not exist")
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r}...: {exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {str(parent)!r} is not writable")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as ONE line on stderr (exit 2): scripts read the last line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(int(Exit.USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         import importlib
@@ -265,14 +321,14 @@ def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
 
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--db", metavar="URL", help="database URL (default: env FACEAPP_DB, then the settings, then the user's data folder)")
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where networks run (default: auto)")
     common.add_argument("--model", help="embedding model id (default: the settings' model)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="faceapp",
         description="Face verification (1:1) and recognition (1:K) from one-photo enrollments.",
         epilog=EXIT_CODES_HELP,
@@ -295,13 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("verify", cmd_verify, "1:1 - is the face in IMAGE the enrolled NAME? (exit 0 only on a match)")
     sp.add_argument("name")
     sp.add_argument("image")
-    sp.add_argument("--threshold", type=float, help="max squared distance for a match (default: the model's calibrated value)")
+    sp.add_argument("--threshold", metavar="TAU", help="max squared distance for a match, 0..4 (default: the model's calibrated value)")
     sp.add_argument("--largest", action="store_true", help="use the largest face when there are several")
 
     sp = add("identify", cmd_identify, "1:K - who is the face in IMAGE? (exit 0 only when recognized)")
     sp.add_argument("image")
-    sp.add_argument("--threshold", type=float, help="max squared distance for a match")
-    sp.add_argument("--top-k", type=int, default=None, help="how many nearest people to list (default 5)")
+    sp.add_argument("--threshold", metavar="TAU", help="max squared distance for a match, 0..4")
+    sp.add_argument("--top-k", type=_int_in(1, 50), default=None, help="how many nearest people to list, 1..50 (default: the settings' top_k)")
     sp.add_argument("--largest", action="store_true", help="use the largest face when there are several")
 
     sp = add("people", cmd_people, "list the enrolled people")
@@ -314,10 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("events", cmd_events, "the decision log")
     sp.add_argument("--person")
     sp.add_argument("--decision", choices=[d.value for d in __import__("faceapp.types", fromlist=["Decision"]).Decision])
-    sp.add_argument("--since", help="ISO date/time, e.g. 2026-11-01")
-    sp.add_argument("--until", help="ISO date/time")
-    sp.add_argument("--limit", type=int)
-    sp.add_argument("--csv", metavar="FILE", help="also write the events to a CSV file")
+    sp.add_argument("--since", type=_iso_time, help="ISO date/time, e.g. 2026-11-01 (UTC unless a zone is given)")
+    sp.add_argument("--until", type=_iso_time, help="ISO date/time")
+    sp.add_argument("--limit", type=_int_in(1), help="at most this many events, newest first")
+    sp.add_argument("--csv", metavar="FILE", type=_output_file, help="also write the events to a CSV file")
 
     sp = add("db", cmd_db, "database maintenance: upgrade (to the latest schema), info, reembed (with the current model)")
     sp.add_argument("action", choices=["upgrade", "info", "reembed"])
@@ -343,12 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--view", choices=["devtest", "devtrain", "10fold"], default="devtest", help="LFW protocol (default devtest)")
     sp.add_argument("--lfw", metavar="DIR", help="LFW folder (default: $FACEAPP_DATASETS/lfw)")
     sp.add_argument("--plot", metavar="PNG", help="write the ROC curve here (and the distance histograms beside it)")
-    sp.add_argument("--limit", type=int, help="use only the first N pairs (quick checks)")
+    sp.add_argument("--limit", type=_int_in(1), help="use only the first N pairs (quick checks)")
     sp.add_argument("--no-cache", action="store_true", help="do not read or write the aligned-face cache")
     sp.add_argument("--compare-to", metavar="MODEL", help="also score the pairs with MODEL (A) and test whether --model (B) "
                     "differs from it beyond noise: exact McNemar test, exact 95%% interval of the accuracy difference, "
                     "paired bootstrap 95%% interval of the TAR@FAR1e-2 difference")
-    sp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for --compare-to (default 2000)")
+    sp.add_argument("--resamples", type=_int_in(1), default=2000, help="bootstrap resamples for --compare-to (default 2000)")
 
     sp = add("train", _lazy("faceapp.cli.train", "cmd_train"), "train, export and calibrate embedding models (faceapp train ACTION --help)")
     sp.add_argument("action", choices=["cache", "fit", "head", "export", "calibrate", "shard", "merge"])
@@ -360,31 +416,98 @@ def build_parser() -> argparse.ArgumentParser:
     _landmark_arguments(sp)
 
     sp = add("benchmark", _lazy("faceapp.cli.benchmark", "cmd_benchmark"), "latency of the pipeline and of gallery search on this machine")
-    sp.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")
-    sp.add_argument("--sizes", default="1000,100000,1000000", help="gallery sizes for identify timing")
+    sp.add_argument("--runs", type=_int_in(1), default=20, help="timed runs per measurement (median reported)")
+    sp.add_argument("--sizes", type=_int_list, default="1000,100000,1000000", help="gallery sizes for identify timing")
     sp.add_argument("--image", help="a face photo to place in the 640x480 frame (default: an LFW photo from $FACEAPP_DATASETS)")
     sp.add_argument("--video", help="a 640x480 video for the live-loop measurement (default: one made from --image)")
-    sp.add_argument("--frames", type=int, default=60, help="frames of the live loop to time")
+    sp.add_argument("--frames", type=_int_in(1), default=60, help="frames of the live loop to time")
     return p
 
 
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Rules between arguments (usage errors, exit 2)."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None and until is not None and since > until:
+        prog = f"{parser.prog} {args.command}"
+        parser.exit(int(Exit.USAGE), f"{prog}: --since ({since.isoformat()}) is after --until ({until.isoformat()}) "
+                                     f"(see {prog} --help)\n")
+
+
+def _one_line(text: object, limit: int = 500) -> str:
+    """One line of at most ``limit`` characters; a long one keeps its start and its end (the reason)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else f"{text[: limit * 2 // 3]} ... {text[-(limit // 3):]}"
+
+
+def _crash_log(exc: BaseException, argv: Sequence[str] | None) -> str:
+    """Write the traceback to a new file in the data folder's log/ (else the temp folder); its path."""
+    import tempfile
+    import time
+    import traceback
+    from pathlib import Path
+
+    from faceapp import paths
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = (
+        f"faceapp {__version__} internal error at {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+        f"python {sys.version.split()[0]} on {sys.platform}\n"
+        f"argv: {list(sys.argv[:1]) + list(argv if argv is not None else sys.argv[1:])!r}\n\n"
+        + "".join(traceback.format_exception(exc))
+    )
+    errors = []
+    for folder in (lambda: paths.data_dir() / "log", lambda: Path(tempfile.gettempdir())):
+        try:
+            path = folder() / f"faceapp-crash-{stamp}-{os.getpid()}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+        except Exception as write_exc:  # noqa: BLE001 - the crash report must not crash
+            errors.append(_one_line(write_exc, 100))
+    return f"nowhere (the log could not be written: {'; '.join(errors)})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the faceapp command; returns its exit code (see :mod:`faceapp.cli.exit_codes`).
+
+    Every failure ends in one line on stderr: a FaceAppError with its own exit code, a usage
+    error with 2, and anything unexpected (a bug) with 70 and its traceback in a log file,
+    never 1 (which scripts read as "no match")."""
+    import errno
+
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return int(Exit.OK)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _check_args(parser, args)
+        level = logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2)
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return int(Exit.OK)
         return int(args.func(args))
     except FaceAppError as exc:
-        print(f"faceapp: {exc}", file=sys.stderr)
+        print(f"faceapp: {_one_line(exc)}", file=sys.stderr)
         return int(for_error(exc))
     except KeyboardInterrupt:
         print("faceapp: interrupted", file=sys.stderr)
         return int(Exit.INTERRUPTED)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            name = str(exc.filename or "")
+            short = name if len(name) <= 120 else f"{name[:60]}...{name[-40:]} ({len(name)} characters)"
+            print(f"faceapp: {short}: the file name is too long", file=sys.stderr)
+            return int(Exit.BAD_INPUT)
+        return _internal_error(exc, argv)
+    except Exception as exc:  # noqa: BLE001 - a bug: exit 70, never a traceback that reads as an answer
+        return _internal_error(exc, argv)
+
+
+def _internal_error(exc: BaseException, argv: Sequence[str] | None) -> int:
+    where = _crash_log(exc, argv)
+    log.debug("internal error", exc_info=exc)
+    print(f"faceapp: internal error: {type(exc).__name__}: {_one_line(exc, 200)}; details in {where}", file=sys.stderr)
+    return int(Exit.SOFTWARE)
 
 
 if __name__ == "__main__":  # pragma: no cover
