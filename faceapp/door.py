@@ -17,7 +17,9 @@ A decision needs ``frames_needed`` consecutive frames that agree (same decision,
 person) within ``timeout_s`` of the attempt's start; frames without a usable face (none,
 several, poor quality) break the run and set a :class:`DoorHint` for the visitor. Exactly one
 :class:`DoorOutcome` is made per attempt (``DoorState.decided_now`` marks the state that
-carries it), which :func:`log_outcome` writes to the event log.
+carries it). :class:`faceapp.door_log.DoorRecorder` commits it to the event log within a
+time budget and gives the *final* outcome: a grant whose event could not be committed becomes
+a ``LOG_UNAVAILABLE`` denial; :meth:`DoorMachine.settle` puts that final outcome on screen.
 
 *Liveness* (optional, ``liveness=`` a factory of :class:`faceapp.landmarks.liveness.LivenessSession`):
 each attempt also runs a random challenge (blink, or turn the head left / right) on the same
@@ -35,6 +37,7 @@ import enum
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -122,6 +125,7 @@ class DoorOutcome:
     threshold: float
     frames: int  # frames that agreed on it (0 for a timeout)
     detail: str = ""
+    event_id: int | None = None  # the committed event (set by faceapp.door_log.DoorRecorder)
 
     @property
     def granted(self) -> bool:
@@ -264,6 +268,18 @@ class DoorMachine:
     def cancel(self) -> DoorState:
         """Drop the running attempt or the shown outcome and wait again (nothing is logged)."""
         self._to_waiting()
+        return self.state
+
+    def settle(self, outcome: DoorOutcome) -> DoorState:
+        """Show the outcome as it was recorded instead of the one decided (a grant that could
+        not be logged comes back as a ``LOG_UNAVAILABLE`` denial); the reset clock starts again
+        now, so the visitor sees it for the full ``reset_s``. Without a shown outcome (the
+        attempt was dropped meanwhile) nothing changes."""
+        if self._phase not in (DoorPhase.GRANTED, DoorPhase.DENIED):
+            return self.state
+        self._outcome = outcome
+        self._phase = DoorPhase.GRANTED if outcome.granted else DoorPhase.DENIED
+        self._shown_at = self.clock()
         return self.state
 
     # -- input ------------------------------------------------------------------------------
@@ -459,8 +475,10 @@ def liveness_factory(settings, *, analyzer=None, clock: Callable[[], float] = ti
     return make
 
 
-def log_outcome(store, outcome: DoorOutcome, *, kind: str = "door"):
-    """Write one door decision to the event log (``store`` is a :class:`faceapp.store.repository.Store`)."""
+def log_outcome(store, outcome: DoorOutcome, *, kind: str = "door", time: datetime | None = None):
+    """Write one door decision to the event log (``store`` is a :class:`faceapp.store.repository.Store`);
+    returns the :class:`~faceapp.types.Event`. ``time``: when it was decided (default: now).
+    The door records through :class:`faceapp.door_log.DoorRecorder`, which bounds the wait."""
     return store.log_event(
         kind,
         decision=outcome.decision,
@@ -469,4 +487,5 @@ def log_outcome(store, outcome: DoorOutcome, *, kind: str = "door"):
         distance=outcome.distance,
         threshold=outcome.threshold,
         detail=outcome.detail,
+        time=time,
     )

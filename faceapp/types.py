@@ -27,6 +27,7 @@ class Decision(str, enum.Enum):
     LIVENESS_TIMEOUT = "liveness_timeout"  # liveness: the challenge (blink / turn) was not met in time
     LIVENESS_WRONG_MOVE = "liveness_wrong_move"  # liveness: the head turned the other way than asked
     LIVENESS_FACE_LOST = "liveness_face_lost"  # liveness: the face left, or another took its place
+    LOG_UNAVAILABLE = "log_unavailable"  # door: a grant withheld because its event could not be committed
 
     @property
     def granted(self) -> bool:

@@ -27,7 +27,11 @@ DECISION_TEXT = _Worded({
     Decision.LIVENESS_TIMEOUT: "Did not blink / turn in time",
     Decision.LIVENESS_WRONG_MOVE: "Turned the other way",
     Decision.LIVENESS_FACE_LOST: "Face lost during the check",
+    Decision.LOG_UNAVAILABLE: "Access log unavailable",
 })
+
+LOG_UNAVAILABLE_TEXT = "Access log unavailable - access denied"
+NOT_LOGGED_TEXT = "(Access log unavailable: this decision is not recorded yet)"
 
 ISSUE_TEXT = _Worded({
     QualityIssue.TOO_SMALL: "The face is too small: use a closer or larger photo",
@@ -91,4 +95,15 @@ def outcome_reason(outcome: DoorOutcome) -> str:
         return "Not recognized"
     if d is Decision.TIMEOUT:
         return "No decision in time: please try again"
+    if d is Decision.LOG_UNAVAILABLE:
+        return LOG_UNAVAILABLE_TEXT
     return decision_text(d)
+
+
+def record_reason(record) -> str:
+    """The second line of the door's result screen for a :class:`faceapp.door_log.DoorRecord`:
+    the outcome's reason, and a note when a denial could not be logged (never silent)."""
+    text = outcome_reason(record.outcome)
+    if not record.committed and record.outcome.decision is not Decision.LOG_UNAVAILABLE:
+        text += "\n" + NOT_LOGGED_TEXT
+    return text

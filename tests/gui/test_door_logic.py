@@ -220,6 +220,26 @@ def test_log_outcome_writes_one_door_event():
     assert (kw["decision"], kw["decided"], kw["threshold"]) == (Decision.MATCH, "alice", TAU)
 
 
+def test_settle_shows_the_recorded_outcome_for_the_full_reset_time():
+    import dataclasses
+
+    clock = Clock()
+    m = machine(clock=clock)
+    for _ in range(3):
+        s = m.feed(ALICE)
+    assert s.phase is DoorPhase.GRANTED
+    clock.t += 1.5  # the event was being committed
+    denied = dataclasses.replace(s.outcome, decision=Decision.LOG_UNAVAILABLE, name=None)
+    settled = m.settle(denied)
+    assert (settled.phase, settled.outcome) == (DoorPhase.DENIED, denied)
+    assert settled.remaining_s == pytest.approx(4.0)
+    clock.t += 3.9
+    assert m.tick().phase is DoorPhase.DENIED
+    clock.t += 0.2
+    assert m.tick().phase is DoorPhase.WAITING
+    assert m.settle(denied).phase is DoorPhase.WAITING  # nothing shown: nothing to settle
+
+
 # -- liveness at the door (the challenge runs on the attempt's frames) ----------------------------
 from faceapp.door import liveness_factory  # noqa: E402
 from faceapp.landmarks.liveness import ChallengeKind, LivenessConfig, LivenessSession  # noqa: E402

@@ -1,4 +1,6 @@
-"""The Door screen fed by a video file made of LFW photos: one decision, shown large, logged once."""
+"""The Door screen fed by a video file made of LFW photos: one decision, shown large, logged once;
+and fed hand-made frame results while another connection holds the database's write lock: a
+grant that cannot be logged is denied, and the screen stays live while the write waits."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from PySide6.QtCore import Qt
 from faceapp.door import DoorMode
 from faceapp.types import Decision
 
-pytestmark = pytest.mark.datasets
+datasets = pytest.mark.datasets  # the tests on LFW videos
 
 
 def _door(qtbot, ctx, video, mode=DoorMode.RECOGNIZE):
@@ -25,6 +27,7 @@ def _door_events(ctx):
     return [e for e in ctx.store.events() if e.kind == "door"]
 
 
+@datasets
 def test_the_door_grants_an_enrolled_person(qtbot, ctx, service, lfw_image, make_video):
     service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
     win = _door(qtbot, ctx, make_video(lfw_image("Colin_Powell", 2)))
@@ -40,6 +43,7 @@ def test_the_door_grants_an_enrolled_person(qtbot, ctx, service, lfw_image, make
     win.close()
 
 
+@datasets
 def test_the_door_denies_a_stranger(qtbot, ctx, service, lfw_image, make_video):
     service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
     win = _door(qtbot, ctx, make_video(lfw_image("Serena_Williams", 1)))
@@ -53,6 +57,7 @@ def test_the_door_denies_a_stranger(qtbot, ctx, service, lfw_image, make_video):
     win.close()
 
 
+@datasets
 def test_verify_mode_is_driven_from_the_keyboard(qtbot, ctx, service, lfw_image, make_video):
     service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
     win = _door(qtbot, ctx, make_video(lfw_image("Colin_Powell", 2), frames=80), mode=DoorMode.VERIFY)
@@ -67,6 +72,7 @@ def test_verify_mode_is_driven_from_the_keyboard(qtbot, ctx, service, lfw_image,
     win.close()
 
 
+@datasets
 def test_with_liveness_on_the_door_asks_for_the_challenge_and_a_still_photo_is_denied(
     qtbot, ctx, service, lfw_image, make_video
 ):
@@ -104,6 +110,7 @@ def test_with_liveness_on_the_door_asks_for_the_challenge_and_a_still_photo_is_d
     win.close()
 
 
+@datasets
 def test_the_live_view_draws_the_68_landmarks_when_toggled(qtbot, ctx, lfw_image, make_video):
     from faceapp.gui.window import MainWindow
 
@@ -138,3 +145,97 @@ def test_frames_carry_landmarks_only_while_a_page_uses_them(window, ctx):
     assert ctx.landmark_analyzer_if_wanted() is None
     ctx.apply_settings(dataclasses.replace(ctx.settings, show_landmarks=True))
     assert ctx.landmark_analyzer_if_wanted() is ctx.analyzer  # drawn wherever the camera shows
+
+
+# -- the access log is locked: fail secure, and never freeze ----------------------------------
+def _live_frame(name: str = "alice", distance: float = 0.0):
+    """A LiveFrame with one good face whose nearest enrolled candidate is ``name``."""
+    from PySide6.QtGui import QImage
+
+    from faceapp.gui.context import LiveFrame
+    from faceapp.pipeline import FaceObservation, FaceResult, FrameResult
+    from faceapp.types import AlignedFace, BBox, Candidate, Detection, Landmarks, QualityReport
+
+    det = Detection(BBox(200, 100, 400, 340), 0.99, Landmarks(np.full((5, 2), 300.0)))
+    aligned = AlignedFace(np.zeros((150, 150, 3), np.uint8), det, np.eye(2, 3))
+    obs = FaceObservation(aligned, QualityReport(200.0, 120.0, 80.0, 0.99), np.ones(128, np.float32))
+    face = FaceResult(obs, (Candidate(name, distance),), 0.36)
+    result = FrameResult(0, np.zeros((480, 640, 3), np.uint8), (face,), {}, (det,))
+    image = QImage(640, 480, QImage.Format.Format_RGB888)
+    image.fill(0)
+    return LiveFrame(result, image)
+
+
+@pytest.fixture
+def kiosk(qtbot, ctx):
+    from faceapp.gui.window import MainWindow
+
+    win = MainWindow(ctx, kiosk=True, door_mode=DoorMode.RECOGNIZE)
+    qtbot.addWidget(win)
+    win.show()
+    door = win.door
+    qtbot.waitUntil(lambda: door.machine is not None and door.recorder is not None, timeout=10000)
+    yield door
+    win.close()
+
+
+class _Ticker:
+    """A QTimer in the UI thread counting how often it fired (it cannot fire while the UI
+    thread is blocked)."""
+
+    def __init__(self, interval_ms: int = 20) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.count = 0
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.count += 1
+
+
+def test_a_grant_that_cannot_be_logged_is_denied_and_the_screen_stays_live(qtbot, ctx, kiosk):
+    from dblock import WriteLock
+
+    door = kiosk
+    door.recorder.budget_s = 0.8
+    ticker = _Ticker()
+    seen_checking = []
+    with WriteLock(ctx.store.engine.url):  # an import in another process holds the write lock
+        with qtbot.waitSignal(door.decided, timeout=10000) as blocker:
+            for _ in range(3):
+                ctx.camera.frame.emit(_live_frame("alice"))
+            seen_checking.append((door.result.title.text(), door.stack.currentWidget() is door.result, ticker.count))
+            door.decided.connect(lambda _o: seen_checking.append(("decided", None, ticker.count)))
+    (title, on_result, ticks_at_decision), (_, _, ticks_at_record) = seen_checking
+    assert (title, on_result) == ("Checking...", True)  # neutral until the commit returns
+    assert ticks_at_record - ticks_at_decision >= 5  # the UI thread kept running while the write waited
+    outcome = blocker.args[0]
+    assert outcome.decision is Decision.LOG_UNAVAILABLE and not outcome.granted and outcome.event_id is None
+    assert door.result.title.text() == "ACCESS DENIED"
+    assert "Access log unavailable - access denied" in door.result.reason.text()
+    assert not door.result.name.isVisible()
+    assert not any(e.decision is Decision.MATCH for e in ctx.store.events())  # no event claims a grant
+    # the store is back: the withheld grant is logged as the denial it was
+    door.flush_pending_log()
+    qtbot.waitUntil(lambda: [e.decision for e in _door_events(ctx)] == [Decision.LOG_UNAVAILABLE], timeout=10000)
+    assert "alice" in _door_events(ctx)[0].detail
+    assert door.recorder.pending == 0
+
+
+def test_a_grant_is_shown_only_once_its_event_is_committed(qtbot, ctx, kiosk):
+    door = kiosk
+    with qtbot.waitSignal(door.recorded, timeout=10000) as blocker:
+        for _ in range(3):
+            ctx.camera.frame.emit(_live_frame("alice"))
+        assert door.result.title.text() == "Checking..."
+    record = blocker.args[0]
+    assert record.granted and record.outcome.event_id == record.event_id is not None
+    assert door.result.title.text() == "ACCESS GRANTED"
+    assert door.result.name.text() == "alice"
+    [event] = _door_events(ctx)
+    assert (event.id, event.decision, event.decided) == (record.event_id, Decision.MATCH, "alice")
+    ctx.camera.frame.emit(_live_frame("alice"))  # while shown, frames do not count: still one event
+    assert door.machine.state.outcome.event_id == record.event_id

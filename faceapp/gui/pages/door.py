@@ -1,12 +1,16 @@
 """Door: the kiosk screen people walk up to. Keyboard only, legible from two metres.
 
 The decision logic is :class:`faceapp.door.DoorMachine` (Qt-free); this page feeds it the
-camera's frame results, draws its state in large type and logs each final decision.
+camera's frame results and draws its state in large type. Each decision is recorded by a
+:class:`faceapp.door_log.DoorRecorder` in a worker thread (the frame loop never waits for the
+database): the screen says "Checking..." until the event is committed, then ACCESS GRANTED, or
+ACCESS DENIED ("Access log unavailable - access denied" when a grant could not be logged).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPalette, QShortcut
@@ -30,10 +34,10 @@ from faceapp.door import (
     DoorPhase,
     DoorState,
     liveness_factory,
-    log_outcome,
 )
+from faceapp.door_log import DoorRecord, DoorRecorder, withheld
 from faceapp.gui.context import AppContext, LiveFrame, error_text
-from faceapp.gui.messages import HINT_TEXT, LIVENESS_HINT_TEXT, outcome_reason
+from faceapp.gui.messages import HINT_TEXT, LIVENESS_HINT_TEXT, record_reason
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlay
 from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, VideoView, jpeg_pixmap
@@ -42,7 +46,10 @@ log = logging.getLogger(__name__)
 
 GRANTED_BG = "#0b7a32"
 DENIED_BG = "#b00020"
+CHECKING_BG = "#2b3035"
+CHECKING_TEXT = "Checking..."
 RETRY_MS = 5000
+FLUSH_MS = 2000  # how often decisions that could not be logged are tried again
 
 MODE_TITLES = {
     DoorMode.VERIFY: "Verify: say who you are, then look at the camera",
@@ -83,18 +90,33 @@ class ResultPanel(QWidget):
         layout.addWidget(self.reset)
         self._pix = None
 
-    def show_outcome(self, outcome: DoorOutcome, photo_jpeg: bytes | None) -> None:
+    def show_outcome(self, outcome: DoorOutcome, photo_jpeg: bytes | None, reason: str) -> None:
         granted = outcome.granted
-        pal = self.palette()
-        pal.setColor(QPalette.ColorRole.Window, QColor(GRANTED_BG if granted else DENIED_BG))
-        self.setPalette(pal)
+        self._set_background(GRANTED_BG if granted else DENIED_BG)
         self.title.setText("ACCESS GRANTED" if granted else "ACCESS DENIED")
         self.name.setText(outcome.name or "")
         self.name.setVisible(bool(outcome.name))
-        self.reason.setText(outcome_reason(outcome))
+        self.reason.setText(reason)
         self._pix = jpeg_pixmap(photo_jpeg) if photo_jpeg else None
         self.photo.setVisible(self._pix is not None)
         self._layout_fonts()
+
+    def show_checking(self) -> None:
+        """Neutral: a decision was made and its event is being committed."""
+        self._set_background(CHECKING_BG)
+        self.title.setText(CHECKING_TEXT)
+        self.name.setText("")
+        self.name.setVisible(False)
+        self.reason.setText("")
+        self.reset.setText("")
+        self._pix = None
+        self.photo.setVisible(False)
+        self._layout_fonts()
+
+    def _set_background(self, color: str) -> None:
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.Window, QColor(color))
+        self.setPalette(pal)
 
     def set_remaining(self, seconds: float | None) -> None:
         self.reset.setText("" if seconds is None else f"Next visitor in {seconds:.0f} s")
@@ -120,7 +142,8 @@ class DoorPage(Page):
     title = "Door"
     needs_camera = True
 
-    decided = Signal(object)  # DoorOutcome, after it was logged
+    decided = Signal(object)  # the final DoorOutcome, once recorded (a grant only with its event_id)
+    recorded = Signal(object)  # the DoorRecord behind it (event, error, attempts)
 
     def __init__(self, ctx: AppContext, parent=None, *, mode: DoorMode | str = DoorMode.RECOGNIZE) -> None:
         super().__init__(ctx, parent)
@@ -128,6 +151,9 @@ class DoorPage(Page):
         self._mode = DoorMode(mode)
         self._active = False
         self._shown: DoorOutcome | None = None
+        self.recorder: DoorRecorder | None = None  # commits the decisions (worker threads)
+        self._checking: object | None = None  # the decision being recorded now (a token)
+        self._flushing = False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         # -- the watching screen
@@ -204,6 +230,9 @@ class DoorPage(Page):
         self._retry.setSingleShot(True)
         self._retry.setInterval(RETRY_MS)
         self._retry.timeout.connect(self._retry_camera)
+        self._flush = QTimer(self)
+        self._flush.setInterval(FLUSH_MS)
+        self._flush.timeout.connect(self.flush_pending_log)
 
         ctx.camera.frame.connect(self._frame)
         ctx.camera.failed.connect(self._camera_failed)
@@ -220,6 +249,7 @@ class DoorPage(Page):
 
     # -- set-up -----------------------------------------------------------------------------
     def _engine_ready(self) -> None:
+        self._ensure_recorder()
         self._build_machine()
         self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
         self._render(self.machine.state)
@@ -235,6 +265,7 @@ class DoorPage(Page):
             distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
             liveness=liveness_factory(self.ctx.settings, analyzer=self.ctx.analyzer),
         )
+        self._checking = None  # a decision still being recorded is not shown on the new machine
         self._shown = None
         self.stack.setCurrentWidget(self.watch)
 
@@ -248,11 +279,14 @@ class DoorPage(Page):
 
     def set_mode(self, mode: DoorMode | str) -> None:
         self._mode = DoorMode(mode)
+        self._checking = None
         if self.machine is not None:
             self.machine.set_mode(self._mode)
         self._apply_mode()
 
     def toggle_mode(self) -> None:
+        if self._checking is not None:
+            return  # F2 waits until the decision on screen is recorded
         self.set_mode(DoorMode.RECOGNIZE if self._mode is DoorMode.VERIFY else DoorMode.VERIFY)
 
     def _apply_mode(self) -> None:
@@ -293,6 +327,8 @@ class DoorPage(Page):
         return folded[0] if len(folded) == 1 else None
 
     def cancel(self) -> None:
+        if self._checking is not None:
+            return  # Esc waits until the decision on screen is recorded (at most the log budget)
         if self.machine is not None:
             self._render(self.machine.cancel())
         self.name_edit.clear()
@@ -317,13 +353,14 @@ class DoorPage(Page):
         self.ctx.door_watching = False
         self._timer.stop()
         self._retry.stop()
+        self._checking = None  # still recorded and signalled, no longer shown
         if self.machine is not None:
             self.machine.cancel()
 
     # -- frames -----------------------------------------------------------------------------
     def _frame(self, frame: LiveFrame) -> None:
-        if not self._active or self.machine is None:
-            return
+        if not self._active or self.machine is None or self._checking is not None:
+            return  # while a decision is being recorded, frames do not count
         if self.machine.needs_landmarks and frame.landmarks is None and frame.result.faces:
             # the worker had not started predicting landmarks yet (the setting just changed)
             state = self.machine.tick()
@@ -341,15 +378,19 @@ class DoorPage(Page):
         self._render(state)
 
     def _tick(self) -> None:
-        if self.machine is not None:
+        if self.machine is not None and self._checking is None:
             self._render(self.machine.tick())
 
     def _render(self, state: DoorState) -> None:
         if state.decided_now and state.outcome is not None:
             self._decide(state.outcome)
+        if self._checking is not None:
+            return  # "Checking..." stays until the event is committed (or given up)
         if state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED) and state.outcome is not None:
-            if self._shown is not state.outcome:
-                self._show_result(state.outcome)
+            if self._shown is not state.outcome:  # not shown by _recorded (never a grant without its event)
+                record = _unrecorded(state.outcome)
+                self._show_result(record.outcome, None, record_reason(record))
+                self._shown = state.outcome
             self.result.set_remaining(state.remaining_s)
             return
         if self._shown is not None:  # the reset: back to the camera
@@ -382,24 +423,80 @@ class DoorPage(Page):
             self.live_bar.setValue(int(round(100 * (1.0 if live.passed else live.progress))))
             self.live_bar.setFormat("Liveness check passed" if live.passed else f"Liveness check: {live.remaining_s:.0f} s left")
 
-    def _decide(self, outcome: DoorOutcome) -> None:
-        try:
-            log_outcome(self.ctx.store, outcome)
-        except Exception as exc:  # the door keeps working; the failure is visible in the log
-            log.error("door decision could not be logged: %s", error_text(exc))
-        self.ctx.events_changed.emit()
-        self.decided.emit(outcome)
+    # -- recording ----------------------------------------------------------------------------
+    def _ensure_recorder(self) -> DoorRecorder | None:
+        """The recorder for the current store (made, and warmed in the background, on first use)."""
+        store = self.ctx.store
+        if store is None:
+            return None
+        if self.recorder is None or self.recorder.store is not store:
+            if self.recorder is not None:
+                self.recorder.close()
+            self.recorder = DoorRecorder(store)
+            self.ctx.task(self.recorder.prepare, name="door-log",
+                          on_error=lambda e: log.warning("door log not prepared: %s", error_text(e)))
+        return self.recorder
 
-    def _show_result(self, outcome: DoorOutcome) -> None:
-        photo = None
-        if outcome.granted and outcome.name:
-            try:
-                templates = self.ctx.store.templates(person=outcome.name)
-                photo = templates[-1].face_jpeg if templates else None
-            except Exception:  # a removed person: no photo
-                photo = None
+    def _decide(self, outcome: DoorOutcome) -> None:
+        """A decision was made: record it off the UI thread; "Checking..." until it returns."""
+        token = object()
+        self._checking = token
+        self._shown = None
+        self.result.show_checking()
+        self.stack.setCurrentWidget(self.result)
+        machine, recorder = self.machine, self._ensure_recorder()
+        if recorder is None:
+            self._recorded(token, machine, (_unlogged(outcome, "no database is open"), None))
+            return
+        self.ctx.task(
+            _record_decision, recorder, self.ctx.store, outcome, name="door-log",
+            on_result=lambda result: self._recorded(token, machine, result),
+            on_error=lambda exc: self._recorded(token, machine, (_unlogged(outcome, error_text(exc)), None)),
+        )
+
+    def _recorded(self, token: object, machine: DoorMachine | None, result: tuple[DoorRecord, bytes | None]) -> None:
+        record, photo = result
+        if token is self._checking and machine is self.machine and machine is not None:
+            self._checking = None
+            state = machine.settle(record.outcome)
+            if state.outcome is not None and state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
+                self._show_result(state.outcome, photo, record_reason(record))
+                self.result.set_remaining(state.remaining_s)
+            else:
+                self._render(state)
+        if record.committed:
+            self.ctx.events_changed.emit()
+        if self.recorder is not None and self.recorder.pending and not self._flush.isActive():
+            self._flush.start()
+        self.recorded.emit(record)
+        self.decided.emit(record.outcome)
+
+    def flush_pending_log(self) -> None:
+        """Try again (in the background) to log the decisions that could not be logged."""
+        recorder = self.recorder
+        if recorder is None or not recorder.pending:
+            self._flush.stop()
+            return
+        if self._flushing:
+            return
+        self._flushing = True
+
+        def done(n: int) -> None:
+            self._flushing = False
+            if n:
+                self.ctx.events_changed.emit()
+            if not recorder.pending:
+                self._flush.stop()
+
+        def failed(exc: BaseException) -> None:
+            self._flushing = False
+            log.warning("pending door decisions not logged: %s", error_text(exc))
+
+        self.ctx.task(recorder.flush_pending, name="door-log-flush", on_result=done, on_error=failed)
+
+    def _show_result(self, outcome: DoorOutcome, photo: bytes | None, reason: str) -> None:
         self._shown = outcome
-        self.result.show_outcome(outcome, photo)
+        self.result.show_outcome(outcome, photo, reason)
         self.stack.setCurrentWidget(self.result)
 
     def _set_prompt(self, text: str, *, error: bool = False) -> None:
@@ -436,3 +533,30 @@ class DoorPage(Page):
         _font(self.progress, h / 30)
         _font(self.live_bar, h / 36)
         self.live_bar.setFixedHeight(max(24, int(h / 18)))
+
+
+def _record_decision(recorder: DoorRecorder, store, outcome: DoorOutcome) -> tuple[DoorRecord, bytes | None]:
+    """Worker thread: commit the decision, and fetch the photo of a granted person."""
+    record = recorder.record(outcome)
+    photo = None
+    if record.granted and record.outcome.name:
+        try:
+            templates = store.templates(person=record.outcome.name)
+            photo = templates[-1].face_jpeg if templates else None
+        except Exception:  # a removed person, a busy database: no photo
+            photo = None
+    return record, photo
+
+
+def _unlogged(outcome: DoorOutcome, error: str) -> DoorRecord:
+    """The record of a decision that could not even be handed to the recorder."""
+    final = withheld(outcome, error) if outcome.granted else outcome
+    return DoorRecord(final, outcome, None, datetime.now(UTC), error=error)
+
+
+def _unrecorded(outcome: DoorOutcome) -> DoorRecord:
+    """The record of an outcome on screen that did not come through the recorder: a grant
+    without its event id is shown as withheld."""
+    if outcome.event_id is not None:
+        return DoorRecord(outcome, outcome, None, datetime.now(UTC))
+    return _unlogged(outcome, "not recorded")
