@@ -10,7 +10,6 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -21,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected
+from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected, ImageError
+from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import quality_verdict
 from faceapp.gui.pages.base import Page
@@ -190,7 +190,7 @@ class EnrollPage(Page):
 
     # -- input ------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", "", PHOTO_FILTER)
+        path = dialogs.open_file(self, "Open a photo", PHOTO_FILTER, protected=dialogs.database_files(self.ctx))
         if path:
             self.load_file(path)
 
@@ -205,6 +205,10 @@ class EnrollPage(Page):
             self.load_file(files[0])
 
     def load_file(self, path: str | Path) -> None:
+        why = dialogs.refusal(path, dialogs.database_files(self.ctx))  # e.g. faceapp.db dropped here
+        if why is not None:  # reading it would drop this process's SQLite locks on it
+            self._analyse_failed(ImageError(why))
+            return
         self._analyse(str(path), Path(path).name)
 
     def take_snapshot(self) -> None:

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateEdit,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.messages import DECISION_TEXT
 from faceapp.gui.models import EventsModel
@@ -159,7 +159,9 @@ class LogPage(Page):
         self.count.setStyleSheet("color: #c0392b;" if error else "")
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the access log", "faceapp-events.csv", "CSV (*.csv)")
+        path = dialogs.save_file(
+            self, "Export the access log", "faceapp-events.csv", "CSV (*.csv)", protected=dialogs.database_files(self.ctx)
+        )
         if path:
             self.export_csv(path)
 

@@ -6,7 +6,6 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.models import THUMB, PeopleModel
 from faceapp.gui.pages.base import Page
@@ -190,7 +190,9 @@ class PeoplePage(Page):
         self.removed.emit(name)
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the gallery", "faceapp-gallery.zip", GALLERY_FILTER)
+        path = dialogs.save_file(
+            self, "Export the gallery", "faceapp-gallery.zip", GALLERY_FILTER, protected=dialogs.database_files(self.ctx)
+        )
         if path:
             self.export_to(path)
 
@@ -205,7 +207,7 @@ class PeoplePage(Page):
         )
 
     def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a gallery", "", GALLERY_FILTER)
+        path = dialogs.open_file(self, "Import a gallery", GALLERY_FILTER, protected=dialogs.database_files(self.ctx))
         if path:
             self.import_from(path)
 

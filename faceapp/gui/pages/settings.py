@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 from faceapp import paths
 from faceapp.config import Settings, save_settings, settings_path
 from faceapp.errors import ConfigError, WeightsError
+from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.pages.base import Page
 
@@ -387,19 +387,21 @@ class SettingsPage(Page):
         self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "color: #1b8a3a;")
 
     def _pick_video(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "A video to use as the camera", "", VIDEO_FILTER)
+        path = dialogs.open_file(
+            self, "A video to use as the camera", VIDEO_FILTER, protected=dialogs.database_files(self.ctx)
+        )
         if path:
             self.camera.setText(path)
 
     def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "A folder of images to use as the camera")
+        path = dialogs.existing_folder(self, "A folder of images to use as the camera")
         if path:
             self.camera.setText(path)
 
     def _pick_db(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.save_file(  # picking the database itself is the point; its -wal / -shm are not databases
             self, "Database file", "faceapp.db", "SQLite database (*.db);;All files (*)",
-            options=QFileDialog.Option.DontConfirmOverwrite,
+            protected=dialogs.database_files(self.ctx, include_database=False), confirm_overwrite=False,
         )
         if path:
             self.db.setText(f"sqlite:///{Path(path).as_posix()}")
