@@ -17,7 +17,7 @@ import numpy as np
 from faceapp.config import Settings
 from faceapp.detect.align import align_face
 from faceapp.embed.weights import available_specs
-from faceapp.errors import AlreadyEnrolled, FaceRejected, ModelMismatch
+from faceapp.errors import AlreadyEnrolled, FaceRejected, ImageError, ModelMismatch, StoreError
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
@@ -269,7 +269,13 @@ class FaceService:
         items = []
         for i, t in enumerate(todo):
             old = specs[t.model_id]
-            chip = decode_jpeg(t.face_jpeg)
+            try:
+                chip = decode_jpeg(t.face_jpeg)
+            except ImageError as exc:
+                raise StoreError(
+                    f"template {t.id} of {t.person_name!r} holds no usable face photo ({exc}); nothing was re-embedded: "
+                    "remove that person or enroll them again"
+                ) from None
             s = float(chip.shape[0])
             det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
             new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size)

@@ -24,6 +24,7 @@ class Exit(enum.IntEnum):
     CAMERA = 12  # camera source unavailable
     SPOOF = 13  # liveness check failed
     TIMEOUT = 14  # no decision within the time limit
+    LOG_TAMPERED = 15  # events verify: the access log was edited, cut or added to behind faceapp's back
     SOFTWARE = 70  # internal error (a bug): one line on stderr, the traceback in a log file (sysexits EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
     EX_SOFTWARE = 70  # alias of SOFTWARE, the sysexits.h name

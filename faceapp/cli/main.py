@@ -140,9 +140,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace):
-    from faceapp.store.repository import Store
+    from faceapp.storage import open_store
 
-    return Store(_settings(args).resolved_db_url)
+    return open_store(_settings(args).resolved_db_url)
 
 
 def cmd_people(args: argparse.Namespace) -> int:
@@ -165,18 +165,22 @@ def cmd_remove(args: argparse.Namespace) -> int:
     with _service(args) as svc:
         svc.store.get_person(args.name)
         if not args.yes and sys.stdin.isatty():
-            answer = input(f"Remove {args.name} and all of their data? [y/N] ")
+            answer = input(f"Remove {args.name} and their face data? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing removed")
                 return int(Exit.OK)
         n = svc.remove(args.name)
-        _emit(args, {"removed": args.name, "templates": n}, f"removed {args.name} ({n} template(s), their face crops and events)")
+        _emit(args, {"removed": args.name, "templates": n}, f"removed {args.name}: {n} template(s) and their face photos erased; their logged events are kept")
     return int(Exit.OK)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
     from faceapp.types import Decision
 
+    if args.action == "verify":
+        from faceapp.cli.data_commands import verify_events
+
+        return verify_events(args)
     store = _store(args)
     try:
         events = store.events(
@@ -217,6 +221,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
+    if args.action == "rotate-key":
+        from faceapp.cli.data_commands import rotate_key
+
+        return rotate_key(args)
     if args.action == "reembed":
         with _service(args) as svc:
             n = svc.reembed()
@@ -367,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
-    sp = add("events", cmd_events, "the decision log")
+    sp = add("events", cmd_events, "the decision log: list it (default), or verify that nobody rewrote it")
+    sp.add_argument("action", nargs="?", choices=["list", "verify"], default="list",
+                    help="list (default) or verify: check the log's hash chain; exit 15 naming the first event "
+                    "that was edited, deleted or inserted")
     sp.add_argument("--person")
     sp.add_argument("--decision", choices=[d.value for d in __import__("faceapp.types", fromlist=["Decision"]).Decision])
     sp.add_argument("--since", type=_iso_time, help="ISO date/time, e.g. 2026-11-01 (UTC unless a zone is given)")
@@ -375,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=_int_in(1), help="at most this many events, newest first")
     sp.add_argument("--csv", metavar="FILE", type=_output_file, help="also write the events to a CSV file")
 
-    sp = add("db", cmd_db, "database maintenance: upgrade (to the latest schema), info, reembed (with the current model)")
-    sp.add_argument("action", choices=["upgrade", "info", "reembed"])
+    sp = add("db", cmd_db, "database maintenance: upgrade (to the latest schema), info, reembed (with the current "
+             "model), rotate-key (a new site key for the sealed faces; back the key file up afterwards)")
+    sp.add_argument("action", choices=["upgrade", "info", "reembed", "rotate-key"])
 
     add("settings", cmd_settings, "show the settings in force, with what each one means")
 
@@ -392,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     from faceapp.cli.cnn_commands import add_parsers as add_cnn_parsers
 
     add_cnn_parsers(add)
+
+    from faceapp.cli.data_commands import add_parsers as add_data_parsers
+
+    add_data_parsers(add)
 
     sp = add("eval", _lazy("faceapp.cli.evaluate", "cmd_eval"), "accuracy on LFW or on any list of pairs")
     sp.add_argument("dataset", choices=["lfw", "pairs"])

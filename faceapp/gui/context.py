@@ -420,9 +420,9 @@ class AppContext(QObject):
 
 
 def _open_store(url: str):
-    from faceapp.store.repository import Store
+    from faceapp.storage import open_store
 
-    return Store(url)
+    return open_store(url)
 
 
 def _load_engine(settings: Settings, threads: int | None = None):

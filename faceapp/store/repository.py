@@ -159,6 +159,11 @@ class Store:
         return self._engine
 
     @property
+    def key_path(self) -> Path | None:
+        """The key file the site key was read from (None when it was given in code)."""
+        return self._key_path
+
+    @property
     def site_key_id(self) -> str:
         """The id (not the key) of the site key this store seals face data with."""
         return self._site_key.key_id
@@ -754,9 +759,11 @@ class Store:
 
     # -- export / import -------------------------------------------------------------------
 
-    def gallery_signer(self) -> archive.Signer:
-        """This site's gallery-signing key (derived from the site key)."""
-        return archive.Signer(self._site_key.derive(b"faceapp/gallery-signing"), self._site_key.key_id)
+    def gallery_signer(self, site_key: crypto.SiteKey | None = None) -> archive.Signer:
+        """The gallery-signing key of this site (derived from its site key), or of the site
+        whose key is ``site_key`` (to exchange galleries between sites)."""
+        key = site_key or self._site_key
+        return archive.Signer(key.derive(b"faceapp/gallery-signing"), key.key_id)
 
     def export_gallery(self, path: str | os.PathLike[str], *, signer: archive.Signer | None = None) -> ExportResult:
         """Write everyone enrolled and all their templates (embeddings, model ids, face
@@ -825,36 +832,46 @@ class Store:
             dek = crypto.new_data_key()
             sealed_people.append((key, name, dek, by_person.get(key, [])))
         added = replaced = skipped = written = 0
+        created = {normalize_name(p.name): p.created_at for p in data.people}
         with self._writing() as s:
             now = utcnow()
-            created = {p.name: p.created_at for p in data.people}
+            existing: dict[str, PersonRow] = {}
+            wanted = [key for key, _, _, _ in sealed_people]
+            for i in range(0, len(wanted), 500):
+                for row in s.scalars(select(PersonRow).where(PersonRow.name_key.in_(wanted[i:i + 500]))):
+                    existing[row.name_key] = row
+            targets: list[tuple[PersonRow, bytes, list[dict[str, Any]]]] = []
+            fresh: list[tuple[PersonRow, bytes, list[dict[str, Any]]]] = []
             for key, name, dek, items in sealed_people:
-                person = _find_person(s, name)
-                if person is not None:
-                    if on_conflict == "error":
-                        raise DuplicatePerson(
-                            f"{name!r} is already enrolled, so nothing was imported; "
-                            "import again skipping or replacing the people already enrolled"
-                        )
-                    if on_conflict == "skip":
-                        skipped += 1
-                        continue
-                    s.execute(
-                        delete(TemplateRow).where(TemplateRow.person_id == person.id),
-                        execution_options={"synchronize_session": False},
-                    )
-                    person.updated_at = now
-                    dek = self._person_key(person)
-                    replaced += 1
-                else:
+                person = existing.get(key)
+                if person is None:
                     person = PersonRow(name=name, name_key=key, created_at=created.get(name, now), updated_at=now)
-                    s.add(person)
-                    s.flush()
-                    person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
-                    added += 1
-                for values in items:
-                    s.add(TemplateRow(person_id=person.id, **_sealed(dek, person.id, values)))
-                    written += 1
+                    fresh.append((person, dek, items))
+                    continue
+                if on_conflict == "error":
+                    raise DuplicatePerson(
+                        f"{person.name!r} is already enrolled, so nothing was imported; "
+                        "import again skipping or replacing the people already enrolled"
+                    )
+                if on_conflict == "skip":
+                    skipped += 1
+                    continue
+                s.execute(
+                    delete(TemplateRow).where(TemplateRow.person_id == person.id),
+                    execution_options={"synchronize_session": False},
+                )
+                person.updated_at = now
+                targets.append((person, self._person_key(person), items))
+                replaced += 1
+            s.add_all([p for p, _, _ in fresh])
+            s.flush()  # one multi-row INSERT: the new people's ids
+            for person, dek, _ in fresh:
+                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+            added = len(fresh)
+            rows = [TemplateRow(person_id=person.id, **_sealed(dek, person.id, values))
+                    for person, dek, items in targets + fresh for values in items]
+            s.add_all(rows)
+            written = len(rows)
             s.flush()
             _check_dims(s)
             signed = f"signed by key {data.signed_by}" if data.signed_by else "UNSIGNED (imported with --allow-unsigned)"

@@ -178,8 +178,7 @@ class PeoplePage(Page):
             if self.ctx.service is not None:
                 n = self.ctx.service.remove(name)
             else:
-                n = self.ctx.store.remove_person(name)
-                self.ctx.store.log_event("remove", detail=f"a person and {n} template(s) removed")
+                n = self.ctx.store.remove_person(name)  # logs the removal itself
         except Exception as exc:
             self._error(f"Not removed: {error_text(exc)}")
             return
