@@ -27,6 +27,10 @@ class StoreError(FaceAppError):
     """The enrollment database could not be opened, upgraded or written."""
 
 
+class UnsignedArchive(StoreError):
+    """A gallery archive carries no signature: it may be imported only when the admin says so."""
+
+
 class UnknownPerson(StoreError):
     """A name was given that is not enrolled."""
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.errors import StoreError
+from faceapp.errors import StoreError, UnsignedArchive
 
 FORMAT = "faceapp-gallery"
 VERSION = 2
@@ -194,7 +194,7 @@ def _check_signature(zf: zipfile.ZipFile, manifest_bytes: bytes, signer: Signer 
     if SIGNATURE not in zf.namelist():
         if allow_unsigned:
             return None
-        raise StoreError(
+        raise UnsignedArchive(
             f"gallery export {shown} is not signed, so it could have been forged; import it only if you "
             "trust where it came from, with --allow-unsigned (GUI: confirm the unsigned import)"
         )

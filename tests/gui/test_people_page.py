@@ -59,7 +59,11 @@ def test_removal_asks_for_confirmation_and_then_removes_all_their_data(qtbot, pe
     _answer_next_dialog(qtbot, "Remove")
     people.remove_selected()
     assert not ctx.store.has_person("Bob Stone")
-    assert ctx.store.events(person="Bob Stone") == []
+    assert ctx.store.templates(model_id=ctx.engine.model_id) and all(
+        t.person_name != "Bob Stone" for t in ctx.store.templates()
+    )
+    # the biometric data is gone; the log keeps what happened, the removal included
+    assert [e.kind for e in ctx.store.events(person="Bob Stone")] == ["remove", "door"]
     assert "Bob Stone" not in people.model.names()
 
 
@@ -81,3 +85,28 @@ def test_export_then_import_brings_people_back(qtbot, people, ctx, tmp_path):
     assert "Imported 1 new people" in people.message.text()
     assert ctx.store.has_person("Alina Kay")
     assert "Alina Kay" in people.model.names()
+
+
+def test_an_unsigned_gallery_is_imported_only_after_the_admin_confirms(qtbot, people, ctx, tmp_path):
+    import zipfile
+
+    signed = tmp_path / "gallery.zip"
+    people.export_to(str(signed))
+    qtbot.waitUntil(lambda: "Exported 3 people" in people.message.text(), timeout=10000)
+    unsigned = tmp_path / "unsigned.zip"
+    with zipfile.ZipFile(signed) as zin, zipfile.ZipFile(unsigned, "w") as zout:
+        for item in zin.infolist():
+            if item.filename != "signature.json":
+                zout.writestr(item, zin.read(item.filename))
+    ctx.store.remove_person("Alina Kay")
+
+    _answer_next_dialog(qtbot, "Cancel")
+    people.import_from(str(unsigned))
+    qtbot.waitUntil(lambda: people.message.text().startswith("Import failed"), timeout=10000)
+    assert "not signed" in people.message.text() and not ctx.store.has_person("Alina Kay")
+
+    _answer_next_dialog(qtbot, "Import anyway")
+    people.import_from(str(unsigned))
+    qtbot.waitUntil(lambda: people.message.text().startswith("Imported"), timeout=10000)
+    assert ctx.store.has_person("Alina Kay")
+    assert "UNSIGNED" in ctx.store.events(limit=1)[0].detail

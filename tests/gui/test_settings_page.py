@@ -29,6 +29,17 @@ def test_settings_are_saved_and_come_back_on_the_next_start(window, ctx, setting
     assert ctx.engine.threshold == 0.25  # applied to the running app at once
 
 
+def test_a_settings_change_is_an_event_of_the_access_log(qtbot, window, ctx, settings_file):
+    page = window.settings
+    window.show_page(page)
+    page.frames.setValue(page.frames.value() + 2)
+    assert page.save()
+    qtbot.waitUntil(lambda: any(e.kind == "settings" for e in ctx.store.events()), timeout=10000)
+    [event] = [e for e in ctx.store.events() if e.kind == "settings"]
+    assert "door_frames" in event.detail and "->" in event.detail
+    assert ctx.store.verify_events().ok
+
+
 def test_the_threshold_shows_the_model_card_figures_or_says_uncalibrated(ctx):
     from faceapp.gui.pages.settings import model_card_text
 

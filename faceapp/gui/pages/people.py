@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from faceapp.errors import UnsignedArchive
 from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.models import THUMB, PeopleModel
@@ -210,7 +213,7 @@ class PeoplePage(Page):
         if path:
             self.import_from(path)
 
-    def import_from(self, path: str) -> None:
+    def import_from(self, path: str, *, allow_unsigned: bool = False) -> None:
         self._say("Importing...")
 
         def done(r) -> None:
@@ -221,11 +224,31 @@ class PeoplePage(Page):
             self.model.refresh()
             self.ctx.people_changed.emit()
 
+        def failed(e) -> None:
+            if isinstance(e, UnsignedArchive) and not allow_unsigned and self.confirm_unsigned(path):
+                self.import_from(path, allow_unsigned=True)
+                return
+            self._error(f"Import failed: {error_text(e)}")
+
         self.ctx.task(
             self.ctx.store.import_gallery,
             path,
             on_conflict="skip",
+            allow_unsigned=allow_unsigned,
             on_result=done,
-            on_error=lambda e: self._error(f"Import failed: {error_text(e)}"),
+            on_error=failed,
             name="import",
         )
+
+    def confirm_unsigned(self, path: str) -> bool:
+        """Ask before importing a gallery that carries no signature."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Unsigned gallery")
+        box.setText(f"{Path(path).name} is not signed, so nothing shows that it comes from a faceapp of this site.")
+        box.setInformativeText("Every face in it is still checked. Import it only if you trust where it came from.")
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Import anyway")
+        box.button(QMessageBox.StandardButton.No).setText("Cancel")
+        return box.exec() == QMessageBox.StandardButton.Yes

@@ -325,6 +325,7 @@ class SettingsPage(Page):
             self._say(f"Not saved: {error_text(exc)}", error=True)
             return False
         restart = new.device != self.saved.device or new.db_url != self.saved.db_url or new.model != self.saved.model
+        self._log_change(self.saved, new)
         self.saved = new
         self.ctx.apply_settings(new)
         self._show_card()
@@ -332,6 +333,24 @@ class SettingsPage(Page):
         return True
 
     # -- helpers ----------------------------------------------------------------------------
+    def _log_change(self, old: Settings, new: Settings) -> None:
+        """A settings change is an event of the access log (written off the UI thread)."""
+        import dataclasses
+
+        changes = [
+            f"{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(Settings)
+            if getattr(old, f.name) != getattr(new, f.name)
+        ]
+        if not changes or self.ctx.store is None:
+            return
+        self.ctx.task(
+            self.ctx.store.log_event, "settings", detail="changed: " + "; ".join(changes),
+            on_result=lambda _e: self.ctx.events_changed.emit(),
+            on_error=lambda e: self._say(f"Saved, but the change could not be logged: {error_text(e)}", error=True),
+            name="log settings change",
+        )
+
     def _fill_models(self, current: str) -> None:
         """Every model spec in the models folder (the one in use first if it is missing)."""
         from faceapp.embed.weights import available_specs
