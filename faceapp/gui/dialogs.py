@@ -151,7 +151,9 @@ class FileDialog(QFileDialog):
             if why is not None:
                 log.info("file dialog: refused %s", path)
                 self.last_refusal = why
-                self._box = QMessageBox(QMessageBox.Icon.Warning, self.windowTitle(), why, QMessageBox.StandardButton.Ok, self)
+                self._box = QMessageBox(
+                    QMessageBox.Icon.Warning, self.windowTitle(), why, QMessageBox.StandardButton.Ok, self
+                )
                 self._box.open()  # window-modal, does not block: the dialog stays open for another choice
                 return
         super().accept()
