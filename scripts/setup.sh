@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One-time (idempotent, fast when nothing changed) set-up of everything faceapp needs:
-#   - Debian packages Qt needs to run (offscreen and under Xvfb), when run as root with apt;
+#   - Debian packages Qt needs to run (offscreen and under Xvfb), and PostgreSQL's server
+#     binaries (the tests run the store on a throwaway cluster of their own), when run as
+#     root with apt;
 #   - a virtual environment in .venv with torch, torchvision, facenet-pytorch and the rest;
 #   - faceapp itself, installed editable.
 # Re-running it only redoes what changed (it keeps a stamp of the requirements it installed).
@@ -12,10 +14,11 @@ PY=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# -- system packages (Qt's runtime libraries, Xvfb for real-window screenshots) --------------
+# -- system packages (Qt's runtime libraries, Xvfb for real-window screenshots, and
+# PostgreSQL, whose initdb / pg_ctl in /usr/lib/postgresql/*/bin the tests use) -------------
 APT_PKGS="libegl1 libgl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
  libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xinerama0
- libxcb-xkb1 libxcb-cursor0 libxrender1 libxi6 xvfb xauth imagemagick fonts-dejavu-core"
+ libxcb-xkb1 libxcb-cursor0 libxrender1 libxi6 xvfb xauth imagemagick fonts-dejavu-core postgresql"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${FACEAPP_SKIP_APT:-}" ]; then
   missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then
@@ -25,7 +28,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${FACEAPP_SKIP_A
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
   fi
 elif [ -z "${FACEAPP_SKIP_APT:-}" ]; then
-  log "not root: skipping Debian packages (Qt needs: $(echo $APT_PKGS))"
+  log "not root: skipping Debian packages (Qt and the PostgreSQL tests need: $(echo $APT_PKGS))"
 fi
 
 # -- the Python environment ---------------------------------------------------------------

@@ -2,6 +2,12 @@
 
 Dataset tests read ``$FACEAPP_DATASETS``; without it they skip with a reason, except when
 ``FACEAPP_REQUIRE_DATASETS=1`` (CI), where a missing dataset fails the test.
+
+``db_url`` runs each test that takes it twice: on a SQLite file (id ``sqlite``) and on a
+fresh database of a throwaway PostgreSQL cluster (id ``postgresql``; ``tests/pg_cluster.py``)
+that the session starts on first use and stops at the end. Without the PostgreSQL server
+binaries those cases skip with a reason, except when ``FACEAPP_REQUIRE_POSTGRESQL=1`` or
+``CI=true``, where that is a failure. ``-m "not postgresql"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -13,6 +19,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "postgresql: runs on the session's throwaway PostgreSQL cluster (the db_url fixture's postgresql case)"
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -87,9 +99,60 @@ def engine():
     return eng
 
 
+def _postgresql_required() -> bool:
+    return os.environ.get("FACEAPP_REQUIRE_POSTGRESQL") == "1" or os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster (a ``pg_cluster.PgCluster``), started on first use:
+    ``url(database)``, ``create_database()`` / ``drop_database(name)``, and ``stop(mode)`` /
+    ``start()`` for tests of a server going away (``stop("immediate")`` is a crash). A test
+    that stops it should start it again; the next ``db_url`` restarts it if it did not."""
+    from pg_cluster import ClusterUnavailable, PgCluster
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        reason = "psycopg is not installed (pip install -r requirements.txt)"
+        cluster = None
+    else:
+        try:
+            cluster = PgCluster.create()
+        except ClusterUnavailable as exc:
+            reason, cluster = str(exc), None
+    if cluster is None:
+        if _postgresql_required():
+            pytest.fail(f"{reason}; FACEAPP_REQUIRE_POSTGRESQL=1 / CI=true makes this an error")
+        pytest.skip(reason)
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
+def pg_url(pg_cluster):
+    """The URL of a new empty database on the session's PostgreSQL cluster, dropped afterwards."""
+    if not pg_cluster.running:
+        pg_cluster.start()
+    name = pg_cluster.create_database()
+    yield pg_cluster.url(name)
+    if not pg_cluster.running:
+        pg_cluster.start()
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A new SQLite file in tmp_path, for the SQLite-only tests (WAL, pragmas, file locks)."""
     return f"sqlite:///{tmp_path / 'faceapp.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def db_url(request) -> str:
+    """A new empty database: a SQLite file in tmp_path, or a PostgreSQL database (``pg_url``)."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
 @pytest.fixture

@@ -37,11 +37,14 @@ def test_detect_and_embed(app, lfw_image):
     assert app.embed_faces(np.full((100, 100, 3), 127, np.uint8)).shape == (0, 128)
 
 
-def test_module_level_verbs_use_the_settings_database(monkeypatch, tmp_path, lfw_image):
-    monkeypatch.setenv("FACEAPP_DB", f"sqlite:///{tmp_path / 'default.db'}")
+def test_module_level_verbs_use_the_settings_database(monkeypatch, db_url, lfw_image):
+    from faceapp.store import Store
+
+    monkeypatch.setenv("FACEAPP_DB", db_url)
     monkeypatch.setenv("FACEAPP_DEVICE", "cpu")
     monkeypatch.setattr(faceapp.api, "_default", None)
     faceapp.enroll("tony", lfw_image("Tony_Blair", 2))
     assert faceapp.verify(lfw_image("Tony_Blair", 3), "tony").granted
-    assert (tmp_path / "default.db").is_file()
     faceapp.api._default.close()
+    with Store(db_url) as store:
+        assert store.has_person("tony")

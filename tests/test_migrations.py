@@ -1,20 +1,27 @@
 """Schema migrations: fresh and existing databases, the models/migrations agreement, where
-the migrations folder is found, and failed or newer migrations leaving the database alone."""
+the migrations folder is found, failed or newer migrations leaving the database alone, and
+several processes opening a fresh database at once.
+
+Tests that take ``db_url`` run on SQLite and on PostgreSQL; the SQLite-only ones (in-memory
+databases, batch "copy and move" migrations) say so in their names."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import sqlite3
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 import faceapp
 from faceapp.errors import StoreError
@@ -22,12 +29,27 @@ from faceapp.store import Store, current_revision, head_revision, make_engine, m
 from faceapp.store.migrate import alembic_config
 from faceapp.store.models import Base
 
-TABLES = {"alembic_version", "people", "templates", "events", "meta"}
+TABLES = {"alembic_version", *Base.metadata.tables}
+TEST_REVISION = "9001"  # the revision the tests add on top of the shipped ones
 
 
-def _tables(db: Path) -> set[str]:
-    with sqlite3.connect(db) as con:
-        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+def _tables(url: str) -> set[str]:
+    """The database's tables, seen through a connection of its own."""
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _execute(url: str, sql: str) -> None:
+    """One statement through a connection of its own, committed."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
 
 
 def _copy_migrations(tmp_path: Path) -> Path:
@@ -37,14 +59,15 @@ def _copy_migrations(tmp_path: Path) -> Path:
 
 
 def _add_revision(folder: Path, body: str) -> None:
-    (folder / "versions" / "0002_test.py").write_text(
+    """A revision TEST_REVISION on top of the shipped head, whose upgrade() is ``body``."""
+    (folder / "versions" / f"{TEST_REVISION}_test.py").write_text(
         textwrap.dedent(
-            '''
+            f'''
             import sqlalchemy as sa
             from alembic import op
 
-            revision = "0002"
-            down_revision = "0001"
+            revision = "{TEST_REVISION}"
+            down_revision = "{head_revision()}"
             branch_labels = None
             depends_on = None
 
@@ -57,35 +80,35 @@ def _add_revision(folder: Path, body: str) -> None:
     )
 
 
-def test_head_is_the_initial_revision():
-    assert head_revision() == "0001"
+def test_revisions_form_one_line_from_the_initial_revision_to_head():
+    revisions = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())  # head first
+    assert revisions[0].revision == head_revision() and revisions[-1].revision == "0001"
+    assert [r.down_revision for r in revisions] == [r.revision for r in revisions[1:]] + [None]
 
 
-def test_fresh_file_is_created_at_head(tmp_path):
-    db = tmp_path / "sub" / "faceapp.db"
-    engine = make_engine(f"sqlite:///{db}")
+def test_fresh_database_is_created_at_head(db_url):
+    engine = make_engine(db_url)
     assert current_revision(engine) is None
-    assert upgrade_to_head(engine) == "0001"
-    assert current_revision(engine) == "0001"
-    assert _tables(db) == TABLES
+    assert upgrade_to_head(engine) == head_revision()
+    assert current_revision(engine) == head_revision()
+    assert _tables(db_url) == TABLES
     engine.dispose()
 
 
-def test_upgrading_twice_keeps_existing_data(tmp_path):
-    url = f"sqlite:///{tmp_path / 'faceapp.db'}"
-    with Store(url) as store:
+def test_upgrading_twice_keeps_existing_data(db_url):
+    with Store(db_url) as store:
         store.add_person("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"j")
-    engine = make_engine(url)
-    assert upgrade_to_head(engine) == "0001"
-    assert upgrade_to_head(engine) == "0001"
+    engine = make_engine(db_url)
+    assert upgrade_to_head(engine) == head_revision()
+    assert upgrade_to_head(engine) == head_revision()
     engine.dispose()
-    with Store(url) as store:  # reopening an existing database at head
+    with Store(db_url) as store:  # reopening an existing database at head
         assert [p.name for p in store.list_people()] == ["alice"]
-        assert store.info()["revision"] == "0001"
+        assert store.info()["revision"] == head_revision()
 
 
-def test_models_and_migrations_agree(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'faceapp.db'}")
+def test_models_and_migrations_agree(db_url):
+    engine = make_engine(db_url)
     upgrade_to_head(engine)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -93,64 +116,61 @@ def test_models_and_migrations_agree(tmp_path):
     engine.dispose()
 
 
-def test_memory_database_is_upgraded_once_and_shared():
+def test_sqlite_memory_database_is_upgraded_once_and_shared():
+    """SQLite only."""
     engine = make_engine("sqlite:///:memory:")
     upgrade_to_head(engine)
     upgrade_to_head(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     engine.dispose()
 
 
-def test_database_from_a_newer_faceapp_is_refused(tmp_path):
-    db = tmp_path / "faceapp.db"
-    engine = make_engine(f"sqlite:///{db}")
+def test_database_from_a_newer_faceapp_is_refused(db_url):
+    engine = make_engine(db_url)
     upgrade_to_head(engine)
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE alembic_version SET version_num = '9999'")
+    _execute(db_url, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreError, match="newer faceapp"):
         upgrade_to_head(engine)
     engine.dispose()
 
 
-def test_foreign_database_with_clashing_table_is_refused_and_left_alone(tmp_path):
-    db = tmp_path / "other.db"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE people (x INTEGER)")
-    engine = make_engine(f"sqlite:///{db}")
+def test_foreign_database_with_clashing_table_is_refused_and_left_alone(db_url):
+    _execute(db_url, "CREATE TABLE people (x INTEGER)")
+    engine = make_engine(db_url)
     with pytest.raises(StoreError, match="cannot upgrade"):
         upgrade_to_head(engine)
     engine.dispose()
-    assert _tables(db) == {"people"}  # no alembic_version, no half schema
+    assert _tables(db_url) == {"people"}  # no alembic_version, no half schema
 
 
-def test_failed_migration_changes_nothing(tmp_path, monkeypatch):
+def test_failed_migration_changes_nothing(db_url, tmp_path, monkeypatch):
     folder = _copy_migrations(tmp_path)
     _add_revision(
         folder,
         """
         op.create_table("scratch", sa.Column("id", sa.Integer, primary_key=True))
-        op.execute("DELETE FROM people")
+        op.execute("DELETE FROM templates")
         raise RuntimeError("boom")
         """,
     )
-    url = f"sqlite:///{tmp_path / 'faceapp.db'}"
-    with Store(url) as store:  # at 0001, with one person
+    with Store(db_url) as store:  # at head, with one person
         store.add_person("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"")
+    head = head_revision()
     monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
-    engine = make_engine(url)
+    engine = make_engine(db_url)
     with pytest.raises(StoreError, match="RuntimeError: boom"):
         upgrade_to_head(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head
     engine.dispose()
-    assert "scratch" not in _tables(tmp_path / "faceapp.db")
+    assert "scratch" not in _tables(db_url)
     monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
-    with Store(url) as store:
-        assert store.has_person("alice")
+    with Store(db_url) as store:
+        assert store.get_person("alice").template_count == 1
 
 
-def test_batch_migration_of_people_keeps_templates(tmp_path, monkeypatch):
-    # A batch ("copy and move") migration drops and recreates `people`; with foreign keys
-    # on, that drop would cascade-delete every template.
+def test_sqlite_batch_migration_of_people_keeps_templates(tmp_path, monkeypatch):
+    """SQLite only: a batch ("copy and move") migration drops and recreates `people`; with
+    foreign keys on, that drop would cascade-delete every template."""
     folder = _copy_migrations(tmp_path)
     _add_revision(
         folder,
@@ -165,20 +185,70 @@ def test_batch_migration_of_people_keeps_templates(tmp_path, monkeypatch):
         store.add_template("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"")
     monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
     engine = make_engine(url)
-    assert upgrade_to_head(engine) == "0002"
+    assert upgrade_to_head(engine) == TEST_REVISION
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM templates").scalar() == 2
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
 
 
-def test_alembic_command_line_path_uses_the_same_env(tmp_path):
+def test_alembic_command_line_path_uses_the_same_env(db_url):
     # `alembic -x url=... upgrade head`: env.py opens the database itself.
-    db = tmp_path / "cli.db"
     cfg = alembic_config()
-    cfg.cmd_opts = argparse.Namespace(x=[f"url=sqlite:///{db}"])
+    cfg.cmd_opts = argparse.Namespace(x=[f"url={db_url}"])
     command.upgrade(cfg, "head")
-    assert _tables(db) == TABLES
+    assert _tables(db_url) == TABLES
+
+
+# Forks argv[2] processes that open the database argv[1] at the same moment (each a Store of
+# its own, released together through one pipe once all are forked) and prints one line for
+# each: "ok <revision>" or "error <exception>". Forking after the imports keeps it fast.
+_OPEN_AT_ONCE = """
+import os, sys
+import sqlalchemy as sa
+from faceapp.store import Store
+url, n = sys.argv[1], int(sys.argv[2])
+sa.create_engine(url).dispose()  # imports the database driver before the fork
+go_r, go_w = os.pipe()
+children = []
+for _ in range(n):
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.close(out_r)
+        os.read(go_r, 1)
+        try:
+            with Store(url) as store:
+                line = "ok " + store.info()["revision"]
+        except BaseException as exc:
+            line = f"error {type(exc).__name__}: {exc}"
+        os.write(out_w, " ".join(line.split()).encode())
+        os._exit(0)
+    os.close(out_w)
+    children.append((pid, out_r))
+os.write(go_w, b"x" * n)
+for pid, out_r in children:
+    with os.fdopen(out_r, "rb") as f:
+        print(f.read().decode())
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_processes_opening_a_fresh_database_at_once_all_succeed(db_url):
+    """Six processes open a fresh database at the same moment: one creates the schema, the
+    others wait for it (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL) and then
+    find it at head. Without the lock, PostgreSQL fails them with duplicate-key errors."""
+    res = subprocess.run(
+        [sys.executable, "-c", _OPEN_AT_ONCE, db_url, "6"], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"ok {head_revision()}"] * 6
+    engine = make_engine(db_url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+    assert _tables(db_url) == TABLES
 
 
 def test_migrations_dir_defaults_to_the_repository_folder(monkeypatch):
@@ -191,7 +261,7 @@ def test_migrations_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
     assert migrations_dir() == folder
     engine = make_engine("sqlite://")
-    assert upgrade_to_head(engine) == "0001"
+    assert upgrade_to_head(engine) == head_revision()
     engine.dispose()
 
 

@@ -133,7 +133,7 @@ def test_templates_of_another_model_are_never_mixed(service, lfw_image):
         service.reembed()
 
 
-def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_path, monkeypatch):
+def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_path, monkeypatch, db_url):
     """Templates made by an older model (another alignment template) are re-encoded from their
     stored aligned faces, after which matching works without re-enrolling anybody."""
     import json
@@ -152,7 +152,7 @@ def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_pat
     (models / "old.json").write_text(json.dumps(old))
     monkeypatch.setenv("FACEAPP_RESOURCES", str(tmp_path / "resources"))
 
-    db = f"sqlite:///{tmp_path / 'r.db'}"
+    db = db_url
     old_engine = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
     old_engine._detector, old_engine._embedder = engine.detector, engine.embedder  # same network
     # (the landmark model is not in this test's resources folder: no eyes / head-pose check)

@@ -1,8 +1,13 @@
 """The enrollment store: engine settings, people, templates, gallery, events, generation,
-export/import, and writes that fail leaving the data as it was."""
+export/import, and writes that fail leaving the data as it was.
+
+Every test that takes ``store`` or ``db_url`` runs on SQLite and on PostgreSQL (see the
+``db_url`` fixture); the SQLite-only ones (WAL, pragmas, locking, in-memory, file errors)
+take the ``db`` file path and say so."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -10,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 import faceapp.store.repository as repository
 from faceapp.errors import DuplicatePerson, ModelMismatch, StoreError, UnknownPerson
 from faceapp.store import Store, make_engine
 from faceapp.store.db import mask_url
+from faceapp.store.migrate import head_revision
 from faceapp.types import Decision, Event, Person, Template
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
@@ -29,30 +36,36 @@ def enroll(store: Store, name: str, *values: float, model: str = "m1", jpeg: byt
     return store.add_person(name, embedding=vec(*(values or (1, 0, 0, 0))), model_id=model, quality=0.9, face_jpeg=jpeg)
 
 
-def dump(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, read outside SQLAlchemy."""
-    with sqlite3.connect(db) as con:
-        return {
-            t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-            for t in ("people", "templates", "events", "meta")
-        }
+def dump(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table, read through a connection of its own (not the store's)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t: [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} ORDER BY 1")]
+                for t in ("people", "templates", "events", "meta")
+            }
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
 def db(tmp_path) -> Path:
+    """A SQLite file path, for the SQLite-only tests."""
     return tmp_path / "data" / "faceapp.db"
 
 
 @pytest.fixture
-def store(db):
-    with Store(f"sqlite:///{db}") as s:
+def store(db_url):
+    with Store(db_url) as s:
         yield s
 
 
 # -- engine --------------------------------------------------------------------------------
 
 
-def test_file_engine_uses_wal_foreign_keys_and_busy_timeout(db):
+def test_sqlite_file_engine_uses_wal_foreign_keys_and_busy_timeout(db):
+    """SQLite only."""
     engine = make_engine(f"sqlite:///{db}", busy_timeout_ms=1234)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -62,14 +75,15 @@ def test_file_engine_uses_wal_foreign_keys_and_busy_timeout(db):
     assert db.parent.is_dir()  # the folder was created
 
 
-def test_foreign_keys_cascade_in_the_database(store, db):
+def test_foreign_keys_cascade_in_the_database(store):
     enroll(store, "alice")
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM people")
     assert store.templates() == []
 
 
-def test_memory_database_is_shared_by_all_sessions():
+def test_sqlite_memory_database_is_shared_by_all_sessions():
+    """SQLite only."""
     with Store("sqlite:///:memory:") as store:
         enroll(store, "alice")
         assert store.get_person("alice").template_count == 1
@@ -83,7 +97,8 @@ def test_bad_url_is_a_one_line_store_error(url, tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_file_that_is_not_a_database_is_a_store_error(tmp_path):
+def test_sqlite_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    """SQLite only."""
     bad = tmp_path / "photo.db"
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a database"):
@@ -94,7 +109,34 @@ def test_password_is_masked():
     assert "secret" not in mask_url("postgresql://me:secret@host/faceapp")
 
 
-def test_locked_database_is_a_store_error_and_writes_nothing(db):
+def test_postgresql_server_that_cannot_be_reached_is_a_one_line_store_error():
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreError) as info:
+        make_engine(f"postgresql+psycopg://me:secret@127.0.0.1:{port}/faceapp")
+    message = str(info.value)
+    assert "\n" not in message and "secret" not in message
+    assert f"127.0.0.1:{port}" in message
+
+
+@pytest.mark.postgresql
+def test_postgresql_server_crash_is_a_store_error_and_keeps_what_was_committed(pg_cluster, pg_url):
+    with Store(pg_url) as store:
+        enroll(store, "alice")
+        pg_cluster.stop("immediate")  # killed: no clean shutdown
+        try:
+            with pytest.raises(StoreError) as info:
+                store.list_people()
+            assert "\n" not in str(info.value)
+        finally:
+            pg_cluster.start()
+        assert [p.name for p in store.list_people()] == ["alice"]  # the pool reconnects
+
+
+def test_sqlite_locked_database_is_a_store_error_and_writes_nothing(db):
+    """SQLite only (BEGIN IMMEDIATE and the busy timeout)."""
     engine = make_engine(f"sqlite:///{db}", busy_timeout_ms=50)
     store = Store(engine=engine)
     other = sqlite3.connect(db, isolation_level=None)
@@ -248,22 +290,22 @@ def test_model_ids_counts_templates_per_model(store):
     assert [t.person_name for t in store.templates(model_id="m2")] == ["carol"]
 
 
-def test_one_model_cannot_have_two_embedding_sizes(store, db):
+def test_one_model_cannot_have_two_embedding_sizes(store, db_url):
     enroll(store, "alice", 1, 0, 0, 0)
-    before = dump(db)
+    before = dump(db_url)
     with pytest.raises(ModelMismatch, match="sizes"):
         store.add_person("bob", embedding=vec(1, 0), model_id="m1", quality=1.0, face_jpeg=JPEG)
-    assert dump(db) == before
+    assert dump(db_url) == before
 
 
-def test_update_embeddings_re_embeds_in_one_transaction(store, db):
+def test_update_embeddings_re_embeds_in_one_transaction(store, db_url):
     enroll(store, "alice", 1, 0, 0, 0, model="old")
     enroll(store, "bob", 0, 1, 0, 0, model="old")
     [a, b] = store.templates()
-    before = dump(db)
+    before = dump(db_url)
     with pytest.raises(StoreError, match="no template with id 999"):
         store.update_embeddings([(a.id, vec(1, 1)), (999, vec(2, 2))], "new")
-    assert dump(db) == before
+    assert dump(db_url) == before
     assert store.update_embeddings([(a.id, vec(1, 1)), (b.id, vec(2, 2))], "new") == 2
     assert store.model_ids() == {"new": 2}
     t = store.update_embedding(a.id, vec(3, 3), "new")
@@ -375,8 +417,8 @@ def test_generation_changes_with_every_gallery_change(store):
     assert not changed()  # events and reads leave the gallery as it was
 
 
-def test_generation_is_seen_by_another_process(db):
-    with Store(f"sqlite:///{db}") as first, Store(f"sqlite:///{db}") as second:
+def test_generation_is_seen_by_another_process(db_url):
+    with Store(db_url) as first, Store(db_url) as second:
         before = first.generation()
         enroll(second, "alice")
         assert first.generation() != before
@@ -385,15 +427,15 @@ def test_generation_is_seen_by_another_process(db):
 # -- info ----------------------------------------------------------------------------------
 
 
-def test_info_counts_everything(store, db):
+def test_info_counts_everything(store, db_url):
     enroll(store, "alice", model="m1")
     enroll(store, "bob", model="m2")
     store.log_event("verify", claimed="alice")
     info = store.info()
     assert info == {
-        "url": f"sqlite:///{db}",
-        "revision": "0001",
-        "head": "0001",
+        "url": db_url,  # no password in the test URLs, so nothing is masked
+        "revision": head_revision(),
+        "head": head_revision(),
         "people": 2,
         "templates": 2,
         "events": 1,
@@ -425,7 +467,7 @@ def test_export_import_round_trip(store, tmp_path):
         ]
 
 
-def test_import_conflicts_skip_replace_or_error(store, tmp_path, db):
+def test_import_conflicts_skip_replace_or_error(store, tmp_path, db_url):
     enroll(store, "alice", 1, 0, 0, 0)
     enroll(store, "bob", 0, 1, 0, 0)
     path = store.export_gallery(tmp_path / "g.zip").path
@@ -433,10 +475,10 @@ def test_import_conflicts_skip_replace_or_error(store, tmp_path, db):
     store.remove_person("bob")
     store.add_person("carol", embedding=vec(0, 0, 1, 0), model_id="m1", quality=0.1, face_jpeg=b"")
 
-    before = dump(db)
+    before = dump(db_url)
     with pytest.raises(DuplicatePerson, match="nothing was imported"):
         store.import_gallery(path, on_conflict="error")
-    assert dump(db) == before  # bob was not added either
+    assert dump(db_url) == before  # bob was not added either
 
     skipped = store.import_gallery(path, on_conflict="skip")
     assert (skipped.added, skipped.skipped, skipped.templates) == (1, 1, 1)
@@ -486,12 +528,12 @@ def _fail(*_args, **_kwargs):
     ],
     ids=["add_person", "add_template", "replace_templates", "rename", "remove", "update_embedding"],
 )
-def test_write_that_fails_half_way_changes_nothing(store, db, monkeypatch, write):
+def test_write_that_fails_half_way_changes_nothing(store, db_url, monkeypatch, write):
     enroll(store, "alice")
     store.log_event("verify", decision=Decision.MATCH, claimed="alice")
-    before = dump(db)
+    before = dump(db_url)
     # Fails at the very end of the transaction, after every row has been written.
     monkeypatch.setattr(repository, "_bump_generation", _fail)
     with pytest.raises(RuntimeError, match="disk gremlin"):
         write(store)
-    assert dump(db) == before
+    assert dump(db_url) == before

@@ -22,6 +22,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,6 +33,11 @@ from faceapp.store.db import describe_error, mask_url, set_sqlite_foreign_keys, 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_ENV_VAR = "FACEAPP_MIGRATIONS_DIR"
+
+# The PostgreSQL advisory lock held by the transaction that migrates a database, so that
+# processes opening it at once upgrade it one after the other. Any constant bigint; advisory
+# locks are per database, so this only has to differ from other applications' keys on it.
+PG_MIGRATION_LOCK_KEY = int.from_bytes(b"faceapp\x01", "big")
 
 
 def migrations_dir() -> Path:
@@ -98,11 +104,18 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
     On SQLite, foreign keys are off while migrating (batch migrations copy and drop tables,
     and dropping ``people`` with foreign keys on would cascade-delete every template), the
     foreign keys are checked before the commit, and turned back on afterwards.
-    ``BEGIN IMMEDIATE`` makes a second process wait, then find the schema already upgraded."""
+
+    Migrations are serialised between processes, so that a second process waits for the
+    first one's upgrade and then finds the schema already at head: on SQLite by
+    ``BEGIN IMMEDIATE``; on PostgreSQL by a transaction-level advisory lock taken first in
+    the transaction (DDL there is transactional, but two processes creating the same tables
+    at once would fail with duplicate-key errors on the system catalogs)."""
     with writer(engine).connect() as conn:
         set_sqlite_foreign_keys(conn, False)
         try:
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    _pg_migration_lock(conn)
                 yield conn
                 if conn.dialect.name == "sqlite":
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -117,6 +130,15 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
             except Exception:  # never hand a connection without foreign keys back to the pool
                 conn.invalidate()
                 raise
+
+
+def _pg_migration_lock(conn: Connection) -> None:
+    """Take the migration lock for this transaction (released at commit or rollback),
+    waiting for another process's migration to finish first."""
+    key = {"key": PG_MIGRATION_LOCK_KEY}
+    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+        log.info("another process is migrating database %s; waiting for it", mask_url(conn.engine.url))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
 
 
 def upgrade_to_head(engine: Engine) -> str:
