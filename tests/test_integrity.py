@@ -378,3 +378,50 @@ def test_a_database_opened_with_another_key_is_refused(db_url, tmp_path):
         enroll(s, "alice")
     with pytest.raises(StoreError, match="sealed with site key"):
         Store(db_url, site_key=crypto.SiteKey.generate())
+
+
+def test_a_database_from_before_sealing_is_sealed_and_chained_at_first_open(db_url):
+    """Schema 0001 kept faces in the clear and events unchained: the first open with a key
+    seals every template, chains every event, and the result verifies."""
+    from alembic import command
+
+    from faceapp.store import make_engine
+    from faceapp.store.migrate import alembic_config, migration_connection
+
+    engine = make_engine(db_url)
+    with migration_connection(engine) as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    face = jpeg(shade=33)
+    plain = unit(1, 2, 3, 4).astype("<f4").tobytes()
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO people (id, name, created_at, updated_at) VALUES "
+                             "(1, 'Alice', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO templates (person_id, embedding, dim, model_id, face_jpeg, quality, created_at) "
+                             "VALUES (1, :e, 4, 'm1', :f, 0.9, '2026-01-01 00:00:00')"), {"e": plain, "f": face})
+        for kind in ("enroll", "verify"):
+            conn.execute(sa.text("INSERT INTO events (time, kind, decided, person_id, detail) VALUES "
+                                 "('2026-01-01 00:00:00', :k, 'Alice', 1, '')"), {"k": kind})
+    engine.dispose()
+    with Store(db_url, models=MODELS) as store:
+        [t] = store.templates()
+        assert t.face_jpeg == face and t.embedding.tobytes() == plain
+        assert store.get_person("alice").name == "Alice"
+        report = store.verify_events()
+        assert report.ok and report.checked == 2
+        store.log_event("verify", decision=Decision.MATCH, claimed="Alice")
+        assert store.verify_events().checked == 3
+    for row in dump(db_url)["templates"]:
+        assert face not in bytes(row[5]) and plain not in bytes(row[2])
+
+
+def test_logged_names_are_one_line_and_bounded_on_every_database(store):
+    """A name typed at the door is logged as typed, on one line, at most 200 characters (the
+    same on SQLite and PostgreSQL, which refuses longer text and NUL)."""
+    store.log_event("verify", decision=Decision.NO_MATCH, claimed="x" * 300, detail="a\x00b")
+    store.log_event("verify", decision=Decision.NO_MATCH, claimed="mallory\x00\n  smith")
+    first, second = sorted(store.events(), key=lambda e: e.id)
+    assert first.claimed == "x" * 200 and first.detail == "a\ufffdb"
+    assert second.claimed == "mallory smith"
+    with pytest.raises(ValueError, match="at most 32"):
+        store.log_event("k" * 33)
+    assert store.verify_events().ok

@@ -97,7 +97,7 @@ def test_fresh_database_is_created_at_head(db_url):
 
 def test_upgrading_twice_keeps_existing_data(db_url):
     with Store(db_url) as store:
-        store.add_person("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"j")
+        store.add_person("alice", embedding=np.full(4, 0.5), model_id="m", quality=1.0, face_jpeg=b"j")
     engine = make_engine(db_url)
     assert upgrade_to_head(engine) == head_revision()
     assert upgrade_to_head(engine) == head_revision()
@@ -154,7 +154,7 @@ def test_failed_migration_changes_nothing(db_url, tmp_path, monkeypatch):
         """,
     )
     with Store(db_url) as store:  # at head, with one person
-        store.add_person("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"")
+        store.add_person("alice", embedding=np.full(4, 0.5), model_id="m", quality=1.0, face_jpeg=b"")
     head = head_revision()
     monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
     engine = make_engine(db_url)
@@ -181,8 +181,8 @@ def test_sqlite_batch_migration_of_people_keeps_templates(tmp_path, monkeypatch)
     )
     url = f"sqlite:///{tmp_path / 'faceapp.db'}"
     with Store(url) as store:
-        store.add_person("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"")
-        store.add_template("alice", embedding=np.ones(4), model_id="m", quality=1.0, face_jpeg=b"")
+        store.add_person("alice", embedding=np.full(4, 0.5), model_id="m", quality=1.0, face_jpeg=b"")
+        store.add_template("alice", embedding=np.full(4, 0.5), model_id="m", quality=1.0, face_jpeg=b"")
     monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
     engine = make_engine(url)
     assert upgrade_to_head(engine) == TEST_REVISION

@@ -123,6 +123,9 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(f"invalid database URL {str(url)!r}: expected e.g. sqlite:///path/to/faceapp.db") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        # a plain postgresql:// URL means psycopg 3 here (SQLAlchemy's default is psycopg2, not installed)
+        parsed = parsed.set(drivername="postgresql+psycopg")
     shown = mask_url(parsed)
 
     kwargs: dict[str, Any] = {}

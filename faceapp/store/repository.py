@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from sqlalchemy import Integer, Text, cast, delete, distinct, func, or_, select, update
+from sqlalchemy import Integer, Text, bindparam, text, cast, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +46,7 @@ from faceapp.store.models import (
     EVENT_HEAD_KEY,
     GENERATION_KEY,
     MODEL_ID_LENGTH,
+    NAME_LENGTH,
     SITE_KEY_ID_KEY,
     EventRow,
     MetaRow,
@@ -482,10 +483,12 @@ class Store:
         kind = kind.strip()
         if not kind:
             raise ValueError("an event needs a kind, e.g. 'verify'")
+        if len(kind) > 32:
+            raise ValueError(f"an event kind has at most 32 characters, got {len(kind)}")
         if decision is not None:
             decision = Decision(decision)
-        claimed = " ".join((claimed or "").split()) or None
-        decided = " ".join((decided or "").split()) or None
+        claimed, decided = _event_name(claimed), _event_name(decided)
+        detail = (detail or "").replace("\x00", "\ufffd")
         row = EventRow(
             time=as_utc(time) if time is not None else utcnow(),
             kind=kind,
@@ -598,6 +601,8 @@ class Store:
             meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
         if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
             with self._writing() as s:
+                if s.get_bind().dialect.name == "postgresql":  # doors starting together: one seals
+                    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK_KEY})
                 meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
                 if meta.get(SITE_KEY_ID_KEY) is None:
                     self._initialise_sealing(s)
@@ -863,16 +868,30 @@ class Store:
                 person.updated_at = now
                 targets.append((person, self._person_key(person), items))
                 replaced += 1
-            s.add_all([p for p, _, _ in fresh])
-            s.flush()  # one multi-row INSERT: the new people's ids
-            for person, dek, _ in fresh:
-                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+            s.flush()  # the replaced people's changes
+            ids: dict[str, int] = {}
+            if fresh:  # Core executemany inserts: no ORM bookkeeping while doors wait for the lock
+                for i in range(0, len(fresh), 1000):
+                    chunk = fresh[i:i + 1000]
+                    result = s.execute(
+                        insert(_PEOPLE).returning(_PEOPLE.c.id, _PEOPLE.c.name_key, sort_by_parameter_order=True),
+                        [{"name": p.name, "name_key": p.name_key, "created_at": p.created_at, "updated_at": now}
+                         for p, _, _ in chunk],
+                    )
+                    ids.update({key: pid for pid, key in result.all()})
+                s.execute(
+                    update(_PEOPLE).where(_PEOPLE.c.id == bindparam("pid")).values(data_key=bindparam("wrapped")),
+                    [{"pid": ids[p.name_key], "wrapped": self._site_key.wrap(dek, aad=_dek_aad(ids[p.name_key]))}
+                     for p, dek, _ in fresh],
+                )
             added = len(fresh)
-            rows = [TemplateRow(person_id=person.id, **_sealed(dek, person.id, values))
-                    for person, dek, items in targets + fresh for values in items]
-            s.add_all(rows)
+            rows = [dict(person_id=pid, **_sealed(dek, pid, values))
+                    for pid, dek, items in [(p.id, d, it) for p, d, it in targets]
+                    + [(ids[p.name_key], d, it) for p, d, it in fresh]
+                    for values in items]
+            for i in range(0, len(rows), 1000):
+                s.execute(insert(TemplateRow.__table__), rows[i:i + 1000])
             written = len(rows)
-            s.flush()
             _check_dims(s)
             signed = f"signed by key {data.signed_by}" if data.signed_by else "UNSIGNED (imported with --allow-unsigned)"
             self._append_event(
@@ -938,6 +957,8 @@ class Store:
 # -- helpers ------------------------------------------------------------------------------
 
 _CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
+_PEOPLE = PersonRow.__table__
+_INIT_LOCK_KEY = 0x66616365_6B657973  # PostgreSQL advisory lock: one process seals a new database
 
 
 def _meta(s: Session, *keys: str) -> dict[str, str]:
@@ -968,9 +989,18 @@ def _event_content(row: EventRow) -> bytes:
     )
 
 
+def _event_name(name: str | None) -> str | None:
+    """A name as logged: whatever was typed or decided, on one line, at most NAME_LENGTH
+    characters (the same on every database: PostgreSQL refuses NUL and longer text)."""
+    name = " ".join((name or "").replace("\x00", " ").split())
+    return name[:NAME_LENGTH] or None
+
+
 def _check_model_id(model_id: str) -> None:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ValueError(f"model_id must be a non-empty str, got {model_id!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in model_id):
+        raise ValueError(f"model_id cannot contain control characters: {model_id!r}")
     if len(model_id) > MODEL_ID_LENGTH:
         raise ValueError(f"model_id can have at most {MODEL_ID_LENGTH} characters")
 
