@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from dbdump import dump
 from PIL import Image
 
 from faceapp.errors import DuplicatePerson, StoreError, UnknownPerson
@@ -44,18 +45,6 @@ def enroll(store: Store, name: str, *values: float, face: bytes | None = None):
 def store(db_url):
     with Store(db_url, models=MODELS) as s:
         yield s
-
-
-def dump(url: str) -> dict[str, list[tuple]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {
-                t: [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} ORDER BY 1")]
-                for t in ("people", "templates", "events", "meta")
-            }
-    finally:
-        engine.dispose()
 
 
 def raw(url: str, *statements: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
+from dbdump import dump
 
 import faceapp.store.repository as repository
 from faceapp.errors import DuplicatePerson, ModelMismatch, StoreError, UnknownPerson
@@ -34,19 +34,6 @@ def vec(*values: float) -> np.ndarray:
 
 def enroll(store: Store, name: str, *values: float, model: str = "m1", jpeg: bytes = JPEG) -> Person:
     return store.add_person(name, embedding=vec(*(values or (1, 0, 0, 0))), model_id=model, quality=0.9, face_jpeg=jpeg)
-
-
-def dump(url: str) -> dict[str, list[tuple]]:
-    """Every row of every table, read through a connection of its own (not the store's)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {
-                t: [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} ORDER BY 1")]
-                for t in ("people", "templates", "events", "meta")
-            }
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
