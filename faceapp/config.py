@@ -62,8 +62,42 @@ class Limit:
         return f"{text} {self.unit}".rstrip()
 
 
-def _doc(text: str, *, limit: Limit | None = None, **kw: Any) -> Any:
-    return field(metadata={"doc": text, "limit": limit}, **kw)
+def _doc(text: str, *, limit: Limit | None = None, check: Any = None, allowed: str | None = None, **kw: Any) -> Any:
+    """A documented setting; ``check(value) -> bool`` and ``allowed`` (its words) for a text setting's form."""
+    return field(metadata={"doc": text, "limit": limit, "check": check, "allowed": allowed}, **kw)
+
+
+# -- door outputs: the forms of their text settings ---------------------------------------------
+_HEX_SEPARATORS = re.compile(r"[\s:,]+")
+
+
+def hex_bytes(text: str) -> bytes:
+    """The bytes a hex setting names: pairs of hex digits, optionally separated by spaces, colons
+    or commas (``"A0 01 01 A2"``); ValueError when it is not that."""
+    digits = _HEX_SEPARATORS.sub("", text or "")
+    if len(digits) % 2 or not re.fullmatch(r"[0-9A-Fa-f]*", digits):
+        raise ValueError(f"not pairs of hex digits: {text!r}")
+    return bytes.fromhex(digits)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        hex_bytes(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_webhook_url(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if not text:
+        return True
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in text)
 
 
 @dataclass(frozen=True)
@@ -148,6 +182,49 @@ class Settings:
         default=0.05,
         limit=Limit(0.0, 0.5, low_open=True, high_open=True),
     )
+    # -- door outputs (faceapp/outputs): what a recorded decision drives; README "Wiring a door" --------
+    door_id: str = _doc("Door outputs: this door's name in webhooks and commands; empty = the machine's host name.",
+                        default="")
+    door_command: str = _doc(
+        "Door outputs: a program and its arguments (split like a shell does, run without one) started on an "
+        "access granted, with the decision as JSON on stdin and in FACEAPP_* environment variables; exit 0 means "
+        "the lock opened; empty = none.",
+        default="",
+    )
+    door_command_on: str = _doc("Door outputs: when door_command runs: granted (access granted only) or all "
+                                "(every decision).", default="granted", check=lambda v: v in ("granted", "all"),
+                                allowed="granted or all")
+    door_command_timeout_s: float = _doc("Door outputs: seconds door_command may run before it is stopped (a failed "
+                                         "unlock); over 0, at most 60.", default=5.0,
+                                         limit=Limit(0.0, 60.0, low_open=True, unit="seconds"))
+    door_webhook_url: str = _doc(
+        "Door outputs: an http(s) URL that gets an HTTP POST of every decision as JSON, in the background "
+        "(retried with backoff); empty = none.",
+        default="",
+        check=_is_webhook_url,
+        allowed="an http:// or https:// URL, or empty",
+    )
+    door_webhook_secret: str = _doc(
+        "Door outputs: key of the webhook's HMAC-SHA256 signature (header X-Faceapp-Signature: sha256=<hex of the "
+        "body>); empty = unsigned. Better set as FACEAPP_DOOR_WEBHOOK_SECRET than in the settings file.",
+        default="",
+    )
+    door_webhook_timeout_s: float = _doc("Door outputs: seconds one webhook request may take; over 0, at most 60.",
+                                         default=5.0, limit=Limit(0.0, 60.0, low_open=True, unit="seconds"))
+    door_webhook_retries: int = _doc("Door outputs: how often a failed webhook is tried again (backoff 1, 2, 4 s ...; "
+                                     "at most 60 s in all); 0..10.", default=3, limit=Limit(0, 10))
+    door_serial: str = _doc("Door outputs: serial port of a lock relay (/dev/ttyUSB0, COM3); empty = none.", default="")
+    door_serial_baud: int = _doc("Door outputs: the serial port's speed (baud); 50..921600.", default=9600,
+                                 limit=Limit(50, 921600))
+    door_serial_unlock: str = _doc("Door outputs: the bytes that unlock, in hex (A0 01 01 A2: relay 1 on, for "
+                                   "LCUS-1 USB relay boards).", default="A0 01 01 A2", check=_is_hex,
+                                   allowed="pairs of hex digits, spaces allowed")
+    door_serial_relock: str = _doc("Door outputs: the bytes that lock again after door_unlock_s, in hex (A0 01 00 A1: "
+                                   "relay 1 off); empty = none (a relay that closes by itself).",
+                                   default="A0 01 00 A1", check=_is_hex,
+                                   allowed="pairs of hex digits, spaces allowed, or empty")
+    door_unlock_s: float = _doc("Door outputs: seconds the lock stays open after a grant; over 0, at most 600.",
+                                default=5.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
 
     def validate(self) -> Settings:
         """Check every value's type and range, then the rules between settings (ConfigError)."""
@@ -198,6 +275,8 @@ def allowed(name: str) -> str:
         return "auto, cpu, cuda or cuda:N"
     if name == "camera":
         return "a device index, a video file or a folder of images (not empty)"
+    if _FIELDS[name].metadata.get("allowed"):
+        return _FIELDS[name].metadata["allowed"]
     if kind == "bool":
         return "true/false, 1/0, yes/no or on/off"
     if kind in ("int", "float"):
@@ -239,6 +318,8 @@ def _check(name: str, value: Any, raw: Any = None, source: str | None = None) ->
         ok = _DEVICE_RE.fullmatch(value) is not None
     if ok and name in ("camera", "model", "landmark_model"):
         ok = value.strip() != ""
+    if ok and _FIELDS[name].metadata.get("check") is not None:
+        ok = bool(_FIELDS[name].metadata["check"](value))
     if not ok:
         raise _invalid(name, raw, source)
     return value
