@@ -144,6 +144,26 @@ class Settings:
                                  default=8.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
     door_reset_s: float = _doc("Door: seconds a GRANTED/DENIED screen stays before it resets; over 0, at most 600.",
                                default=4.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
+    # -- door: repeats and privacy (faceapp/door_cooldown.py, the door screen) ------------------------------
+    door_cooldown_s: float = _doc(
+        "Door: seconds after a person was let in during which the same person at the same door is shown "
+        "welcome but the lock is not opened and nothing is logged again (someone standing at the door); "
+        "0 = off; 0..3600.",
+        default=30.0,
+        limit=Limit(0.0, 3600.0, unit="seconds"),
+    )
+    door_attempt_window_s: float = _doc(
+        "Door (recognize mode): seconds after an unrecognized face (or a timeout) was logged during which "
+        "further ones at the same door are shown but not logged one by one; the next logged one says how "
+        "many were held back; 0 = log each; 0..3600.",
+        default=30.0,
+        limit=Limit(0.0, 3600.0, unit="seconds"),
+    )
+    door_name_completion: bool = _doc(
+        "Door (verify mode): offer the enrolled names while the visitor types (shows visitors who is "
+        "enrolled, one letter at a time); off by default.",
+        default=False,
+    )
     liveness: bool = _doc("Door: require a liveness challenge before granting.", default=False)
     landmark_model: str = _doc("Id of the 68-point landmark model (a landmarks_*.toml in resources/models/).",
                                default="landmarks-v1")
