@@ -255,6 +255,49 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return int(Exit.OK)
 
 
+def _read_new_pin() -> str:
+    """The new admin PIN: typed twice without echo at a terminal, else the first line of stdin."""
+    from faceapp.errors import ConfigError
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        pin = getpass.getpass("New admin PIN: ")
+        if getpass.getpass("The same PIN again: ") != pin:
+            raise ConfigError("the two PINs differ: nothing was changed")
+        return pin
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise ConfigError("no PIN on stdin: nothing was changed")
+    return line.rstrip("\r\n")
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """``faceapp admin set-pin`` / ``clear-pin``: the PIN the kiosk and the admin pages ask for."""
+    from faceapp.admin import ADMIN_EVENT_KIND, AdminPin
+
+    pin = AdminPin()
+    if args.action == "set-pin":
+        had = pin.is_set
+        pin.set(_read_new_pin())
+        what = "admin PIN changed" if had else "admin PIN set"
+        payload = {"pin_set": True, "path": str(pin.path)}
+    else:
+        removed = pin.clear()
+        what = "admin PIN cleared" if removed else "admin PIN cleared (none was set)"
+        payload = {"pin_set": False, "removed": removed, "path": str(pin.path)}
+    try:  # the access log says who changed the lock-down, as far as it can be opened
+        store = _store(args)
+        try:
+            store.log_event(ADMIN_EVENT_KIND, detail=f"{what} from the command line")
+        finally:
+            store.close()
+    except FaceAppError as exc:
+        print(f"faceapp: warning: {what}, but it could not be logged: {_one_line(exc, 200)}", file=sys.stderr)
+    _emit(args, payload, f"{what} ({pin.path})")
+    return int(Exit.OK)
+
+
 # -- argument types (a bad value is a usage error: exit 2, one line) ----------------------------
 def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     allowed = f"an integer from {low} to {high}" if high is not None else f"an integer, at least {low}"
@@ -391,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["upgrade", "info", "reembed", "rotate-key"])
 
     add("settings", cmd_settings, "show the settings in force, with what each one means")
+
+    sp = add("admin", cmd_admin, "the admin PIN that the door kiosk asks for before it can be left, and faceapp gui "
+             "before it opens: set-pin (typed twice without echo, or the first line of stdin) or clear-pin")
+    sp.add_argument("action", choices=["set-pin", "clear-pin"])
 
     for name, func, text in (
         ("gui", "cmd_gui", "start the desktop app"),

@@ -1,0 +1,113 @@
+"""The door's re-entry cooldown on hand-made outcomes and a fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from faceapp.door import DoorMode, DoorOutcome
+from faceapp.door_cooldown import Admission, DoorCooldown
+from faceapp.types import Decision
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class Record:  # what settle() reads of a faceapp.door_log.DoorRecord
+    granted: bool
+
+
+def grant(name="alice", mode=DoorMode.RECOGNIZE):
+    return DoorOutcome(Decision.MATCH, mode, name if mode is DoorMode.VERIFY else None, name, 0.05, 0.15, 3)
+
+
+def stranger(decision=Decision.NOT_RECOGNIZED, mode=DoorMode.RECOGNIZE, claimed=None):
+    return DoorOutcome(decision, mode, claimed, None, 0.6, 0.15, 3, detail="recognize: 3 consecutive frames agreed")
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def test_a_person_let_in_is_welcomed_but_not_let_in_again_within_the_cooldown(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    first = cd.admit(grant())
+    assert first.admission is Admission.LOG
+    cd.settle(first, Record(granted=True))
+    clock.t += 5  # the reset, then the same person again
+    again = cd.admit(grant())
+    assert again.admission is Admission.REPEAT_GRANT and not again.log
+    assert again.repeat_of_s == pytest.approx(5.0)
+    clock.t += 20
+    assert cd.admit(grant("ALICE")).repeat  # names ignore case, as the store does
+    clock.t += 5.5  # 30.5 s after the grant that opened the lock: the cooldown runs from it, not from repeats
+    assert cd.admit(grant()).admission is Admission.LOG
+
+
+def test_another_person_is_let_in_during_someone_elses_cooldown(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    cd.settle(cd.admit(grant("alice")), Record(True))
+    clock.t += 2
+    assert cd.admit(grant("bob")).log
+
+
+def test_a_grant_that_was_withheld_starts_no_cooldown(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    first = cd.admit(grant())
+    cd.settle(first, Record(granted=False))  # the access log was unavailable: the door stayed shut
+    clock.t += 5
+    assert cd.admit(grant()).log  # the next attempt can open the lock
+
+
+def test_a_stranger_who_stays_is_logged_once_per_window_with_the_count(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=20, clock=clock)
+    verdicts = []
+    for _ in range(5):  # every 4.5 s: a decision, the reset, a new attempt
+        verdicts.append(cd.admit(stranger()))
+        clock.t += 4.5
+    assert [v.admission for v in verdicts] == [Admission.LOG] + [Admission.QUIET_DENIAL] * 4
+    clock.t = 1000.0 + 20.0
+    nxt = cd.admit(stranger(Decision.TIMEOUT))
+    assert nxt.log and nxt.held_back == 4
+    assert "4 more unrecognized face(s) or timeout(s)" in nxt.outcome.detail
+    assert nxt.outcome.detail.startswith("recognize: 3 consecutive frames agreed")
+    clock.t += 1
+    assert not cd.admit(stranger()).log
+
+
+def test_verify_claims_and_liveness_failures_are_always_logged(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    for _ in range(3):
+        assert cd.admit(stranger(Decision.NO_MATCH, DoorMode.VERIFY, claimed="alice")).log
+        assert cd.admit(stranger(Decision.TIMEOUT, DoorMode.VERIFY, claimed="alice")).log
+        assert cd.admit(stranger(Decision.SPOOF)).log
+        clock.t += 1
+
+
+def test_zero_turns_each_part_off(clock):
+    cd = DoorCooldown(cooldown_s=0, attempt_window_s=0, clock=clock)
+    for _ in range(3):
+        v = cd.admit(grant())
+        cd.settle(v, Record(True))
+        assert v.log
+        assert cd.admit(stranger()).log
+
+
+def test_from_settings_and_reset(clock):
+    from faceapp.config import Settings
+
+    cd = DoorCooldown.from_settings(Settings(door_cooldown_s=10.0, door_attempt_window_s=5.0), clock=clock)
+    assert (cd.cooldown_s, cd.attempt_window_s) == (10.0, 5.0)
+    cd.settle(cd.admit(grant()), Record(True))
+    cd.reset()
+    assert cd.admit(grant()).log
+    with pytest.raises(ValueError):
+        DoorCooldown(cooldown_s=-1)
