@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,13 +66,23 @@ class FaceService:
         self._gallery: Gallery | None = None
         self._generation = None
         self._gallery_lock = threading.Lock()
+        # PostgreSQL pushes changes (LISTEN/NOTIFY): between pushes the gallery is trusted for
+        # up to RECHECK_S instead of asking the database on every frame
+        self._watcher = None
+        self._changed = threading.Event()
+        self._checked_at = 0.0
 
     # -- settings-derived values ---------------------------------------------------------
     @property
     def threshold(self) -> float:
         return self.engine.threshold
 
+    RECHECK_S = 5.0  # with a watcher: ask the database anyway after this long (a missed push)
+
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         self.store.close()
 
     def __enter__(self) -> FaceService:
@@ -84,6 +95,15 @@ class FaceService:
     def gallery(self) -> Gallery:
         """The current model's templates as one matrix, rebuilt only when the store changed."""
         with self._gallery_lock:
+            if self._watcher is None and self._gallery is None:
+                self._watcher = self.store.watch(lambda _generation: self._changed.set())
+            now = time.monotonic()
+            watched = self._watcher is not None and self._watcher.connected.is_set()
+            if (self._gallery is not None and watched and not self._changed.is_set()
+                    and now - self._checked_at < self.RECHECK_S):
+                return self._gallery
+            self._changed.clear()
+            self._checked_at = now
             gen = self.store.generation()
             if self._gallery is None or gen != self._generation:
                 names, pids, matrix = self.store.gallery(self.engine.model_id)

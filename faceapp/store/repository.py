@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceapp.errors import DuplicatePerson, ModelMismatch, StoreError, UnknownPerson
-from faceapp.store import archive, crypto, eventlog
+from faceapp.store import archive, crypto, eventlog, notify
 from faceapp.store.db import describe_error, make_engine, mask_url, writer
 from faceapp.store.migrate import current_revision, head_revision, upgrade_to_head
 from faceapp.store.models import (
@@ -102,6 +102,9 @@ class ImportResult:
     replaced: int  # people already enrolled whose templates were replaced (on_conflict="replace")
     skipped: int  # people already enrolled and left as they were (on_conflict="skip")
     templates: int  # templates written
+
+
+Guard = Callable[[Gallery], None]  # raises to refuse a write, given the gallery inside its transaction
 
 
 class Store:
@@ -188,13 +191,20 @@ class Store:
     # -- people ----------------------------------------------------------------------------
 
     def add_person(
-        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
+        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
+        guard: Guard | None = None, event: str | None = None,
     ) -> Person:
         """Enroll a new person with their first template. DuplicatePerson if the name (or one
-        that differs only in case or in invisible spacing) is taken."""
+        that differs only in case or in invisible spacing) is taken.
+
+        ``guard(gallery)`` (e.g. "this face already matches someone") is called inside the
+        write transaction, under a lock that every enrollment takes, with the model's gallery
+        as it is then: two doors enrolling one face under two names at once cannot both pass
+        it. ``event`` (a detail) logs the enrollment in the same transaction."""
         name = normalize_name(name)
         values = self._template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
+            self._guard(s, model_id, guard)
             if _find_person(s, name) is not None:
                 raise _duplicate(name)
             now = utcnow()
@@ -209,8 +219,21 @@ class Store:
             s.add(TemplateRow(person_id=person.id, created_at=now, **_sealed(dek, person.id, values)))
             s.flush()
             _check_dims(s)
+            if event is not None:
+                self._append_event(s, EventRow(time=utcnow(), kind="enroll", decided=name, person_id=person.id,
+                                               detail=event))
             _bump_generation(s)
             return _to_person(person, template_count=1)
+
+    def _guard(self, s: Session, model_id: str, guard: Guard | None) -> None:
+        """Run an enrollment guard inside the write transaction, after the enrollment lock:
+        SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL an advisory lock
+        held to the end of the transaction does, and what the guard reads is then current."""
+        if guard is None:
+            return
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLL_LOCK_KEY})
+        guard(self._load_gallery(s, model_id, strict=False))
 
     def has_person(self, name: str) -> bool:
         try:
@@ -303,14 +326,19 @@ class Store:
         return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=False)
 
     def replace_templates(
-        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
+        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
+        guard: Guard | None = None, event: str | None = None,
     ) -> Template:
-        """Re-enroll: remove all of the person's templates and store this one instead."""
-        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=True)
+        """Re-enroll: remove all of the person's templates and store this one instead
+        (``guard`` and ``event`` as for :meth:`add_person`)."""
+        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=True,
+                                    guard=guard, event=event)
 
-    def _write_template(self, name: str, values: dict[str, Any], *, replace: bool) -> Template:
+    def _write_template(self, name: str, values: dict[str, Any], *, replace: bool,
+                        guard: Guard | None = None, event: str | None = None) -> Template:
         name = normalize_name(name)
         with self._writing() as s:
+            self._guard(s, values["model_id"], guard)
             person = _require_person(s, name)
             dek = self._person_key(person)
             now = utcnow()
@@ -324,6 +352,9 @@ class Store:
             s.add(row)
             s.flush()
             _check_dims(s)
+            if event is not None:
+                self._append_event(s, EventRow(time=utcnow(), kind="enroll", decided=person.name,
+                                               person_id=person.id, detail=event))
             _bump_generation(s)
             return _to_template(row, person.name, values["embedding_array"], values["face_jpeg"])
 
@@ -363,22 +394,25 @@ class Store:
         not unit length, of another size than the model's, or failing its seal) is left
         out with an error in the log: it cannot be genuine, and it must not match anyone."""
         with self._reading() as s:
-            if strict:
-                others = s.execute(
-                    select(TemplateRow.model_id, func.count(TemplateRow.id))
-                    .where(TemplateRow.model_id != model_id)
-                    .group_by(TemplateRow.model_id)
-                    .order_by(TemplateRow.model_id)
-                ).all()
-                if others:
-                    raise _model_mismatch(model_id, {m: n for m, n in others})
-            rows = s.execute(
-                select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
-                       TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
-                .join(PersonRow)
-                .where(TemplateRow.model_id == model_id)
-                .order_by(TemplateRow.id)
+            return self._load_gallery(s, model_id, strict=strict)
+
+    def _load_gallery(self, s: Session, model_id: str, *, strict: bool) -> Gallery:
+        if strict:
+            others = s.execute(
+                select(TemplateRow.model_id, func.count(TemplateRow.id))
+                .where(TemplateRow.model_id != model_id)
+                .group_by(TemplateRow.model_id)
+                .order_by(TemplateRow.model_id)
             ).all()
+            if others:
+                raise _model_mismatch(model_id, {m: n for m, n in others})
+        rows = s.execute(
+            select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
+                   TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
+            .join(PersonRow)
+            .where(TemplateRow.model_id == model_id)
+            .order_by(TemplateRow.id)
+        ).all()
         expected = self._models[model_id].embedding_dim if self._models and model_id in self._models else None
         keys: dict[int, bytes] = {}
         names: list[str] = []
@@ -728,6 +762,14 @@ class Store:
                 "embedding_array": np.frombuffer(blob, dtype="<f4").astype(np.float32)}
     # -- state -----------------------------------------------------------------------------
 
+    def watch(self, on_change) -> notify.GalleryWatcher | None:
+        """Call ``on_change(generation)`` from a thread of its own whenever any process changes
+        people or templates (PostgreSQL LISTEN/NOTIFY); None on databases without it, where
+        :meth:`generation` is the way to notice a change. Close the watcher when done."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return notify.GalleryWatcher(self._engine.url, on_change)
+
     def generation(self) -> tuple[int, int, int, int, int]:
         """A cheap value that changes whenever people or templates change, in this or any
         other process: compare it with the one an in-memory gallery was built at."""
@@ -959,6 +1001,7 @@ class Store:
 _CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
 _PEOPLE = PersonRow.__table__
 _INIT_LOCK_KEY = 0x66616365_6B657973  # PostgreSQL advisory lock: one process seals a new database
+_ENROLL_LOCK_KEY = 0x66616365_656E726C  # PostgreSQL advisory lock: one enrollment's check-and-write at a time
 
 
 def _meta(s: Session, *keys: str) -> dict[str, str]:
@@ -1105,6 +1148,9 @@ def _bump_generation(s: Session) -> None:
     )
     if res.rowcount == 0:  # type: ignore[attr-defined]
         s.add(MetaRow(key=GENERATION_KEY, value="1"))
+    if s.get_bind().dialect.name == "postgresql":  # every door LISTENing hears of it at commit
+        s.execute(text("SELECT pg_notify(:channel, (SELECT value FROM meta WHERE key = :key))"),
+                  {"channel": notify.CHANNEL, "key": GENERATION_KEY})
 
 
 def _to_person(row: PersonRow, *, template_count: int) -> Person:

@@ -1,0 +1,64 @@
+"""Issue 15 item 3: two doors enrolling one face under two names at the same moment give one
+enrollment and one refusal, on SQLite and on PostgreSQL (the check runs inside the write
+transaction, under the enrollment lock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from faceapp.errors import AlreadyEnrolled
+from faceapp.store.repository import Store
+
+FACE = np.array([0.6, 0.8, 0.0, 0.0], dtype=np.float32)
+
+
+def _refuse_if_known(embedding: np.ndarray, pause_s: float):
+    def guard(gallery) -> None:
+        time.sleep(pause_s)  # widen the window between the check and the write
+        if len(gallery.names):
+            d = ((gallery.embeddings - embedding) ** 2).sum(axis=1)
+            if d.min() <= 0.1:
+                raise AlreadyEnrolled(f"this face already matches {gallery.names[int(d.argmin())]!r}",
+                                      name=gallery.names[int(d.argmin())], distance=float(d.min()))
+    return guard
+
+
+def test_one_face_enrolled_at_two_doors_at_once_is_enrolled_once(db_url):
+    Store(db_url).close()  # schema and keys first, as an installed building would have
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def door(name: str) -> None:
+        with Store(db_url) as store:
+            barrier.wait()
+            try:
+                store.add_person(name, embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
+                                 guard=_refuse_if_known(FACE, 0.3), event="enrolled")
+                results[name] = "enrolled"
+            except AlreadyEnrolled:
+                results[name] = "refused"
+
+    threads = [threading.Thread(target=door, args=(n,)) for n in ("alice", "alias")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results.values()) == ["enrolled", "refused"]
+    with Store(db_url) as store:
+        assert len(store.list_people()) == 1
+        enrolled = [e for e in store.events() if e.kind == "enroll"]
+        assert [e.decided for e in enrolled] == [n for n, r in results.items() if r == "enrolled"]
+        assert store.verify_events().ok
+
+
+def test_the_guard_sees_the_gallery_as_it_is_inside_the_transaction(db_url):
+    with Store(db_url) as store:
+        seen = []
+        store.add_person("bob", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
+                         guard=lambda g: seen.append(list(g.names)))
+        store.add_person("carol", embedding=np.array([0, 0, 1, 0], np.float32), model_id="m1", quality=1.0,
+                         face_jpeg=b"j", guard=lambda g: seen.append(list(g.names)))
+        assert seen == [[], ["bob"]]
