@@ -29,11 +29,30 @@ def _settings(args: argparse.Namespace):
 
     flags = {"db_url": ("db", "--db"), "device": ("device", "--device"),
              "threshold": ("threshold", "--threshold"), "model": ("model", "--model")}
-    return override(
+    settings = override(
         load_settings(),
         {name: getattr(args, attr, None) for name, (attr, _) in flags.items()},
         {name: flag for name, (_, flag) in flags.items()},
     )
+    if getattr(args, "threshold", None) is not None and not getattr(args, "_threshold_warned", False):
+        args._threshold_warned = True
+        _warn_threshold(settings)
+    return settings
+
+
+def _warn_threshold(settings) -> None:
+    """One line on stderr when --threshold lets in more than 1 stranger in 100 (the model's
+    calibration curve), or is looser than a model without a curve was measured at."""
+    from faceapp.embed.weights import load_spec
+    from faceapp.threshold_guard import assess
+
+    try:
+        spec = load_spec(settings.model)
+    except FaceAppError:
+        return  # the command itself reports a missing model
+    text = assess(spec, settings.threshold).warning()
+    if text:
+        print(f"faceapp: warning: --threshold: {text}", file=sys.stderr)
 
 
 def _service(args: argparse.Namespace):
