@@ -684,8 +684,9 @@ class Store:
             e.hash = eventlog.chain_hash(chain_key, prev, _event_content(e))
             prev, last_id = e.hash, e.id
             chained += 1
-        if last_id is not None:
-            s.merge(MetaRow(key=EVENT_HEAD_KEY, value=self._head_value(last_id, prev)))
+        # the chain's end exists from the start, so that appending only ever updates it (a door's
+        # database role may update that row but insert nothing into meta)
+        s.merge(MetaRow(key=EVENT_HEAD_KEY, value=self._head_value(last_id, prev) if last_id is not None else ""))
         s.flush()
         if sealed or chained:
             log.info("sealed %d template(s) and chained %d event(s) of %s", sealed, chained, self.url)
