@@ -71,6 +71,7 @@ class DoorRecord:
     error: str = ""
     attempts: int = 0
     elapsed_s: float = 0.0
+    queued_uid: str | None = None  # the server was unreachable: committed to the door's local outbox instead
 
     @property
     def committed(self) -> bool:
@@ -82,8 +83,9 @@ class DoorRecord:
 
     @property
     def granted(self) -> bool:
-        """True only for a grant whose event was committed."""
-        return self.outcome.granted and self.event is not None
+        """True only for a grant whose event was committed (on the server, or durably in the
+        door's local outbox while the server is unreachable)."""
+        return self.outcome.granted and (self.event is not None or self.queued_uid is not None)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class DoorRecorder:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        offline: Any = None,
     ) -> None:
         if not budget_s > 0 or not attempt_wait_s > 0 or backoff_s < 0:
             raise ValueError(
@@ -138,6 +141,9 @@ class DoorRecorder:
         self.max_attempts = int(max_attempts)
         self.clock = clock
         self.sleep = sleep
+        # a faceapp.store.offline.OfflineCache: where a decision is committed when the server
+        # cannot be reached (delivered to the server later, exactly once)
+        self.offline = offline
         self._lock = threading.Lock()  # guards the pending queue
         self._prepare_lock = threading.Lock()
         self._pending: deque[_Pending] = deque()
@@ -204,6 +210,18 @@ class DoorRecorder:
             return DoorRecord(dataclasses.replace(outcome, event_id=event.id), outcome, event, decided_at,
                               attempts=attempts, elapsed_s=elapsed)
         reason = f"its event could not be committed within {self.budget_s:g} s, {attempts} attempt(s): {error}"
+        if self.offline is not None:
+            try:
+                uid = self.offline.enqueue(self.kind, decision=outcome.decision, claimed=outcome.claimed,
+                                           decided=outcome.name, distance=outcome.distance,
+                                           threshold=outcome.threshold, detail=outcome.detail, time=decided_at)
+            except Exception as exc:  # not even the local outbox: fail secure
+                reason += f"; the door's local outbox failed too: {exc}"
+            else:
+                log.warning("door decision %s committed to the local outbox (%s): %s",
+                            outcome.decision.value, uid, reason)
+                return DoorRecord(outcome, outcome, None, decided_at, error=error, attempts=attempts,
+                                  elapsed_s=self.clock() - start, queued_uid=uid)
         final = withheld(outcome, reason) if outcome.granted else outcome
         log.error("door decision %s %s", outcome.decision.value,
                   f"withheld, access denied: {reason}" if outcome.granted else f"not logged yet: {reason}")
@@ -215,6 +233,13 @@ class DoorRecorder:
         stops at the first failure (they stay for the next call). Returns how many were written."""
         deadline = self.clock() + budget_s
         written = 0
+        if self.offline is not None:
+            try:
+                with self._waiting(deadline - self.clock()):
+                    written += self.offline.deliver(self._store())
+            except Exception as exc:
+                log.debug("the door's outbox cannot be delivered yet: %s", exc)
+                return written
         while self.clock() < deadline:
             with self._lock:
                 if not self._pending:

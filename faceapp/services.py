@@ -53,7 +53,8 @@ class Probe:
 
 class FaceService:
     def __init__(
-        self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None, analyzer=None
+        self, settings: Settings | None = None, *, store=None, engine: FaceEngine | None = None, analyzer=None,
+        offline=None,
     ) -> None:
         from faceapp.landmarks.analyze import LandmarkAnalyzer
         from faceapp.storage import open_store
@@ -71,6 +72,10 @@ class FaceService:
         self._watcher = None
         self._changed = threading.Event()
         self._checked_at = 0.0
+        # a faceapp.store.offline.OfflineCache: refreshed whenever the gallery changes, decided
+        # from while the database server is unreachable
+        self.offline = offline
+        self.offline_since: float | None = None
 
     # -- settings-derived values ---------------------------------------------------------
     @property
@@ -93,7 +98,26 @@ class FaceService:
 
     # -- the gallery ----------------------------------------------------------------------
     def gallery(self) -> Gallery:
-        """The current model's templates as one matrix, rebuilt only when the store changed."""
+        """The current model's templates as one matrix, rebuilt only when the store changed.
+        With an offline cache, a server that cannot be reached serves the cache's last
+        snapshot instead (logged once per outage); without one, the StoreError propagates."""
+        try:
+            gallery = self._server_gallery()
+        except StoreError as exc:
+            if self.offline is None:
+                raise
+            if self.offline_since is None:
+                self.offline_since = time.monotonic()
+                log.error("database unreachable, deciding from the door's local copy: %s", exc)
+            names, pids, matrix = self.offline.gallery(self.engine.model_id)
+            return Gallery(names, pids, matrix, model_id=self.engine.model_id)
+        if self.offline_since is not None:
+            log.warning("database reachable again after %.0f s", time.monotonic() - self.offline_since)
+            self.offline_since = None
+            self._generation = None  # take a fresh snapshot below
+        return gallery
+
+    def _server_gallery(self) -> Gallery:
         with self._gallery_lock:
             if self._watcher is None and self._gallery is None:
                 self._watcher = self.store.watch(lambda _generation: self._changed.set())
@@ -109,6 +133,11 @@ class FaceService:
                 names, pids, matrix = self.store.gallery(self.engine.model_id)
                 self._gallery = Gallery(names, pids, matrix, model_id=self.engine.model_id)
                 self._generation = gen
+                if self.offline is not None:
+                    try:
+                        self.offline.refresh(self.store)
+                    except StoreError as exc:  # the next change tries again
+                        log.error("the door's local copy of the gallery could not be refreshed: %s", exc)
             return self._gallery
 
     # -- faces ----------------------------------------------------------------------------

@@ -150,6 +150,10 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
                 if path.is_dir():
                     raise StoreError(f"cannot open database {shown}: {str(path)!r} is a folder")
                 created_file = _create_private_file(path, shown)
+    if not is_sqlite:
+        # a server restarted (or a network blip) leaves dead connections in the pool: test each
+        # one as it is checked out rather than fail the next door decision on it
+        kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:

@@ -37,6 +37,7 @@ def canonical(
     distance: float | None,
     threshold: float | None,
     detail: str,
+    uid: str | None = None,
 ) -> bytes:
     """The bytes an event's hash covers (UTF-8 JSON of its fields in a fixed order; times in
     UTC to the microsecond, floats by their shortest exact repr)."""
@@ -52,6 +53,8 @@ def canonical(
         None if threshold is None else float(threshold),
         detail or "",
     ]
+    if uid is not None:  # (events without one hash as they always did)
+        fields.append(uid)
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode("utf-8")
 
 

@@ -142,6 +142,9 @@ class EventRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+    # set by a door that decided while its server was unreachable: delivering the queued event
+    # again (after a crash) finds it by this id instead of logging it twice
+    uid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class MetaRow(Base):

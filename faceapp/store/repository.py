@@ -89,6 +89,16 @@ class Gallery(NamedTuple):
     embeddings: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class SealedSnapshot:
+    """People and templates as stored (sealed with the site key ``site_key_id``), at ``generation``."""
+
+    site_key_id: str
+    generation: tuple[int, int, int, int, int]
+    people: list[dict[str, Any]]
+    templates: list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
@@ -509,11 +519,14 @@ class Store:
         threshold: float | None = None,
         detail: str = "",
         time: datetime | None = None,
+        uid: str | None = None,
     ) -> Event:
         """Record one decision (or an admin action) at the end of the hash-chained log. It
         is linked to the person ``decided`` (else ``claimed``) names when they are enrolled.
         ``time`` defaults to now (naive times are UTC). The event is committed when this
-        returns; a failure raises :class:`StoreError` and nothing is written."""
+        returns; a failure raises :class:`StoreError` and nothing is written. ``uid`` makes
+        the write idempotent: an event with that uid already logged is returned as it is
+        (a door delivering its offline queue again after a crash logs nothing twice)."""
         kind = kind.strip()
         if not kind:
             raise ValueError("an event needs a kind, e.g. 'verify'")
@@ -532,8 +545,14 @@ class Store:
             distance=None if distance is None else float(distance),
             threshold=None if threshold is None else float(threshold),
             detail=detail or "",
+            uid=uid,
         )
         with self._writing() as s:
+            if uid is not None:
+                self._lock_head(s)
+                done = s.scalar(select(EventRow).where(EventRow.uid == uid))
+                if done is not None:
+                    return _to_event(done)
             for name in (decided, claimed):
                 person = _find_person_lenient(s, name) if name else None
                 if person is not None:
@@ -592,7 +611,7 @@ class Store:
         """Chain ``row`` onto the log's end and insert it (inside the caller's transaction).
         The end of the chain is a meta row locked for the transaction, so that two doors
         writing at once (PostgreSQL) cannot both chain onto the same event."""
-        head_row = s.execute(select(MetaRow).where(MetaRow.key == EVENT_HEAD_KEY).with_for_update()).scalar_one_or_none()
+        head_row = self._lock_head(s)
         prev = eventlog.GENESIS
         if head_row is not None and head_row.value:
             prev = head_row.value.split(" ")[1]
@@ -606,6 +625,10 @@ class Store:
         else:
             head_row.value = value
         return row
+
+    def _lock_head(self, s: Session) -> MetaRow | None:
+        """The chain's end, locked to the end of the transaction (one writer of events at a time)."""
+        return s.execute(select(MetaRow).where(MetaRow.key == EVENT_HEAD_KEY).with_for_update()).scalar_one_or_none()
 
     def _head_value(self, event_id: int, event_hash: str) -> str:
         mac = hmac.new(self._chain_key, f"head {event_id} {event_hash}".encode(), hashlib.sha256).hexdigest()
@@ -774,16 +797,37 @@ class Store:
     def generation(self) -> tuple[int, int, int, int, int]:
         """A cheap value that changes whenever people or templates change, in this or any
         other process: compare it with the one an in-memory gallery was built at."""
-        stmt = select(
-            select(MetaRow.value).where(MetaRow.key == GENERATION_KEY).scalar_subquery(),
-            select(func.count(PersonRow.id)).scalar_subquery(),
-            select(func.max(PersonRow.id)).scalar_subquery(),
-            select(func.count(TemplateRow.id)).scalar_subquery(),
-            select(func.max(TemplateRow.id)).scalar_subquery(),
-        )
         with self._reading() as s:
-            counter, people, max_person, templates, max_template = s.execute(stmt).one()
-        return (int(counter or 0), people, max_person or 0, templates, max_template or 0)
+            return _generation(s)
+
+    def sealed_snapshot(self) -> SealedSnapshot:
+        """Every person and template exactly as stored (sealed), with the generation they are
+        at, read in one transaction: what a door copies to decide from while offline."""
+        with self._reading() as s:
+            return SealedSnapshot(
+                site_key_id=self._site_key.key_id,
+                generation=_generation(s),
+                people=[dict(r._mapping) for r in s.execute(select(_PEOPLE).order_by(_PEOPLE.c.id))],
+                templates=[dict(r._mapping) for r in s.execute(select(_TEMPLATES).order_by(_TEMPLATES.c.id))],
+            )
+
+    def replace_with_snapshot(self, snapshot: SealedSnapshot) -> int:
+        """Make this database's people and templates those of ``snapshot`` (one transaction;
+        the event log is not touched). For a door's local copy only; the snapshot must be
+        sealed with this store's site key. Returns the number of templates."""
+        if snapshot.site_key_id != self._site_key.key_id:
+            raise StoreError(f"the snapshot is sealed with site key {snapshot.site_key_id}, this copy with "
+                             f"{self._site_key.key_id}; give the door the server's key file")
+        with self._writing() as s:
+            s.execute(delete(_TEMPLATES))
+            s.execute(delete(_PEOPLE))
+            if snapshot.people:
+                s.execute(insert(_PEOPLE), snapshot.people)
+            if snapshot.templates:
+                s.execute(insert(_TEMPLATES), snapshot.templates)
+            _bump_generation(s)
+        self._checkpoint()
+        return len(snapshot.templates)
 
     def info(self) -> dict[str, Any]:
         """A summary for ``faceapp db info``: url (password hidden), schema revision and head,
@@ -933,7 +977,7 @@ class Store:
                     + [(ids[p.name_key], d, it) for p, d, it in fresh]
                     for values in items]
             for i in range(0, len(rows), 1000):
-                s.execute(insert(TemplateRow.__table__), rows[i:i + 1000])
+                s.execute(insert(_TEMPLATES), rows[i:i + 1000])
             written = len(rows)
             _check_dims(s)
             signed = f"signed by key {data.signed_by}" if data.signed_by else "UNSIGNED (imported with --allow-unsigned)"
@@ -1001,8 +1045,20 @@ class Store:
 
 _CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
 _PEOPLE = PersonRow.__table__
+_TEMPLATES = TemplateRow.__table__
 _INIT_LOCK_KEY = 0x66616365_6B657973  # PostgreSQL advisory lock: one process seals a new database
 _ENROLL_LOCK_KEY = 0x66616365_656E726C  # PostgreSQL advisory lock: one enrollment's check-and-write at a time
+
+
+def _generation(s: Session) -> tuple[int, int, int, int, int]:
+    counter, people, max_person, templates, max_template = s.execute(select(
+        select(MetaRow.value).where(MetaRow.key == GENERATION_KEY).scalar_subquery(),
+        select(func.count(PersonRow.id)).scalar_subquery(),
+        select(func.max(PersonRow.id)).scalar_subquery(),
+        select(func.count(TemplateRow.id)).scalar_subquery(),
+        select(func.max(TemplateRow.id)).scalar_subquery(),
+    )).one()
+    return (int(counter or 0), people, max_person or 0, templates, max_template or 0)
 
 
 def _meta(s: Session, *keys: str) -> dict[str, str]:
@@ -1030,6 +1086,7 @@ def _event_content(row: EventRow) -> bytes:
     return eventlog.canonical(
         time=row.time, kind=row.kind, decision=row.decision, claimed=row.claimed, decided=row.decided,
         person_id=row.person_id, distance=row.distance, threshold=row.threshold, detail=row.detail,
+        uid=row.uid,
     )
 
 

@@ -10,8 +10,8 @@
   holds for plain rows only.
 - ``events``: ``prev_hash`` / ``hash`` (the chain; existing events are chained by the app at
   first start, with the key), ``person_id`` loses its foreign key (removing a person keeps
-  their events), and triggers refuse UPDATE and DELETE of a chained event (and TRUNCATE on
-  PostgreSQL).
+  their events), ``uid`` (unique: an event queued by a door while offline is delivered once),
+  and triggers refuse UPDATE and DELETE of a chained event (and TRUNCATE on PostgreSQL).
 
 Revision ID: 0002
 Revises: 0001
@@ -82,6 +82,8 @@ def upgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_events_person_id_people"), type_="foreignkey")
         batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("uid", sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_events_uid"), ["uid"])
 
     if dialect == "sqlite":
         for action in ("UPDATE", "DELETE"):
@@ -118,6 +120,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS events_append_only ON events")
         op.execute("DROP FUNCTION IF EXISTS faceapp_events_append_only()")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_events_uid"), type_="unique")
+        batch_op.drop_column("uid")
         batch_op.drop_column("hash")
         batch_op.drop_column("prev_hash")
         batch_op.create_foreign_key(
