@@ -38,13 +38,15 @@ def build(
     engine=None,
     settings_file=None,
     torch_threads: int | None = None,
+    admin=None,
 ):
-    """The context and the main window (not shown, nothing loaded yet: call ``ctx.start()``)."""
+    """The context and the main window (not shown, nothing loaded yet: call ``ctx.start()``).
+    ``admin``: the :class:`faceapp.admin.AdminGate` (default: the installed PIN)."""
     from faceapp.gui.context import AppContext
     from faceapp.gui.window import MainWindow
 
     ctx = AppContext(settings, store=store, engine=engine, settings_file=settings_file, torch_threads=torch_threads)
-    return ctx, MainWindow(ctx, kiosk=kiosk, door_mode=door_mode)
+    return ctx, MainWindow(ctx, kiosk=kiosk, door_mode=door_mode, admin=admin)
 
 
 def _run(args: argparse.Namespace, *, kiosk: bool) -> int:
@@ -58,8 +60,17 @@ def _run(args: argparse.Namespace, *, kiosk: bool) -> int:
     if camera:
         settings = settings.replace(camera=camera)
     app = _qt_app()
+    from faceapp.admin import AdminGate
+    from faceapp.gui.window_admin import AdminEvents, ask_pin_blocking
+
+    events = AdminEvents()
+    gate = AdminGate(on_event=events)  # its events are logged once the window's store is open
+    if not kiosk and gate.is_set and not ask_pin_blocking(gate, "open faceapp", event_purpose="faceapp gui"):
+        log.warning("faceapp gui: the admin PIN was not given; nothing opened")
+        _log_now(settings, events.pending)
+        return 0
     threads = max(1, (os.cpu_count() or 2) - 1)  # leave a core for the window and the camera
-    ctx, win = build(settings, kiosk=kiosk, door_mode=getattr(args, "mode", None), torch_threads=threads)
+    ctx, win = build(settings, kiosk=kiosk, door_mode=getattr(args, "mode", None), torch_threads=threads, admin=gate)
     if kiosk and not getattr(args, "windowed", False):
         win.showFullScreen()
     else:
@@ -69,6 +80,25 @@ def _run(args: argparse.Namespace, *, kiosk: bool) -> int:
         return int(app.exec())
     finally:
         ctx.shutdown()
+
+
+def _log_now(settings, texts: list[str]) -> None:
+    """Write admin events when no window will (the PIN was refused at start)."""
+    if not texts:
+        return
+    from faceapp.admin import ADMIN_EVENT_KIND
+    from faceapp.errors import FaceAppError
+    from faceapp.storage import open_store
+
+    try:
+        store = open_store(settings.resolved_db_url)
+        try:
+            for text in texts:
+                store.log_event(ADMIN_EVENT_KIND, detail=text)
+        finally:
+            store.close()
+    except FaceAppError as exc:
+        log.warning("admin events not logged: %s", exc)
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
