@@ -324,8 +324,31 @@ class Store:
             )
             _bump_generation(s)
         self._checkpoint()
+        self.purge_erased()
         log.info("removed %r and %d templates", shown, removed)
         return removed
+
+    def purge_erased(self) -> list[str]:
+        """PostgreSQL: push removed rows out of the server's files, best effort, and return the
+        steps that could not be done. A removed person's wrapped data key stays in the table's
+        pages until VACUUM and in the write-ahead log until its segment is gone: VACUUM, then
+        two WAL switches with checkpoints; with the server's ``wal_recycle = off`` (and no WAL
+        archive or replication slot keeping it) the old segments are deleted, and the key
+        with them (docs/deployment.md). The sealed faces that stay in TOAST pages until a
+        VACUUM FULL cannot be read without that key. Needs the table owner (VACUUM) and
+        ``pg_checkpoint`` (CHECKPOINT); what this role may not do is logged and returned."""
+        if self._engine.dialect.name != "postgresql":
+            return []
+        failed = []
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for sql in ("VACUUM people, templates", "SELECT pg_switch_wal()", "CHECKPOINT",
+                        "SELECT pg_switch_wal()", "CHECKPOINT"):
+                try:
+                    conn.exec_driver_sql(sql)
+                except SQLAlchemyError as exc:
+                    failed.append(sql)
+                    log.warning("erasure step %r not done on %s: %s", sql, self.url, describe_error(exc))
+        return failed
 
     # -- templates -------------------------------------------------------------------------
 
