@@ -31,6 +31,9 @@ DECISION_TEXT = _Worded({
 })
 
 LOG_UNAVAILABLE_TEXT = "Access log unavailable - access denied"
+REPEAT_TITLE = "WELCOME"  # a person let in moments ago (the cooldown): no new unlock, no new event
+# the first-use hint on the Live and Door pages (the link opens the Enroll page)
+EMPTY_GALLERY_HTML = 'Nobody is enrolled yet: <a href="enroll">Enroll</a> people first.'
 NOT_LOGGED_TEXT = "(Access log unavailable: this decision is not recorded yet)"
 
 ISSUE_TEXT = _Worded({
@@ -89,8 +92,8 @@ def outcome_reason(outcome: DoorOutcome) -> str:
     d = outcome.decision
     if d is Decision.MATCH:
         return "Welcome"
-    if d is Decision.NO_MATCH:
-        return f"This is not {outcome.claimed}"
+    if d is Decision.NO_MATCH:  # the same words whether or not anybody has that name
+        return f"Not recognized as {outcome.claimed}"
     if d is Decision.NOT_RECOGNIZED:
         return "Not recognized"
     if d is Decision.TIMEOUT:
@@ -98,6 +101,13 @@ def outcome_reason(outcome: DoorOutcome) -> str:
     if d is Decision.LOG_UNAVAILABLE:
         return LOG_UNAVAILABLE_TEXT
     return decision_text(d)
+
+
+def repeat_reason(seconds: float | None) -> str:
+    """The second line of the WELCOME screen of a person let in moments ago."""
+    if seconds is None:
+        return "You were let in a moment ago"
+    return f"You were let in {seconds:.0f} s ago"
 
 
 def record_reason(record) -> str:

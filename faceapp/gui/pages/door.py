@@ -5,10 +5,19 @@ camera's frame results and draws its state in large type. Each decision is recor
 :class:`faceapp.door_log.DoorRecorder` in a worker thread (the frame loop never waits for the
 database): the screen says "Checking..." until the event is committed, then ACCESS GRANTED, or
 ACCESS DENIED ("Access log unavailable - access denied" when a grant could not be logged).
+
+Repeats go through :class:`faceapp.door_cooldown.DoorCooldown` first: a person let in less than
+``door_cooldown_s`` ago is shown WELCOME (no event, no output, ``repeated`` instead of
+``decided``), and an unrecognized face that stays is logged once per ``door_attempt_window_s``.
+
+Verify mode gives nothing away: no name completion unless ``door_name_completion`` is on, the
+name field keeps what was typed, and a name nobody has is denied exactly like a wrong face (the
+event records the claim; its distance is empty when nobody has that name).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 
@@ -35,9 +44,18 @@ from faceapp.door import (
     DoorState,
     liveness_factory,
 )
+from faceapp.door_cooldown import CooldownVerdict, DoorCooldown
 from faceapp.door_log import DoorRecord, DoorRecorder, withheld
 from faceapp.gui.context import AppContext, LiveFrame, error_text
-from faceapp.gui.messages import HINT_TEXT, LIVENESS_HINT_TEXT, record_reason
+from faceapp.gui.messages import (
+    EMPTY_GALLERY_HTML,
+    HINT_TEXT,
+    LIVENESS_HINT_TEXT,
+    REPEAT_TITLE,
+    outcome_reason,
+    record_reason,
+    repeat_reason,
+)
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlay
 from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, VideoView, jpeg_pixmap
@@ -90,10 +108,10 @@ class ResultPanel(QWidget):
         layout.addWidget(self.reset)
         self._pix = None
 
-    def show_outcome(self, outcome: DoorOutcome, photo_jpeg: bytes | None, reason: str) -> None:
+    def show_outcome(self, outcome: DoorOutcome, photo_jpeg: bytes | None, reason: str, *, title: str | None = None) -> None:
         granted = outcome.granted
         self._set_background(GRANTED_BG if granted else DENIED_BG)
-        self.title.setText("ACCESS GRANTED" if granted else "ACCESS DENIED")
+        self.title.setText(title or ("ACCESS GRANTED" if granted else "ACCESS DENIED"))
         self.name.setText(outcome.name or "")
         self.name.setVisible(bool(outcome.name))
         self.reason.setText(reason)
@@ -144,6 +162,8 @@ class DoorPage(Page):
 
     decided = Signal(object)  # the final DoorOutcome, once recorded (a grant only with its event_id)
     recorded = Signal(object)  # the DoorRecord behind it (event, error, attempts)
+    repeated = Signal(object)  # a CooldownVerdict shown but not logged (a repeat grant, a stranger who stays)
+    enroll_requested = Signal()  # the empty-gallery hint's link
 
     def __init__(self, ctx: AppContext, parent=None, *, mode: DoorMode | str = DoorMode.RECOGNIZE) -> None:
         super().__init__(ctx, parent)
@@ -154,6 +174,8 @@ class DoorPage(Page):
         self.recorder: DoorRecorder | None = None  # commits the decisions (worker threads)
         self._checking: object | None = None  # the decision being recorded now (a token)
         self._flushing = False
+        self._typed = ""  # verify: the claim as the visitor typed it (shown back; never corrected)
+        self.cooldown = DoorCooldown.from_settings(ctx.settings)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         # -- the watching screen
@@ -164,6 +186,13 @@ class DoorPage(Page):
         self.keys.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.keys.setStyleSheet("color: #9aa;")
         self.view = VideoView(placeholder="Loading face models...", background="#14171a")
+        self.empty_hint = QLabel(EMPTY_GALLERY_HTML)
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setStyleSheet("#emptyHint { background: #ffb74d; color: #1a1a1a; padding: 6px 10px; }"
+                                      " #emptyHint a { color: #0b3d91; }")
+        self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
+        self.empty_hint.linkActivated.connect(lambda _link: self.enroll_requested.emit())
+        self.empty_hint.setVisible(False)
         self.prompt = QLabel("")
         self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.prompt.setWordWrap(True)
@@ -189,7 +218,7 @@ class DoorPage(Page):
         self.completer = QCompleter(self._names, self)
         self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.name_edit.setCompleter(self.completer)
+        self._apply_completion()
 
         top = QHBoxLayout()
         top.addWidget(self.header, 1)
@@ -214,6 +243,7 @@ class DoorPage(Page):
         wl = QVBoxLayout(watch)
         wl.setContentsMargins(24, 16, 24, 24)
         wl.addLayout(top)
+        wl.addWidget(self.empty_hint)
         wl.addLayout(body, 1)
         self.watch = watch
         self.result = ResultPanel()
@@ -243,6 +273,7 @@ class DoorPage(Page):
         ctx.store_ready.connect(self.refresh_names)
         ctx.people_changed.connect(self.refresh_names)
         ctx.settings_changed.connect(lambda s: self._build_machine())
+        ctx.settings_changed.connect(lambda s: self._settings_changed(s))
         self._apply_mode()
         if ctx.ready:
             self._engine_ready()
@@ -272,6 +303,20 @@ class DoorPage(Page):
     def refresh_names(self) -> None:
         if self.ctx.store is not None:
             self._names.setStringList([p.name for p in self.ctx.store.list_people()])
+            self.empty_hint.setVisible(not self._names.stringList())
+
+    def _settings_changed(self, settings) -> None:
+        self.cooldown.cooldown_s = settings.door_cooldown_s  # who was let in is kept
+        self.cooldown.attempt_window_s = settings.door_attempt_window_s
+        self._apply_completion()
+
+    def _apply_completion(self) -> None:
+        """Name completion only when the setting asks for it (it shows visitors who is enrolled)."""
+        on = bool(self.ctx.settings.door_name_completion)
+        if on and self.name_edit.completer() is not self.completer:
+            self.name_edit.setCompleter(self.completer)
+        elif not on and self.name_edit.completer() is not None:
+            self.name_edit.setCompleter(None)
 
     @property
     def mode(self) -> DoorMode:
@@ -311,13 +356,10 @@ class DoorPage(Page):
         typed = self.name_edit.text().strip()
         if not typed:
             return
-        name = self._resolve(typed)
-        if name is None:
-            self._set_prompt(f"Nobody called \u201c{typed}\u201d is enrolled. Check the spelling.", error=True)
-            self.name_edit.selectAll()
-            return
-        self.name_edit.setText(name)
-        self._render(self.machine.claim(name))
+        # A name nobody has is claimed as typed: the attempt runs and is denied like a wrong
+        # face, so the screen never says who is enrolled (nor corrects the spelling to a name).
+        self._typed = typed
+        self._render(self.machine.claim(self._resolve(typed) or typed))
 
     def _resolve(self, typed: str) -> str | None:
         names = self._names.stringList()
@@ -389,7 +431,7 @@ class DoorPage(Page):
         if state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED) and state.outcome is not None:
             if self._shown is not state.outcome:  # not shown by _recorded (never a grant without its event)
                 record = _unrecorded(state.outcome)
-                self._show_result(record.outcome, None, record_reason(record))
+                self._show_result(record.outcome, None, self._reason(record))
                 self._shown = state.outcome
             self.result.set_remaining(state.remaining_s)
             return
@@ -404,7 +446,7 @@ class DoorPage(Page):
         hint = state.hint or DoorHint.LOOK_AT_CAMERA
         text = HINT_TEXT[hint]
         if state.phase is DoorPhase.WATCHING and self._mode is DoorMode.VERIFY and hint is DoorHint.HOLD_STILL:
-            text = f"Hold still, {state.claimed}..."
+            text = f"Hold still, {self._typed or state.claimed}..."
         live = state.liveness if state.phase is DoorPhase.WATCHING else None
         challenge = live is not None and not live.finished
         if challenge and hint in (DoorHint.HOLD_STILL, DoorHint.LIVENESS, DoorHint.LOOK_AT_CAMERA, DoorHint.NO_FACE):
@@ -437,8 +479,23 @@ class DoorPage(Page):
                           on_error=lambda e: log.warning("door log not prepared: %s", error_text(e)))
         return self.recorder
 
+    def _as_typed(self, outcome: DoorOutcome) -> DoorOutcome:
+        """The outcome as the visitor sees it: a verify denial names the claim as it was typed."""
+        if outcome.mode is DoorMode.VERIFY and not outcome.granted and self._typed:
+            return dataclasses.replace(outcome, claimed=self._typed)
+        return outcome
+
+    def _reason(self, record: DoorRecord) -> str:
+        return record_reason(dataclasses.replace(record, outcome=self._as_typed(record.outcome)))
+
     def _decide(self, outcome: DoorOutcome) -> None:
-        """A decision was made: record it off the UI thread; "Checking..." until it returns."""
+        """A decision was made: a repeat is shown at once and not logged (the cooldown);
+        anything else is recorded off the UI thread, "Checking..." until it returns."""
+        verdict = self.cooldown.admit(outcome)
+        if not verdict.log:
+            self._show_repeat(verdict)
+            return
+        outcome = verdict.outcome
         token = object()
         self._checking = token
         self._shown = None
@@ -446,21 +503,34 @@ class DoorPage(Page):
         self.stack.setCurrentWidget(self.result)
         machine, recorder = self.machine, self._ensure_recorder()
         if recorder is None:
-            self._recorded(token, machine, (_unlogged(outcome, "no database is open"), None))
+            self._recorded(token, machine, (_unlogged(outcome, "no database is open"), None), verdict)
             return
         self.ctx.task(
             _record_decision, recorder, self.ctx.store, outcome, name="door-log",
-            on_result=lambda result: self._recorded(token, machine, result),
-            on_error=lambda exc: self._recorded(token, machine, (_unlogged(outcome, error_text(exc)), None)),
+            on_result=lambda result: self._recorded(token, machine, result, verdict),
+            on_error=lambda exc: self._recorded(token, machine, (_unlogged(outcome, error_text(exc)), None), verdict),
         )
 
-    def _recorded(self, token: object, machine: DoorMachine | None, result: tuple[DoorRecord, bytes | None]) -> None:
+    def _show_repeat(self, verdict: CooldownVerdict) -> None:
+        """A repeat grant (WELCOME, the lock stays as it is) or a stranger who stays (denied):
+        on screen at once, no event, no output."""
+        outcome = verdict.outcome
+        if verdict.repeat:
+            self._show_result(outcome, None, repeat_reason(verdict.repeat_of_s), title=REPEAT_TITLE)
+        else:
+            self._show_result(outcome, None, outcome_reason(self._as_typed(outcome)))
+        self.repeated.emit(verdict)
+
+    def _recorded(self, token: object, machine: DoorMachine | None, result: tuple[DoorRecord, bytes | None],
+                  verdict: CooldownVerdict | None = None) -> None:
         record, photo = result
+        if verdict is not None:
+            self.cooldown.settle(verdict, record)
         if token is self._checking and machine is self.machine and machine is not None:
             self._checking = None
             state = machine.settle(record.outcome)
             if state.outcome is not None and state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
-                self._show_result(state.outcome, photo, record_reason(record))
+                self._show_result(state.outcome, photo, self._reason(record))
                 self.result.set_remaining(state.remaining_s)
             else:
                 self._render(state)
@@ -494,9 +564,9 @@ class DoorPage(Page):
 
         self.ctx.task(recorder.flush_pending, name="door-log-flush", on_result=done, on_error=failed)
 
-    def _show_result(self, outcome: DoorOutcome, photo: bytes | None, reason: str) -> None:
+    def _show_result(self, outcome: DoorOutcome, photo: bytes | None, reason: str, *, title: str | None = None) -> None:
         self._shown = outcome
-        self.result.show_outcome(outcome, photo, reason)
+        self.result.show_outcome(outcome, photo, reason, title=title)
         self.stack.setCurrentWidget(self.result)
 
     def _set_prompt(self, text: str, *, error: bool = False) -> None:

@@ -7,22 +7,36 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import Qt
+import logging
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from faceapp.gui.context import AppContext, CameraOpened, LiveFrame
+from faceapp.gui.context import AppContext, CameraOpened, LiveFrame, error_text
+from faceapp.gui.messages import EMPTY_GALLERY_HTML
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlays
 from faceapp.gui.widgets import VideoView
+
+log = logging.getLogger(__name__)
 
 
 class LivePage(Page):
     title = "Live"
     needs_camera = True
 
+    enroll_requested = Signal()  # the empty-gallery hint's link
+
     def __init__(self, ctx: AppContext, parent=None) -> None:
         super().__init__(ctx, parent)
         self.view = VideoView(placeholder="Loading face models...")
+        self.empty_hint = QLabel(EMPTY_GALLERY_HTML)
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setStyleSheet("#emptyHint { background: #ffe0b2; color: #1a1a1a; padding: 6px 10px; }"
+                                      " #emptyHint a { color: #0b3d91; }")
+        self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
+        self.empty_hint.linkActivated.connect(lambda _link: self.enroll_requested.emit())
+        self.empty_hint.setVisible(False)
         self.info = QLabel("")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_button = QPushButton("&Retry camera")
@@ -39,6 +53,7 @@ class LivePage(Page):
         bar.addWidget(self.landmarks_box)
         bar.addWidget(self.retry_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.view, 1)
         layout.addLayout(bar)
 
@@ -49,6 +64,20 @@ class LivePage(Page):
         cam.ended.connect(self._ended)
         ctx.engine_failed.connect(lambda msg: self.view.set_message(f"Face models could not be loaded:\n{msg}", error=True))
         ctx.settings_changed.connect(lambda st: self.landmarks_box.setChecked(st.show_landmarks))
+        ctx.store_ready.connect(self.refresh_hint)
+        ctx.people_changed.connect(self.refresh_hint)
+        self.refresh_hint()
+
+    def refresh_hint(self) -> None:
+        """"Nobody is enrolled yet: Enroll" while the gallery is empty."""
+        if self.ctx.store is None:
+            return
+        try:
+            empty = not self.ctx.store.list_people()
+        except Exception as exc:  # the database's own trouble is shown elsewhere
+            log.debug("people not counted: %s", error_text(exc))
+            return
+        self.empty_hint.setVisible(empty)
 
     def set_show_landmarks(self, on: bool) -> None:
         """Draw (or stop drawing) the 68 landmarks; applies to this session's settings."""

@@ -1,0 +1,194 @@
+"""The door page without face models (a hand-made gallery and frame results): verify mode gives
+nothing away (no completion by default, the same denial for a name nobody has as for a wrong
+face), the re-entry cooldown (a person let in is welcomed, not logged again; a stranger who
+stays is logged once), and the empty-gallery hint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from faceapp.door import DoorMode, DoorPhase
+from faceapp.types import Decision
+
+THRESHOLD = 0.15
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 5000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Gallery:
+    """distance_to as FaceService.gallery() answers it: None for a name nobody has."""
+
+    distances = {"alice": 0.6, "bob": 0.05}
+
+    def distance_to(self, name, _embedding):
+        return self.distances.get(name)
+
+
+class Service:
+    analyzer = None
+
+    def gallery(self):
+        return Gallery()
+
+
+class Engine:
+    threshold = THRESHOLD
+
+
+@pytest.fixture
+def door_ctx(qapp, sqlite_url, tmp_path):
+    from faceapp.config import Settings
+    from faceapp.gui.context import AppContext
+    from faceapp.storage import open_store
+
+    store = open_store(sqlite_url)
+    settings = Settings(device="cpu", db_url=sqlite_url, camera=str(tmp_path / "none.avi"), door_frames=3,
+                        door_reset_s=4.0, door_cooldown_s=30.0, door_attempt_window_s=30.0)
+    ctx = AppContext(settings, store=store, settings_file=tmp_path / "settings.toml")
+    ctx.engine, ctx.service = Engine(), Service()  # ready: the door builds its machine
+    yield ctx
+    ctx.service = None
+    assert ctx.shutdown()
+    store.close()
+
+
+def _frame(name: str | None, distance: float):
+    """A LiveFrame with one good face whose nearest candidate is ``name`` at ``distance``."""
+    from PySide6.QtGui import QImage
+
+    from faceapp.gui.context import LiveFrame
+    from faceapp.pipeline import FaceObservation, FaceResult, FrameResult
+    from faceapp.types import AlignedFace, BBox, Candidate, Detection, Landmarks, QualityReport
+
+    det = Detection(BBox(200, 100, 400, 340), 0.99, Landmarks(np.full((5, 2), 300.0)))
+    aligned = AlignedFace(np.zeros((150, 150, 3), np.uint8), det, np.eye(2, 3))
+    obs = FaceObservation(aligned, QualityReport(200.0, 120.0, 80.0, 0.99), np.ones(128, np.float32))
+    face = FaceResult(obs, (Candidate(name, distance),) if name else (), THRESHOLD)
+    image = QImage(640, 480, QImage.Format.Format_RGB888)
+    image.fill(0)
+    return LiveFrame(FrameResult(0, np.zeros((480, 640, 3), np.uint8), (face,), {}, (det,)), image)
+
+
+def _page(qtbot, ctx, mode, clock=None):
+    from faceapp.gui.pages.door import DoorPage
+
+    page = DoorPage(ctx, mode=mode)
+    qtbot.addWidget(page)
+    page.show()
+    page.activate()
+    if clock is not None:
+        page.machine.clock = clock
+        page.cooldown.clock = clock
+    return page
+
+
+def _apply(ctx, **changes):
+    """New settings as the settings page applies them (the models' part left out: there are none)."""
+    ctx.settings = ctx.settings.replace(**changes)
+    ctx.settings_changed.emit(ctx.settings)
+
+
+def _events(ctx):
+    return sorted((e for e in ctx.store.events() if e.kind == "door"), key=lambda e: e.id)
+
+
+def _decide(qtbot, page, frame):
+    with qtbot.waitSignal(page.recorded, timeout=10000) as blocker:
+        for _ in range(3):
+            page.ctx.camera.frame.emit(frame)
+    return blocker.args[0]
+
+
+def test_no_name_completion_at_the_door_unless_the_setting_turns_it_on(qtbot, door_ctx):
+    page = _page(qtbot, door_ctx, DoorMode.VERIFY)
+    assert page.name_edit.completer() is None
+    _apply(door_ctx, door_name_completion=True)
+    assert page.name_edit.completer() is page.completer
+    _apply(door_ctx, door_name_completion=False)
+    assert page.name_edit.completer() is None
+
+
+def test_a_name_nobody_has_is_denied_exactly_like_a_wrong_face(qtbot, door_ctx):
+    page = _page(qtbot, door_ctx, DoorMode.VERIFY)
+    seen = {}
+    for typed in ("Nobody Here", "alice"):  # nobody has the first name; alice is there, the face is not hers
+        page.cancel()
+        qtbot.keyClicks(page.name_edit, typed)
+        qtbot.keyClick(page.name_edit, Qt.Key.Key_Return)
+        assert page.name_edit.text() == typed  # not corrected, not refused
+        assert page.machine.state.phase is DoorPhase.WATCHING
+        assert page.prompt.text() != "" and "enrolled" not in page.prompt.text()
+        record = _decide(qtbot, page, _frame(None, 1.0))
+        seen[typed] = (record.outcome.decision, page.result.title.text(),
+                       page.result.reason.text().replace(typed, "NAME"), record.event.detail)
+    assert seen["Nobody Here"] == seen["alice"]
+    assert seen["alice"][:3] == (Decision.NO_MATCH, "ACCESS DENIED", "Not recognized as NAME")
+    unknown, wrong = _events(door_ctx)
+    assert (unknown.claimed, unknown.distance) == ("Nobody Here", None)  # the event keeps the truth
+    assert (wrong.claimed, wrong.distance) == ("alice", pytest.approx(0.6))
+
+
+def test_a_person_let_in_is_welcomed_but_not_logged_again_within_the_cooldown(qtbot, door_ctx):
+    clock = Clock()
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE, clock)
+    record = _decide(qtbot, page, _frame("bob", 0.05))
+    assert record.granted and page.result.title.text() == "ACCESS GRANTED"
+    clock.t += 4.5  # the screen resets; bob is still there
+    page._tick()
+    assert page.machine.state.phase is DoorPhase.WAITING
+    decided = []
+    page.decided.connect(decided.append)
+    with qtbot.waitSignal(page.repeated, timeout=3000) as blocker:
+        for _ in range(3):
+            door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    verdict = blocker.args[0]
+    assert verdict.repeat and verdict.repeat_of_s == pytest.approx(4.5)
+    assert page.result.title.text() == "WELCOME" and page.result.reason.text() == "You were let in 4 s ago"
+    assert page.result.name.text() == "bob"
+    assert decided == []  # nothing to unlock: no decided signal, no event
+    assert [e.decided for e in _events(door_ctx)] == ["bob"]
+    clock.t += 30  # past the cooldown of the first grant: let in again, logged
+    page._tick()
+    assert _decide(qtbot, page, _frame("bob", 0.05)).granted
+    assert [e.decided for e in _events(door_ctx)] == ["bob", "bob"]
+
+
+def test_a_stranger_who_stays_is_logged_once_per_window(qtbot, door_ctx):
+    clock = Clock()
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE, clock)
+    assert _decide(qtbot, page, _frame("bob", 0.7)).outcome.decision is Decision.NOT_RECOGNIZED
+    for _ in range(3):  # every 4.5 s a new attempt, for 13.5 s
+        clock.t += 4.5
+        page._tick()
+        with qtbot.waitSignal(page.repeated, timeout=3000):
+            for _ in range(3):
+                door_ctx.camera.frame.emit(_frame("bob", 0.7))
+        assert page.result.title.text() == "ACCESS DENIED"
+        assert page.result.reason.text() == "Not recognized"  # no "not recorded" note: it is counted
+    assert len(_events(door_ctx)) == 1
+    clock.t += 30
+    page._tick()
+    record = _decide(qtbot, page, _frame("bob", 0.7))
+    assert "3 more unrecognized face(s)" in record.event.detail
+    assert len(_events(door_ctx)) == 2
+
+
+def test_an_empty_gallery_says_enroll_first_on_live_and_door(qtbot, door_ctx):
+    from faceapp.gui.pages.live import LivePage
+
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    live = LivePage(door_ctx)
+    qtbot.addWidget(live)
+    live.show()
+    for hint in (page.empty_hint, live.empty_hint):
+        assert hint.isVisible() and hint.text().startswith("Nobody is enrolled yet:")
+    with qtbot.waitSignal(live.enroll_requested, timeout=1000):
+        live.empty_hint.linkActivated.emit("enroll")
