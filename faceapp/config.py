@@ -144,6 +144,31 @@ class Settings:
                                  default=8.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
     door_reset_s: float = _doc("Door: seconds a GRANTED/DENIED screen stays before it resets; over 0, at most 600.",
                                default=4.0, limit=Limit(0.0, 600.0, low_open=True, unit="seconds"))
+    # -- 1:K decisions and dim faces (faceapp/match/open_set.py, faceapp/detect/quality.py) -------------
+    recognize_far: float = _doc(
+        "Recognize mode (1:K) and enrollment's 'already matches' check: the accepted chance that a stranger "
+        "is taken for *some* enrolled person in one attempt; with the gallery size it sets the recognize "
+        "threshold from the model's calibration curve (never above tau); over 0, under 0.5.",
+        default=0.01,
+        limit=Limit(0.0, 0.5, low_open=True, high_open=True),
+    )
+    recognize_margin: float = _doc(
+        "Recognize mode: how much closer (squared L2) the nearest person must be than the second-nearest "
+        "for a frame to name them; 0 = off; 0..1.",
+        default=0.02,
+        limit=Limit(0.0, 1.0),
+    )
+    brightness_normalize: bool = _doc(
+        "A face darker than min_brightness is brightened (gamma on the aligned face) before it is judged "
+        "and encoded, instead of being refused.",
+        default=True,
+    )
+    min_raw_brightness: float = _doc(
+        "With brightness_normalize: mean luma (0..255) of the aligned face below which it is too dark "
+        "even to brighten (too little signal); 0..255.",
+        default=12.0,
+        limit=Limit(0.0, 255.0),
+    )
     # -- door: repeats and privacy (faceapp/door_cooldown.py, the door screen) ------------------------------
     door_cooldown_s: float = _doc(
         "Door: seconds after a person was let in during which the same person at the same door is shown "
