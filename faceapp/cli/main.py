@@ -460,12 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("gui", "cmd_gui", "start the desktop app"),
-        ("door", "cmd_door", "start straight into the door screen, full screen"),
+        ("door", "cmd_door", "start straight into the door screen, full screen (--headless: a door without a screen)"),
     ):
         sp = add(name, _lazy("faceapp.gui.app", func), text)
         sp.add_argument("--camera", metavar="SRC", help="device index, video file or image folder (default: the settings' camera)")
         sp.add_argument("--windowed", action="store_true", help="door: do not go full screen")
         sp.add_argument("--mode", choices=["verify", "recognize"], help="door: start in this mode")
+        if name == "door":  # and the door without a screen (faceapp/cli/door_headless.py)
+            from faceapp.cli.door_headless import add_arguments as add_door_arguments
+
+            add_door_arguments(sp)
 
     from faceapp.cli.cnn_commands import add_parsers as add_cnn_parsers
 

@@ -1,0 +1,288 @@
+"""``faceapp door --headless``: the door without a screen, for a service (systemd) or a script.
+
+The same :class:`faceapp.door.DoorMachine`, :class:`faceapp.door_log.DoorRecorder` and
+:class:`faceapp.outputs.DoorOutputs` as the kiosk, without Qt: frames from ``--camera`` go
+through the face pipeline into the machine; each decision is committed to the access log, then
+drives the outputs (lock relay, command, webhook) with its event id, and is printed as ONE JSON
+line on stdout (the decision, the lock's state, each output's result). Logs go to stderr.
+
+- ``--mode recognize`` (default: the settings' door mode, recognize) starts an attempt when a
+  face appears; ``--mode verify --claim NAME`` claims NAME whenever a face appears (a door for
+  one person, or a badge reader that names who stands there).
+- A video file or an image folder decides on VIDEO time (frame index / frame rate), not wall
+  time, so a file gives the same decisions however fast the machine is; ``--every N`` uses
+  every N-th frame (the others still advance the clock). ``--until-end`` stops at the file's
+  end (a missing file is exit 12); without it the source is reopened, like a camera.
+- A camera that fails, or ends, is reopened with a backoff (1 s, doubling, at most 30 s); the
+  door never stops by itself. SIGTERM and SIGINT stop it cleanly (exit 0): the lock is locked,
+  queued webhooks get a few seconds, pending events are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from faceapp.cli.exit_codes import Exit
+from faceapp.errors import CameraUnavailable
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 1.0
+BACKOFF_MAX_S = 30.0
+FLUSH_EVERY_S = 2.0  # how often decisions that could not be logged are tried again
+CLOSE_TIMEOUT_S = 5.0  # what a stopping door gives the queued webhooks
+
+
+# -- the command line --------------------------------------------------------------------------
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
+    return value
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    """The ``door`` subcommand's headless flags (the kiosk's --camera/--mode/--windowed are shared)."""
+    sp.add_argument("--headless", action="store_true",
+                    help="run the door without a screen: one JSON line per decision on stdout (a service)")
+    sp.add_argument("--claim", metavar="NAME", help="headless verify mode: the person every visitor is checked against")
+    sp.add_argument("--until-end", action="store_true",
+                    help="headless, a video file or image folder: stop at its end (default: reopen it, like a camera)")
+    sp.add_argument("--every", type=_positive, default=1, metavar="N",
+                    help="headless, a video file or image folder: use every N-th frame (default 1)")
+    sp.set_defaults(func=cmd_door)
+
+
+def _usage(message: str) -> int:
+    print(f"faceapp door: {message} (see faceapp door --help)", file=sys.stderr)
+    return int(Exit.USAGE)
+
+
+def cmd_door(args: argparse.Namespace) -> int:
+    """``faceapp door``: the kiosk (Qt), or with ``--headless`` the door without a screen."""
+    if not args.headless:
+        for flag, given in (("--claim", args.claim), ("--until-end", args.until_end), ("--every", args.every != 1)):
+            if given:
+                return _usage(f"{flag} is for the headless door (add --headless)")
+        from faceapp.gui.app import cmd_door as kiosk
+
+        return kiosk(args)
+    if args.windowed:
+        return _usage("--windowed is for the door screen, not --headless")
+    mode = args.mode or ("verify" if args.claim else "recognize")
+    if mode == "verify" and not (args.claim or "").strip():
+        return _usage("--mode verify needs --claim NAME when headless")
+    if mode == "recognize" and args.claim:
+        return _usage("--claim is for --mode verify")
+    from faceapp.cli.main import _settings
+
+    settings = _settings(args)
+    return run_headless(settings, args.camera or settings.camera, mode=mode, claim=args.claim,
+                        until_end=args.until_end, every=args.every)
+
+
+# -- the door ---------------------------------------------------------------------------------------
+class VideoClock:
+    """The door's clock: a file source's video time (set per frame), or the wall clock."""
+
+    def __init__(self, video: bool) -> None:
+        self.video = video
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now if self.video else time.monotonic()
+
+
+def run_headless(
+    settings,
+    camera: str,
+    *,
+    mode: str = "recognize",
+    claim: str | None = None,
+    until_end: bool = False,
+    every: int = 1,
+    out: IO[str] | None = None,
+    stop: threading.Event | None = None,
+    service=None,
+    on_decision: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Run the door on ``camera`` until ``stop`` is set (SIGTERM / SIGINT set it when this runs
+    in the main thread) or, with ``until_end``, the file source ends. ``service``: a
+    :class:`faceapp.services.FaceService` to use (default: one from ``settings``, closed at the
+    end). Each decision's JSON line goes to ``out`` (stdout) and to ``on_decision``. Returns the
+    exit code (0); raises CameraUnavailable for a file source that cannot be opened with ``until_end``."""
+    from faceapp.door import DoorMachine, DoorMode, liveness_factory
+    from faceapp.door_log import DoorRecorder
+    from faceapp.outputs import DoorOutputs
+    from faceapp.pipeline import FacePipeline
+
+    out = out if out is not None else sys.stdout
+    stop = stop if stop is not None else threading.Event()
+    own_service = service is None
+    if own_service:
+        from faceapp.services import FaceService
+
+        service = FaceService(settings)
+    old_handlers = _install_signals(stop)
+    recorder = outputs = None
+    try:
+        door_mode = DoorMode(mode)
+        if door_mode is DoorMode.VERIFY:
+            claim = service.store.get_person(claim).name  # UnknownPerson (exit 6) before the camera opens
+        video = not str(camera).strip().isdigit()  # a file or a folder: decide on video time
+        clock = VideoClock(video)
+        service.engine.warm_up()
+        machine = DoorMachine.from_settings(
+            settings, door_mode, threshold=service.threshold,
+            distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
+            liveness=liveness_factory(settings, analyzer=service.analyzer, clock=clock),
+            clock=clock,
+        )
+        pipeline = FacePipeline(service.engine, service.gallery, top_k=settings.top_k)
+        recorder = DoorRecorder(service.store)
+        outputs = DoorOutputs.from_settings(settings, log_event=service.store.log_event)
+        outputs.start()
+        door = _HeadlessDoor(machine, pipeline, recorder, outputs, clock, claim=claim, out=out,
+                             on_decision=on_decision, analyzer=service.analyzer)
+        log.info("headless door on %s: %s mode%s", camera, door_mode.value, f" for {claim}" if claim else "")
+        door.run(str(camera), video=video, until_end=until_end, every=every, stop=stop)
+        return int(Exit.OK)
+    finally:
+        _restore_signals(old_handlers)
+        if outputs is not None:
+            outputs.close(CLOSE_TIMEOUT_S)
+        if recorder is not None:
+            recorder.flush_pending()
+            recorder.close()
+        if own_service:
+            service.close()
+
+
+class _HeadlessDoor:
+    def __init__(self, machine, pipeline, recorder, outputs, clock: VideoClock, *, claim, out, on_decision, analyzer):
+        self.machine = machine
+        self.pipeline = pipeline
+        self.recorder = recorder
+        self.outputs = outputs
+        self.clock = clock
+        self.claim = claim
+        self.out = out
+        self.on_decision = on_decision
+        self.analyzer = analyzer
+        self.decisions = 0
+        self._flushed_at = time.monotonic()
+
+    def run(self, camera: str, *, video: bool, until_end: bool, every: int, stop: threading.Event) -> None:
+        from faceapp.capture.sources import open_source
+
+        backoff, base, index = BACKOFF_START_S, 0.0, 0
+        while not stop.is_set():
+            try:
+                source = open_source(camera, realtime=video and not until_end)
+            except CameraUnavailable as exc:
+                if until_end:
+                    raise
+                log.warning("camera %s unavailable (%s): trying again in %g s", camera, exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            end = base
+            try:
+                for t, frame in self._frames(source, video=video, base=base, every=every, stop=stop):
+                    backoff = BACKOFF_START_S
+                    end = t
+                    self.step(frame, index, t)
+                    index += 1
+                reason = "ended"
+            except CameraUnavailable as exc:
+                reason = f"failed ({exc})"
+            finally:
+                source.close()
+            if video:
+                base = end + 1.0 / (source.fps or 25.0)  # video time goes on across a reopen
+            self.machine.cancel()  # an attempt is not carried over to another stream (nothing logged)
+            if stop.is_set() or (video and until_end):
+                return
+            log.warning("camera %s %s: reopening in %g s", camera, reason, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _frames(self, source, *, video: bool, base: float, every: int, stop: threading.Event) -> Iterator[tuple[float, Any]]:
+        """(time, frame): a file's every N-th frame on video time, or a camera's newest frame."""
+        if not video:
+            from faceapp.capture.sources import LatestFrame
+
+            for frame in LatestFrame(source).frames(stop.is_set):
+                yield time.monotonic(), frame
+            return
+        fps = source.fps or 25.0
+        i = 0
+        while not stop.is_set():
+            frame = source.read()
+            if frame is None:
+                return
+            if i % every == 0:
+                yield base + i / fps, frame
+            i += 1
+
+    def step(self, frame, index: int, t: float) -> None:
+        """One frame through the pipeline and the machine; a decision is recorded, drives the
+        outputs and is printed."""
+        from faceapp.door import DoorMode, DoorPhase
+
+        self.clock.now = t
+        result = self.pipeline.process(frame, index)
+        machine = self.machine
+        state = machine.tick()
+        if state.decided_now and state.outcome is not None:  # the time limit ran out before this frame
+            self._decided(state.outcome, t)
+        if machine.mode is DoorMode.VERIFY and machine.state.phase is DoorPhase.WAITING and result.faces:
+            machine.claim(self.claim)  # the visitor "says" the name when they show up
+        landmarks = None
+        if machine.needs_landmarks and result.faces:
+            landmarks = self.analyzer.analyze_frame(result)
+        state = machine.feed(result, landmarks)
+        if state.decided_now and state.outcome is not None:
+            self._decided(state.outcome, t)
+        if self.recorder.pending and time.monotonic() - self._flushed_at > FLUSH_EVERY_S:
+            self._flushed_at = time.monotonic()
+            self.recorder.flush_pending()
+
+    def _decided(self, outcome, t: float) -> None:
+        record = self.recorder.record(outcome)
+        self.machine.settle(record.outcome)
+        dispatch = self.outputs.dispatch(record)
+        line = dispatch.as_dict()
+        line["video_s"] = round(t, 3) if self.clock.video else None
+        line["logged"] = record.committed
+        self.decisions += 1
+        self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.out.flush()
+        if self.on_decision is not None:
+            self.on_decision(line)
+
+
+def _install_signals(stop: threading.Event) -> dict:
+    """SIGTERM / SIGINT set ``stop`` (only the main thread may install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        old[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    return old
+
+
+def _restore_signals(old: dict) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
