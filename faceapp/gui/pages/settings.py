@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -35,6 +36,7 @@ from faceapp.errors import ConfigError, WeightsError
 from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.pages.base import Page
+from faceapp.threshold_guard import FAR_WARN, ThresholdRisk, assess
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +164,16 @@ class SettingsPage(Page):
         self.card = QLabel("")
         self.card.setWordWrap(True)
         self.card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # what the value being typed means (the model's calibration curve), and a warning past FAR 1e-2
+        self.risk = QLabel("")
+        self.risk.setWordWrap(True)
+        self.threshold.valueChanged.connect(lambda _v: self._show_risk())
+        self.use_calibrated.toggled.connect(lambda _on: self._show_risk())
         th_box = QGroupBox("Decision threshold (tau)")
         tf = QFormLayout(th_box)
         tf.addRow(self.use_calibrated)
         tf.addRow("&Threshold:", self.threshold)
+        tf.addRow(self.risk)
         tf.addRow(meaning)
         tf.addRow(self.card)
 
@@ -320,6 +328,15 @@ class SettingsPage(Page):
     def save(self) -> bool:
         try:
             new = self.edited()
+        except ConfigError as exc:
+            self._say(f"Not saved: {error_text(exc)}", error=True)
+            return False
+        risk = self.threshold_risk()
+        if new.threshold is not None and new.threshold != self.saved.threshold and risk is not None and risk.risky:
+            if not self.confirm_risky(risk):
+                self._say("Not saved: the threshold was not confirmed.", error=True)
+                return False
+        try:
             save_settings(new, self.path)
         except (ConfigError, OSError) as exc:
             self._say(f"Not saved: {error_text(exc)}", error=True)
@@ -400,6 +417,46 @@ class SettingsPage(Page):
         self.card.setText(model_card_text(spec, in_use))
         if self.use_calibrated.isChecked() and spec is not None:
             self.threshold.setValue(spec.threshold)
+        self._show_risk()
+
+    def threshold_risk(self) -> ThresholdRisk | None:
+        """What the threshold in the widgets means for the model (None when its spec is unknown)."""
+        spec = self._spec()
+        if spec is None:
+            return None
+        value = spec.threshold if self.use_calibrated.isChecked() else round(self.threshold.value(), 4)
+        return assess(spec, value)
+
+    def _show_risk(self) -> None:
+        risk = self.threshold_risk()
+        if risk is None:
+            self.risk.setText("")
+            return
+        if risk.risky:
+            self.risk.setText(f"{risk.figures()}\nWarning: {risk.warning()}. Saving it asks for a confirmation.")
+            self.risk.setStyleSheet("color: #b00020; font-weight: bold;")
+        else:
+            self.risk.setText(risk.figures())
+            self.risk.setStyleSheet("")
+
+    def confirm_risky(self, risk: ThresholdRisk) -> bool:
+        """Ask before saving a threshold past FAR 1e-2 (True: save it anyway)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("A loose threshold")
+        box.setText(f"Use threshold {risk.threshold:.3f}?")
+        box.setInformativeText(
+            f"{risk.figures()}\n\nThat is more than 1 stranger in {round(1 / FAR_WARN)} let in "
+            f"as an enrolled person. The model's calibrated value is {risk.calibrated:.3f}."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.confirm_box = box
+        try:
+            return box.exec() == QMessageBox.StandardButton.Save
+        finally:
+            self.confirm_box = None
+            box.deleteLater()
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)
