@@ -227,6 +227,23 @@ class Settings:
         default=0.05,
         limit=Limit(0.0, 0.5, low_open=True, high_open=True),
     )
+    # -- anti-spoofing (faceapp/antispoof, docs/antispoof.md): a network scores every frame of an attempt --
+    antispoof: bool = _doc(
+        "Door: also judge each attempt with the anti-spoofing network (MiniFASNet: print / screen / mask); an "
+        "attempt whose frames' median live score is below antispoof_threshold is denied as SPOOF.",
+        default=False,
+    )
+    antispoof_threshold: float | None = _doc(
+        "Anti-spoofing: live score (0..1, probability of a live face) at or above which an attempt's median "
+        "counts as live; higher stops more attacks and more real people. Empty = the model's value (its spec).",
+        default=None,
+        limit=Limit(0.0, 1.0, low_open=True, high_open=True),
+    )
+    antispoof_min_frames: int = _doc(
+        "Anti-spoofing: frames of an attempt that must be scored before its verdict (1..30).",
+        default=5,
+        limit=Limit(1, 30),
+    )
     # -- door outputs (faceapp/outputs): what a recorded decision drives; README "Wiring a door" --------
     door_id: str = _doc("Door outputs: this door's name in webhooks and commands; empty = the machine's host name.",
                         default="")
