@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QCompleter,
@@ -59,6 +59,7 @@ from faceapp.gui.messages import (
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlay
 from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, VideoView, jpeg_pixmap
+from faceapp.outputs import Dispatch, DoorOutputs
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ GRANTED_BG = "#0b7a32"
 DENIED_BG = "#b00020"
 CHECKING_BG = "#2b3035"
 CHECKING_TEXT = "Checking..."
+LOCK_BG = "#8a4b00"  # a grant whose lock output failed
+LOCK_UNREACHABLE_TITLE = "LOCK UNREACHABLE"
+LOCK_UNREACHABLE_TEXT = "You were recognised, but the door could not be opened. Please ask for help."
 RETRY_MS = 5000
 FLUSH_MS = 2000  # how often decisions that could not be logged are tried again
 
@@ -131,6 +135,13 @@ class ResultPanel(QWidget):
         self.photo.setVisible(False)
         self._layout_fonts()
 
+    def show_lock_unreachable(self) -> None:
+        """A grant whose lock output failed (faceapp.outputs): the visitor must not wait at a shut door."""
+        self._set_background(LOCK_BG)
+        self.title.setText(LOCK_UNREACHABLE_TITLE)
+        self.reason.setText(LOCK_UNREACHABLE_TEXT)
+        self._layout_fonts()
+
     def _set_background(self, color: str) -> None:
         pal = self.palette()
         pal.setColor(QPalette.ColorRole.Window, QColor(color))
@@ -162,6 +173,7 @@ class DoorPage(Page):
 
     decided = Signal(object)  # the final DoorOutcome, once recorded (a grant only with its event_id)
     recorded = Signal(object)  # the DoorRecord behind it (event, error, attempts)
+    dispatched = Signal(object)  # what the door outputs made of it (faceapp.outputs.Dispatch)
     repeated = Signal(object)  # a CooldownVerdict shown but not logged (a repeat grant, a stranger who stays)
     enroll_requested = Signal()  # the empty-gallery hint's link
 
@@ -174,6 +186,8 @@ class DoorPage(Page):
         self.recorder: DoorRecorder | None = None  # commits the decisions (worker threads)
         self._checking: object | None = None  # the decision being recorded now (a token)
         self._flushing = False
+        self.outputs: DoorOutputs | None = None  # the lock / command / webhook outputs (see _ensure_outputs)
+        self._outputs_for: tuple | None = None
         self._typed = ""  # verify: the claim as the visitor typed it (shown back; never corrected)
         self.cooldown = DoorCooldown.from_settings(ctx.settings)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -506,7 +520,7 @@ class DoorPage(Page):
             self._recorded(token, machine, (_unlogged(outcome, "no database is open"), None), verdict)
             return
         self.ctx.task(
-            _record_decision, recorder, self.ctx.store, outcome, name="door-log",
+            _record_decision, recorder, self.ctx.store, outcome, self._ensure_outputs(), name="door-log",
             on_result=lambda result: self._recorded(token, machine, result, verdict),
             on_error=lambda exc: self._recorded(token, machine, (_unlogged(outcome, error_text(exc)), None), verdict),
         )
@@ -521,9 +535,10 @@ class DoorPage(Page):
             self._show_result(outcome, None, outcome_reason(self._as_typed(outcome)))
         self.repeated.emit(verdict)
 
-    def _recorded(self, token: object, machine: DoorMachine | None, result: tuple[DoorRecord, bytes | None],
+    def _recorded(self, token: object, machine: DoorMachine | None, result: tuple,
                   verdict: CooldownVerdict | None = None) -> None:
-        record, photo = result
+        record, photo = result[0], result[1]
+        dispatch: Dispatch | None = result[2] if len(result) > 2 else None  # the door outputs' result
         if verdict is not None:
             self.cooldown.settle(verdict, record)
         if token is self._checking and machine is self.machine and machine is not None:
@@ -531,6 +546,8 @@ class DoorPage(Page):
             state = machine.settle(record.outcome)
             if state.outcome is not None and state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
                 self._show_result(state.outcome, photo, self._reason(record))
+                if dispatch is not None and dispatch.lock_unreachable:
+                    self.result.show_lock_unreachable()
                 self.result.set_remaining(state.remaining_s)
             else:
                 self._render(state)
@@ -539,6 +556,8 @@ class DoorPage(Page):
         if self.recorder is not None and self.recorder.pending and not self._flush.isActive():
             self._flush.start()
         self.recorded.emit(record)
+        if dispatch is not None:
+            self.dispatched.emit(dispatch)
         self.decided.emit(record.outcome)
 
     def flush_pending_log(self) -> None:
@@ -563,6 +582,32 @@ class DoorPage(Page):
             log.warning("pending door decisions not logged: %s", error_text(exc))
 
         self.ctx.task(recorder.flush_pending, name="door-log-flush", on_result=done, on_error=failed)
+
+    # -- door outputs (faceapp.outputs: lock relay, command, webhook) ----------------------------
+    def _ensure_outputs(self) -> DoorOutputs | None:
+        """The outputs for the current settings and store (rebuilt when either changed; the old
+        ones lock and drain in the background). None when no output is configured."""
+        s, store = self.ctx.settings, self.ctx.store
+        key = (s.door_id, s.door_command, s.door_command_on, s.door_command_timeout_s, s.door_webhook_url,
+               s.door_webhook_secret, s.door_webhook_timeout_s, s.door_webhook_retries, s.door_serial,
+               s.door_serial_baud, s.door_serial_unlock, s.door_serial_relock, s.door_unlock_s, id(store))
+        if key == self._outputs_for:
+            return self.outputs
+        old, self.outputs, self._outputs_for = self.outputs, None, key
+        if old is not None:
+            self.ctx.task(old.close, name="door-outputs-close")
+        try:
+            outputs = DoorOutputs.from_settings(s, log_event=store.log_event if store is not None else None)
+        except Exception as exc:  # a command that cannot be split: no outputs, and the log says why
+            log.error("door outputs not started: %s", error_text(exc))
+            return None
+        if outputs.configured:
+            self.outputs = outputs
+            self.ctx.task(outputs.start, name="door-outputs")
+            app = QCoreApplication.instance()
+            if app is not None:
+                app.aboutToQuit.connect(outputs.close)  # lock the door when the app ends
+        return self.outputs
 
     def _show_result(self, outcome: DoorOutcome, photo: bytes | None, reason: str, *, title: str | None = None) -> None:
         self._shown = outcome
@@ -605,9 +650,12 @@ class DoorPage(Page):
         self.live_bar.setFixedHeight(max(24, int(h / 18)))
 
 
-def _record_decision(recorder: DoorRecorder, store, outcome: DoorOutcome) -> tuple[DoorRecord, bytes | None]:
-    """Worker thread: commit the decision, and fetch the photo of a granted person."""
+def _record_decision(recorder: DoorRecorder, store, outcome: DoorOutcome,
+                     outputs: DoorOutputs | None = None) -> tuple[DoorRecord, bytes | None, Dispatch | None]:
+    """Worker thread: commit the decision, drive the door outputs with the RECORDED outcome (a
+    grant only with its event id), and fetch the photo of a granted person."""
     record = recorder.record(outcome)
+    dispatch = outputs.dispatch(record) if outputs is not None else None  # never raises
     photo = None
     if record.granted and record.outcome.name:
         try:
@@ -615,7 +663,7 @@ def _record_decision(recorder: DoorRecorder, store, outcome: DoorOutcome) -> tup
             photo = templates[-1].face_jpeg if templates else None
         except Exception:  # a removed person, a busy database: no photo
             photo = None
-    return record, photo
+    return record, photo, dispatch
 
 
 def _unlogged(outcome: DoorOutcome, error: str) -> DoorRecord:
