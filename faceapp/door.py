@@ -11,7 +11,14 @@ the time by a clock function (``tick`` when no frames come). It is a small state
 
 *Verify* (1:1): the visitor claims a name first, then looks at the camera; each usable frame
 is a MATCH or NO_MATCH against that person. *Recognize* (1:K): nobody types; an attempt starts
-when a face shows up, and each usable frame is a MATCH (a name) or NOT_RECOGNIZED.
+when a face shows up, and each usable frame is a MATCH (a name) or NOT_RECOGNIZED. With a
+``recognize_rule`` (:class:`faceapp.match.open_set.OpenSetRule`; :meth:`DoorMachine.from_settings`
+makes one from the settings ``recognize_far`` / ``recognize_margin`` and the model's calibration
+curve) a recognize frame names a person only when they are within the threshold for the gallery
+size the frame was matched against (``FrameResult.gallery_size``: the larger the gallery, the
+stricter) *and* at least the margin closer than the second-nearest person; an ambiguous frame
+reads NOT_RECOGNIZED. Since every frame of the agreeing run must pass, the run is judged by its
+worst frame (``DoorOutcome.worst_distance``), not by any single frame.
 
 A decision needs ``frames_needed`` consecutive frames that agree (same decision, same
 person) within ``timeout_s`` of the attempt's start; frames without a usable face (none,
@@ -42,6 +49,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceapp.match.open_set import OpenSetRule
 from faceapp.types import Decision, QualityIssue
 
 
@@ -107,6 +115,9 @@ class FrameVerdict:
     distance: float | None = None
     hint: DoorHint | None = None
     issues: tuple[QualityIssue, ...] = ()
+    threshold: float | None = None  # the threshold this frame was judged by (recognize: t_K)
+    second: float | None = None  # recognize: distance to the second-nearest person
+    ambiguous: bool = False  # recognize: within t_K but not clear of the second-nearest by the margin
 
     @property
     def decisive(self) -> bool:
@@ -115,7 +126,8 @@ class FrameVerdict:
 
 @dataclass(frozen=True)
 class DoorOutcome:
-    """The one decision of an attempt. ``distance`` is the mean over the agreeing frames."""
+    """The one decision of an attempt. ``distance`` is the mean over the agreeing frames,
+    ``worst_distance`` the largest of them; ``threshold`` the one the frames were judged by."""
 
     decision: Decision
     mode: DoorMode
@@ -126,6 +138,7 @@ class DoorOutcome:
     frames: int  # frames that agreed on it (0 for a timeout)
     detail: str = ""
     event_id: int | None = None  # the committed event (set by faceapp.door_log.DoorRecorder)
+    worst_distance: float | None = None
 
     @property
     def granted(self) -> bool:
@@ -155,9 +168,12 @@ def read_frame(
     threshold: float,
     claimed: str | None = None,
     distance_to: DistanceTo | None = None,
+    rule: OpenSetRule | None = None,
 ) -> FrameVerdict:
     """One frame's verdict. ``result.faces`` are the faces that count (the pipeline drops
-    tiny background faces); a detection too small to count means the visitor is too far."""
+    tiny background faces and unsure detections); a detection too small to count means the
+    visitor is too far. ``rule`` (recognize mode): the 1:K threshold for the frame's
+    ``gallery_size`` (``threshold`` when the frame does not say) and the margin."""
     faces = list(result.faces)
     if not faces:
         far = bool(getattr(result, "all_detections", ()))
@@ -178,10 +194,19 @@ def read_frame(
         decision = Decision.MATCH if d <= threshold else Decision.NO_MATCH
         return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL)
     cands = list(face.candidates)
+    if rule is not None:
+        people = getattr(result, "gallery_size", None)
+        if people is None:  # the gallery size is unknown: the cap, and the margin
+            rule = OpenSetRule(None, rule.attempt_far, rule.margin, min(rule.cap, threshold))
+        r = rule.read(cands, people or 1)
+        decision = Decision.MATCH if r.name is not None else Decision.NOT_RECOGNIZED
+        return FrameVerdict(decision, r.name, r.distance, DoorHint.HOLD_STILL, threshold=r.threshold,
+                            second=r.second, ambiguous=r.ambiguous)
     if cands and cands[0].distance <= threshold:
-        return FrameVerdict(Decision.MATCH, cands[0].name, float(cands[0].distance), DoorHint.HOLD_STILL)
+        return FrameVerdict(Decision.MATCH, cands[0].name, float(cands[0].distance), DoorHint.HOLD_STILL,
+                            threshold=threshold)
     nearest = float(cands[0].distance) if cands else None
-    return FrameVerdict(Decision.NOT_RECOGNIZED, None, nearest, DoorHint.HOLD_STILL)
+    return FrameVerdict(Decision.NOT_RECOGNIZED, None, nearest, DoorHint.HOLD_STILL, threshold=threshold)
 
 
 class DoorMachine:
@@ -206,6 +231,7 @@ class DoorMachine:
         distance_to: DistanceTo | None = None,
         clock: Callable[[], float] = time.monotonic,
         liveness: Callable[[], Any] | None = None,
+        recognize_rule: OpenSetRule | None = None,
     ) -> None:
         if frames_needed < 1:
             raise ValueError(f"frames_needed must be at least 1 (got {frames_needed})")
@@ -218,12 +244,25 @@ class DoorMachine:
         self.distance_to = distance_to
         self.clock = clock
         self.liveness = liveness
+        self.recognize_rule = recognize_rule
         self._mode = DoorMode(mode)
         self._to_waiting()
 
     @classmethod
-    def from_settings(cls, settings, mode: DoorMode | str, *, threshold: float, **kw) -> DoorMachine:
-        """Frames, time limit and reset from :class:`faceapp.config.Settings`."""
+    def from_settings(cls, settings, mode: DoorMode | str, *, threshold: float, spec=None, **kw) -> DoorMachine:
+        """Frames, time limit and reset from :class:`faceapp.config.Settings`, and the recognize
+        rule (``recognize_far``, ``recognize_margin``, capped at ``threshold``) with the
+        calibration curve of ``spec`` (default: the spec of the setting ``model``)."""
+        if "recognize_rule" not in kw:
+            if spec is None:
+                from faceapp.embed.weights import load_spec
+                from faceapp.errors import WeightsError
+
+                try:
+                    spec = load_spec(settings.model)
+                except WeightsError:
+                    spec = None
+            kw["recognize_rule"] = OpenSetRule.from_settings(settings, spec, cap=threshold)
         return cls(
             mode,
             threshold=threshold,
@@ -295,7 +334,8 @@ class DoorMachine:
         if self._phase is DoorPhase.WAITING and self._mode is DoorMode.VERIFY:
             return self.state  # nobody has claimed a name yet
         verdict = read_frame(
-            result, self._mode, threshold=self.threshold, claimed=self._claimed, distance_to=self.distance_to
+            result, self._mode, threshold=self.threshold, claimed=self._claimed, distance_to=self.distance_to,
+            rule=self.recognize_rule,
         )
         self._verdict = verdict
         if self._phase is DoorPhase.WAITING:  # recognize: an attempt starts with a face
@@ -414,6 +454,7 @@ class DoorMachine:
     def _decide(self, now: float, decision: Decision, name: str | None, *, detail: str = "") -> None:
         run = self._run if decision is not Decision.TIMEOUT else []
         dists = [v.distance for v in run if v.distance is not None]
+        used = [v.threshold for v in run if v.threshold is not None]
         granted = decision.granted
         self._outcome = DoorOutcome(
             decision=decision,
@@ -421,9 +462,10 @@ class DoorMachine:
             claimed=self._claimed,
             name=(name if self._mode is DoorMode.RECOGNIZE else self._claimed) if granted else None,
             distance=float(np.mean(dists)) if dists else None,
-            threshold=self.threshold,
+            threshold=float(min(used)) if used else self.threshold,
             frames=len(run),
             detail=detail or f"{self._mode.value}: {len(run)} consecutive frames agreed",
+            worst_distance=float(max(dists)) if dists else None,
         )
         self._phase = DoorPhase.GRANTED if granted else DoorPhase.DENIED
         self._shown_at = now

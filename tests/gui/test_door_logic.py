@@ -397,3 +397,82 @@ def test_with_liveness_the_challenge_may_come_first_and_the_identity_after():
             break
     assert s.phase is DoorPhase.GRANTED and (s.outcome.name, s.outcome.frames) == ("alice", 3)
     assert pose["yaw"] == 0  # granted on the third frontal frame after the turn
+
+
+# -- recognize mode: the 1:K rule (faceapp.match.open_set) ---------------------------------------
+from faceapp.match.open_set import FarCurve, OpenSetRule  # noqa: E402
+
+
+def _curve() -> FarCurve:
+    from statistics import NormalDist
+
+    t = np.round(np.arange(0.01, 0.61, 0.01), 2)
+    far = np.floor(np.array([NormalDist().cdf((x - 0.45) / 0.1) for x in t]) * 1e6) / 1e6
+    return FarCurve.from_points(t, far, 10**6)
+
+
+def sized(result: FrameResult, people: int) -> FrameResult:
+    return FrameResult(0, result.frame, result.faces, {}, result.all_detections, gallery_size=people)
+
+
+def test_recognize_threshold_follows_the_gallery_size_of_each_frame():
+    rule = OpenSetRule(_curve(), attempt_far=1e-2, margin=0.0, cap=TAU)
+    close = frame(_face([("alice", 0.12), ("bob", 0.60)]))
+    small, large = rule.threshold(10), rule.threshold(1000)
+    assert large < 0.12 < small <= TAU
+    m = machine(recognize_rule=rule)
+    for _ in range(3):
+        s = m.feed(sized(close, 10))
+    assert s.outcome.decision is Decision.MATCH and s.outcome.name == "alice"
+    assert s.outcome.threshold == pytest.approx(small)  # the threshold the frames were judged by
+    m = machine(recognize_rule=rule)
+    for _ in range(3):
+        s = m.feed(sized(close, 1000))
+    assert s.outcome.decision is Decision.NOT_RECOGNIZED and s.outcome.name is None
+    assert s.outcome.threshold == pytest.approx(large)
+    v = read_frame(sized(close, 1000), DoorMode.RECOGNIZE, threshold=TAU, rule=rule)
+    assert (v.decision, v.distance, v.threshold) == (Decision.NOT_RECOGNIZED, 0.12, pytest.approx(large))
+
+
+def test_recognize_needs_a_margin_to_the_second_nearest_person():
+    rule = OpenSetRule(None, attempt_far=1e-3, margin=0.05, cap=TAU)
+    twins = frame(_face([("ann", 0.10), ("eve", 0.12)]))
+    m = machine(recognize_rule=rule)
+    states = [m.feed(twins) for _ in range(3)]
+    assert all(s.verdict.ambiguous for s in states)
+    assert states[-1].outcome.decision is Decision.NOT_RECOGNIZED
+    m = machine(recognize_rule=rule)
+    for _ in range(3):
+        s = m.feed(frame(_face([("ann", 0.10), ("eve", 0.16)])))
+    assert s.outcome.name == "ann"
+    m = machine()  # no rule: the plain nearest-within-tau reading, twins and all
+    for _ in range(3):
+        s = m.feed(twins)
+    assert s.outcome.name == "ann"
+
+
+def test_the_run_is_judged_by_its_worst_frame():
+    rule = OpenSetRule(None, attempt_far=1e-3, margin=0.0, cap=0.30)
+    m = machine(recognize_rule=rule)
+    frames = [frame(_face([("alice", d)])) for d in (0.10, 0.20, 0.31, 0.10, 0.12, 0.29)]
+    states = [m.feed(f) for f in frames]
+    # 0.31 breaks the first run: no single good frame carries a decision
+    assert [s.decided_now for s in states] == [False, False, False, False, False, True]
+    out = states[-1].outcome
+    assert out.name == "alice" and out.worst_distance == pytest.approx(0.29)
+    assert out.distance == pytest.approx(np.mean([0.10, 0.12, 0.29]))
+
+
+def test_from_settings_builds_the_rule_from_the_settings_and_the_model_curve():
+    from faceapp.config import Settings
+    from faceapp.embed.weights import load_spec
+
+    s = Settings(recognize_far=1e-3, recognize_margin=0.03)
+    m = DoorMachine.from_settings(s, DoorMode.RECOGNIZE, threshold=0.15)
+    rule = m.recognize_rule
+    assert (rule.attempt_far, rule.margin, rule.cap) == (1e-3, 0.03, 0.15)
+    if FarCurve.from_spec(load_spec(s.model)) is not None:
+        assert rule.threshold(1000) < rule.threshold(10) <= 0.15
+    # a frame that does not say how large its gallery was is judged at the cap, with the margin
+    v = read_frame(frame(_face([("ann", 0.10), ("eve", 0.12)])), DoorMode.RECOGNIZE, threshold=0.15, rule=rule)
+    assert v.ambiguous and v.threshold == 0.15
