@@ -79,13 +79,18 @@ def test_the_enrolled_man_is_granted_and_the_grant_is_posted(engine, analyzer, s
     lines = _lines(out)
     assert code == 0 and lines, "no decision"
     assert all(d["decision"] == "match" and d["name"] == ENROLLED for d in lines), lines
-    first = lines[0]
+    first, *repeats = lines
     assert first["granted"] and first["logged"] and first["door"] == "lobby"
     assert events[first["event_id"]].decided == ENROLLED and events[first["event_id"]].kind == "door"
     assert first["video_s"] <= 2.0  # decided on video time, within the first two seconds
-    posted = [json.loads(body) for _, body in receiver.wait_for(len(lines))]
-    assert [p["event_id"] for p in posted] == [d["event_id"] for d in lines]
+    posted = [json.loads(body) for _, body in receiver.wait_for(1)]
+    assert len(posted) == 1 and posted[0]["event_id"] == first["event_id"]
     assert posted[0]["granted"] and posted[0]["name"] == ENROLLED
+    # he stays in front of the camera: welcomed again after door_reset_s (video time), not let in or logged again
+    assert repeats and all(d["admission"] == "repeat_grant" and not d["granted"] and d["event_id"] is None
+                           for d in repeats), repeats
+    assert repeats[0]["video_s"] - first["video_s"] >= s.door_reset_s
+    assert [e.kind for e in events.values()].count("door") == 1
 
 
 def test_another_clips_person_is_denied_and_nothing_unlocks(engine, analyzer, sqlite_url, videos, tmp_path):
@@ -113,7 +118,8 @@ def test_verify_mode_checks_every_visitor_against_the_claimed_name(engine, analy
     finally:
         service.close()
     lines = _lines(out)
-    assert lines and all(d["mode"] == "verify" and d["claimed"] == ENROLLED and d["granted"] for d in lines), lines
+    assert lines and all(d["mode"] == "verify" and d["claimed"] == ENROLLED for d in lines), lines
+    assert lines[0]["granted"] and lines[0]["name"] == ENROLLED and lines[0]["decision"] == "match"
 
 
 def test_sigterm_stops_the_door_cleanly_and_locks_an_open_door(engine, analyzer, sqlite_url, videos):

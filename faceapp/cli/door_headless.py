@@ -13,6 +13,9 @@ line on stdout (the decision, the lock's state, each output's result). Logs go t
   time, so a file gives the same decisions however fast the machine is; ``--every N`` uses
   every N-th frame (the others still advance the clock). ``--until-end`` stops at the file's
   end (a missing file is exit 12); without it the source is reopened, like a camera.
+- The re-entry cooldown (:class:`faceapp.door_cooldown.DoorCooldown`, ``door_cooldown_s``,
+  ``door_attempt_window_s``) applies as at the kiosk: a repeat grant is a line with
+  ``"admission": "repeat_grant"``, ``"granted": false``, no event and no output.
 - A camera that fails, or ends, is reopened with a backoff (1 s, doubling, at most 30 s); the
   door never stops by itself. SIGTERM and SIGINT stop it cleanly (exit 0): the lock is locked,
   queued webhooks get a few seconds, pending events are written.
@@ -123,6 +126,7 @@ def run_headless(
     end). Each decision's JSON line goes to ``out`` (stdout) and to ``on_decision``. Returns the
     exit code (0); raises CameraUnavailable for a file source that cannot be opened with ``until_end``."""
     from faceapp.door import DoorMachine, DoorMode, liveness_factory
+    from faceapp.door_cooldown import DoorCooldown
     from faceapp.door_log import DoorRecorder
     from faceapp.outputs import DoorOutputs
     from faceapp.pipeline import FacePipeline
@@ -154,7 +158,8 @@ def run_headless(
         outputs = DoorOutputs.from_settings(settings, log_event=service.store.log_event)
         outputs.start()
         door = _HeadlessDoor(machine, pipeline, recorder, outputs, clock, claim=claim, out=out,
-                             on_decision=on_decision, analyzer=service.analyzer)
+                             on_decision=on_decision, analyzer=service.analyzer,
+                             cooldown=DoorCooldown.from_settings(settings, clock=clock))
         log.info("headless door on %s: %s mode%s", camera, door_mode.value, f" for {claim}" if claim else "")
         door.run(str(camera), video=video, until_end=until_end, every=every, stop=stop)
         return int(Exit.OK)
@@ -170,7 +175,9 @@ def run_headless(
 
 
 class _HeadlessDoor:
-    def __init__(self, machine, pipeline, recorder, outputs, clock: VideoClock, *, claim, out, on_decision, analyzer):
+    def __init__(self, machine, pipeline, recorder, outputs, clock: VideoClock, *, claim, out, on_decision, analyzer,
+                 cooldown):
+        self.cooldown = cooldown
         self.machine = machine
         self.pipeline = pipeline
         self.recorder = recorder
@@ -260,17 +267,39 @@ class _HeadlessDoor:
             self.recorder.flush_pending()
 
     def _decided(self, outcome, t: float) -> None:
-        record = self.recorder.record(outcome)
-        self.machine.settle(record.outcome)
-        dispatch = self.outputs.dispatch(record)
-        line = dispatch.as_dict()
+        verdict = self.cooldown.admit(outcome)
+        if verdict.log:
+            record = self.recorder.record(verdict.outcome)
+            self.cooldown.settle(verdict, record)
+            self.machine.settle(record.outcome)
+            line = self.outputs.dispatch(record).as_dict()
+            line["logged"] = record.committed
+        else:  # the cooldown: a repeat grant (welcome, the lock stays shut) or a stranger who stays
+            line = _unlogged_line(verdict, door=self.outputs.door_id)
+        line["admission"] = verdict.admission.value
         line["video_s"] = round(t, 3) if self.clock.video else None
-        line["logged"] = record.committed
         self.decisions += 1
         self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
         self.out.flush()
         if self.on_decision is not None:
             self.on_decision(line)
+
+
+def _unlogged_line(verdict, *, door: str) -> dict[str, Any]:
+    """The JSON line of a decision the cooldown keeps out of the log: no event, no output,
+    ``granted`` false (the lock was not opened); ``name`` is who was welcomed again."""
+    from datetime import UTC, datetime
+
+    o = verdict.outcome
+    return {
+        "decision": o.decision.value, "granted": False, "mode": o.mode.value,
+        "name": o.name if verdict.repeat else None, "claimed": o.claimed,
+        "distance": None if o.distance is None else round(float(o.distance), 6),
+        "threshold": round(float(o.threshold), 6), "door": door, "time": datetime.now(UTC).isoformat(),
+        "event_id": None, "frames": o.frames, "detail": o.detail, "lock": "none", "outputs": [],
+        "webhook_queued": False, "logged": False,
+        "repeat_of_s": None if verdict.repeat_of_s is None else round(verdict.repeat_of_s, 3),
+    }
 
 
 def _install_signals(stop: threading.Event) -> dict:
