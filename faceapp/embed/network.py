@@ -36,6 +36,10 @@ def _load_builtin() -> None:
         from faceapp.embed import dlib_resnet
 
         _BUILDERS["dlib_resnet"] = lambda **kw: dlib_resnet.DlibResNet(**kw)
+    if "sface" not in _BUILDERS:
+        from faceapp.embed import sface
+
+        _BUILDERS["sface"] = lambda **kw: sface.SFaceNet(**kw)
     if "compact_cnn" not in _BUILDERS:
         from faceapp.training import networks
 
