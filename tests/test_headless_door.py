@@ -194,3 +194,35 @@ def test_flags_that_do_not_fit_are_usage_errors(argv, capsys):
         code = exc.code
     assert code == Exit.USAGE
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# -- packaging: the units that keep a door running ---------------------------------------------------
+PACKAGING = Path(__file__).resolve().parents[1] / "packaging" / "linux"
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for line in (PACKAGING / name).read_text().splitlines():
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            keys.setdefault(key, []).append(value)
+    return keys
+
+
+@pytest.mark.parametrize(("unit", "headless"), [("faceapp-door.service", True), ("faceapp-kiosk.service", False)])
+def test_the_systemd_units_restart_the_door_with_flags_faceapp_takes(unit, headless):
+    import shlex
+
+    from faceapp.cli.main import build_parser
+
+    keys = _unit(unit)
+    assert keys["Restart"] == ["always"] and keys["StartLimitIntervalSec"] == ["0"]
+    argv = shlex.split(keys["ExecStart"][0])
+    assert argv[0] == "/usr/bin/faceapp"
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "door" and args.headless is headless
+
+
+def test_the_autostart_entry_starts_the_kiosk_unit():
+    keys = _unit("faceapp-door-autostart.desktop")
+    assert keys["Type"] == ["Application"] and "systemctl --user start faceapp-kiosk.service" in keys["Exec"][0]
