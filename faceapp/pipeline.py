@@ -18,7 +18,7 @@ import numpy as np
 
 from faceapp.config import Settings
 from faceapp.detect.align import align_face
-from faceapp.detect.quality import QualityLimits, assess
+from faceapp.detect.quality import QualityLimits, assess, normalize_brightness
 from faceapp.embed.weights import WeightsSpec, load_spec
 from faceapp.match.gallery import Gallery
 from faceapp.types import AlignedFace, Candidate, Detection, QualityReport
@@ -89,13 +89,26 @@ class FaceEngine:
         return self.detector.detect(image)
 
     def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
-        return align_face(image, detection, self.spec.template, self.spec.input_size)
+        """The embedder's chip of one face; a dim face is brightened first
+        (:func:`faceapp.detect.quality.normalize_brightness`), so the quality gate and the encoder
+        both see the brightened face."""
+        face = align_face(image, detection, self.spec.template, self.spec.input_size)
+        chip = normalize_brightness(face.image, self.limits)
+        if chip is face.image:
+            return face
+        return AlignedFace(image=chip, detection=face.detection, matrix=face.matrix)
 
     def relevant(self, detections: list[Detection]) -> list[Detection]:
-        """Faces that count as 'in frame': at least half the minimum face size. Tiny faces far in
-        the background neither block a decision as 'several people' nor get matched."""
+        """Faces that count as 'in frame', before anything counts them: at least half the minimum
+        face size, and a detector confidence of at least ``min_detection_score`` (a low-score
+        'face' on hair, a neck or a plant is not a second person). Tiny faces far in the background
+        neither block a decision as 'several people' nor get matched. When no face reaches the
+        confidence, the largest one is kept, so that its quality says LOW_CONFIDENCE (look at the
+        camera) instead of 'no face'. Input and output: largest first."""
         floor = self.settings.min_face_size / 2
-        return [d for d in detections if d.size >= floor]
+        sized = [d for d in detections if d.size >= floor]
+        confident = [d for d in sized if d.score >= self.settings.min_detection_score]
+        return confident if confident else sized[:1]
 
     def observe(self, image: np.ndarray, detections: list[Detection] | None = None) -> list[FaceObservation]:
         """Align, assess and embed the given detections (default: every relevant face)."""
@@ -135,6 +148,7 @@ class FrameResult:
     faces: tuple[FaceResult, ...]
     timings: dict[str, float] = field(default_factory=dict)
     all_detections: tuple[Detection, ...] = ()
+    gallery_size: int | None = None  # people in the gallery the faces were matched against (1:K threshold)
 
 
 class FacePipeline:
@@ -166,7 +180,8 @@ class FacePipeline:
         timings.update(
             detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3, match=(t4 - t3) * 1e3
         )
-        return FrameResult(index, frame, tuple(faces), timings, tuple(detections))
+        people = len(gallery.people)
+        return FrameResult(index, frame, tuple(faces), timings, tuple(detections), gallery_size=people)
 
     def run(
         self,

@@ -32,8 +32,9 @@ class EnrollResult:
     person: Person
     observation: FaceObservation
     replaced: bool = False
-    similar_to: str | None = None  # an enrolled person the face already matched (force was used)
+    similar_to: str | None = None  # an enrolled person the face matched (force was used) or looks like
     similar_distance: float | None = None
+    warning: str = ""  # a look-alike was enrolled beside: says who, at what distance
 
     @property
     def quality(self) -> QualityReport:
@@ -176,7 +177,14 @@ class FaceService:
 
         Raises FaceRejected (no face / several faces / low quality), AlreadyEnrolled when the
         face already matches someone else and ``force`` is off, DuplicatePerson when the name
-        exists and ``replace`` is off. Nothing is written unless it succeeds."""
+        exists and ``replace`` is off. Nothing is written unless it succeeds.
+
+        "Already matches" is judged like the door's recognize mode
+        (:class:`faceapp.match.open_set.OpenSetRule`): the face is refused when it is within the
+        1:K threshold for the gallery it joins (so close that a stranger would be there by
+        chance only ``recognize_far`` of the time: most likely the same person). A face within
+        tau but beyond that threshold is a look-alike: enrolled, with ``EnrollResult.warning``
+        (and ``similar_to``), since both enrolled the margin rule tells them apart."""
         name = name.strip()
         if not replace and self.store.has_person(name):
             from faceapp.errors import DuplicatePerson
@@ -196,17 +204,26 @@ class FaceService:
         assert obs is not None
         if not obs.quality.ok:
             raise FaceRejected(f"face quality too low: {obs.quality.describe()}", decision=Decision.LOW_QUALITY, quality=obs.quality)
-        similar, similar_d = None, None
-        nearest = [c for c in self.gallery().nearest(obs.embedding, 2) if c.name != name]
+        similar, similar_d, warning, forced = None, None, "", False
+        gallery = self.gallery()
+        nearest = [c for c in gallery.nearest(obs.embedding, 2) if c.name != name]
         if nearest and nearest[0].distance <= self.threshold:
             similar, similar_d = nearest[0].name, nearest[0].distance
-            if not force:
-                raise AlreadyEnrolled(
-                    f"this face already matches {similar!r} (distance {similar_d:.3f} <= {self.threshold:.3f}); "
-                    "use force to enroll anyway",
-                    name=similar,
-                    distance=similar_d,
-                )
+            people = len(gallery.people - {name}) + 1  # the gallery this face joins
+            tau_k = self.recognize_rule().threshold(people)
+            if similar_d <= tau_k:
+                if not force:
+                    raise AlreadyEnrolled(
+                        f"this face already matches {similar!r} (distance {similar_d:.3f} <= {tau_k:.3f}, the "
+                        f"recognize threshold for {people} people); use force to enroll anyway",
+                        name=similar,
+                        distance=similar_d,
+                    )
+                forced = True
+            else:
+                warning = (f"this face looks like {similar!r} (distance {similar_d:.3f} <= tau {self.threshold:.3f}, "
+                           f"but above the recognize threshold {tau_k:.3f} for {people} people); enrolled beside them")
+                log.warning("%s: %s", name, warning)
         kwargs = dict(
             embedding=obs.embedding,
             model_id=self.engine.model_id,
@@ -219,10 +236,19 @@ class FaceService:
         else:
             person = self.store.add_person(name, **kwargs)
         detail = "re-enrolled" if replace else "enrolled"
-        if similar:
+        if forced:
             detail += f"; forced although it matched {similar} at {similar_d:.3f}"
+        elif warning:
+            detail += f"; looks like {similar} at {similar_d:.3f}"
         self.store.log_event("enroll", decided=person.name, detail=detail)
-        return EnrollResult(person, obs, replaced=replace, similar_to=similar, similar_distance=similar_d)
+        return EnrollResult(person, obs, replaced=replace, similar_to=similar, similar_distance=similar_d, warning=warning)
+
+    def recognize_rule(self):
+        """The 1:K rule in force (:class:`faceapp.match.open_set.OpenSetRule`): the settings
+        ``recognize_far`` / ``recognize_margin``, the model's calibration curve, capped at tau."""
+        from faceapp.match.open_set import OpenSetRule
+
+        return OpenSetRule.from_settings(self.settings, self.engine.spec, cap=self.threshold)
 
     def verify(
         self, name: str, image: ImageSource, *, largest: bool = False, threshold: float | None = None, kind: str = "verify"

@@ -20,6 +20,8 @@ class QualityLimits:
     min_brightness: float = 45.0
     max_brightness: float = 225.0
     min_sharpness: float = 12.0
+    normalize: bool = True  # brighten a dim face (normalize_brightness) before judging it
+    min_raw_brightness: float = 12.0  # darker than this, a face is refused without brightening
 
     @classmethod
     def from_settings(cls, settings) -> QualityLimits:
@@ -29,6 +31,8 @@ class QualityLimits:
             min_brightness=settings.min_brightness,
             max_brightness=settings.max_brightness,
             min_sharpness=settings.min_sharpness,
+            normalize=settings.brightness_normalize,
+            min_raw_brightness=settings.min_raw_brightness,
         )
 
 
@@ -42,6 +46,32 @@ def brightness(chip: np.ndarray) -> float:
     """Mean luma (0..255) of the central part of an RGB chip."""
     gray = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     return float(_central(gray).mean())
+
+
+NORMALIZED_LUMA = 100.0  # what a dim face is brightened to (central mean luma; LFW faces: about 100-120)
+
+
+def normalize_brightness(chip: np.ndarray, limits: QualityLimits) -> np.ndarray:
+    """A dim aligned face brightened by a gamma curve so that its central mean luma is about
+    :data:`NORMALIZED_LUMA`; the chip unchanged when it is bright enough (at least
+    ``min_brightness``), when ``normalize`` is off, or when it is too dark to have anything to
+    brighten (under ``min_raw_brightness``: it stays TOO_DARK). A gamma curve keeps the order of
+    the grey levels (no new edges, unlike a local equalisation), so the encoder sees the same
+    face, lit better. Faces bright enough are never touched."""
+    if not limits.normalize:
+        return chip
+    level = brightness(chip)
+    if level >= limits.min_brightness or level < max(limits.min_raw_brightness, 1.0):
+        return chip
+    gamma, out = 1.0, chip
+    for _ in range(3):  # the mean of a power is not the power of the mean: refine the exponent
+        gamma *= np.log(NORMALIZED_LUMA / 255.0) / np.log(max(level, 1.0) / 255.0)
+        lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+        out = cv2.LUT(chip, lut)
+        level = brightness(out)
+        if abs(level - NORMALIZED_LUMA) < 3.0:
+            break
+    return np.ascontiguousarray(out)
 
 
 def sharpness(chip: np.ndarray) -> float:
