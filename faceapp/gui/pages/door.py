@@ -398,6 +398,8 @@ class DoorPage(Page):
         self._active = True
         self.ctx.door_watching = True
         self._timer.start()
+        if self.ctx.ready and self.ctx.camera.state in ("failed", "ended"):
+            QTimer.singleShot(0, self._retry_camera)  # it failed or ended while another page was shown
         self.refresh_names()
         if self._mode is DoorMode.VERIFY:
             self.name_edit.setFocus()
