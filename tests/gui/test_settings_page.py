@@ -16,17 +16,17 @@ def test_settings_are_saved_and_come_back_on_the_next_start(window, ctx, setting
     window.show_page(page)
     page.camera.setText(str(tmp_path / "door.avi"))
     page.use_calibrated.setChecked(False)
-    page.threshold.setValue(0.25)
+    page.threshold.setValue(0.13)  # stricter than calibrated: saved without a question (test_settings_threshold.py)
     page.device.setCurrentIndex(page.device.findData("cpu"))
     page.frames.setValue(5)
     assert page.save()
 
     saved = load_settings(settings_file, env=False)
-    assert (saved.camera, saved.threshold, saved.device, saved.door_frames) == (str(tmp_path / "door.avi"), 0.25, "cpu", 5)
+    assert (saved.camera, saved.threshold, saved.device, saved.door_frames) == (str(tmp_path / "door.avi"), 0.13, "cpu", 5)
     again = SettingsPage(ctx)
-    assert again.camera.text() == str(tmp_path / "door.avi") and again.threshold.value() == 0.25
+    assert again.camera.text() == str(tmp_path / "door.avi") and again.threshold.value() == 0.13
     assert again.frames.value() == 5 and not again.use_calibrated.isChecked()
-    assert ctx.engine.threshold == 0.25  # applied to the running app at once
+    assert ctx.engine.threshold == 0.13  # applied to the running app at once
 
 
 def test_a_settings_change_is_an_event_of_the_access_log(qtbot, window, ctx, settings_file):
