@@ -295,6 +295,7 @@ class DoorPage(Page):
     # -- set-up -----------------------------------------------------------------------------
     def _engine_ready(self) -> None:
         self._ensure_recorder()
+        self._ensure_outputs()  # the lock starts locked (its relock bytes are sent now)
         self._build_machine()
         self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
         self._render(self.machine.state)
