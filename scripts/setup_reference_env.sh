@@ -20,11 +20,11 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-case "$(cd "$(dirname "$VENV")" 2>/dev/null && pwd)/" in
-  "$REPO"/.venv/*|"$REPO/.venv/") echo "setup_reference_env: refusing to install into the project's .venv" >&2; exit 2 ;;
-esac
-
 mkdir -p "$(dirname "$VENV")"
+VENV="$(cd "$(dirname "$VENV")" && pwd)/$(basename "$VENV")"
+case "$VENV/" in
+  "$REPO/.venv/"*) echo "setup_reference_env: refusing to install into the project's .venv" >&2; exit 2 ;;
+esac
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 
