@@ -508,13 +508,22 @@ def _toml_value(value: Any) -> str:
     return f'"{s}"'
 
 
-def render_settings(settings: Settings) -> str:
-    """The settings as a commented TOML file (unset optional values are commented out)."""
+SECRET_SETTINGS = frozenset({"door_webhook_secret"})  # never shown, printed or logged
+
+
+def shown(name: str, value: Any) -> Any:
+    """``value`` of setting ``name`` as it may be shown or logged: a secret is "***" when set."""
+    return "***" if name in SECRET_SETTINGS and value else value
+
+
+def render_settings(settings: Settings, *, redact: bool = False) -> str:
+    """The settings as a commented TOML file (unset optional values are commented out);
+    ``redact`` hides the secrets (for showing it, not for saving it)."""
     lines = ["# faceapp settings. Every key is optional; delete one to get its default back.", ""]
     for f in fields(Settings):
         lines.append(f"# {f.metadata['doc']}")
         lines.append(f"# allowed: {allowed(f.name)}")
-        value = getattr(settings, f.name)
+        value = shown(f.name, getattr(settings, f.name)) if redact else getattr(settings, f.name)
         lines.append(f"# {f.name} = " if value is None else f"{f.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
@@ -524,8 +533,12 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write the settings atomically (a temp file, then rename)."""
     settings.validate()
     path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_settings(settings), encoding="utf-8")
+    # owner-only: the file can hold a secret (door_webhook_secret) and says how the door works
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render_settings(settings))
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path

@@ -264,13 +264,13 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from faceapp.config import render_settings, settings_path
+    from faceapp.config import render_settings, settings_path, shown
 
     s = _settings(args)
     if args.json:
-        print(json.dumps({"path": str(settings_path()), **asdict(s)}, indent=2))
+        print(json.dumps({"path": str(settings_path()), **{k: shown(k, v) for k, v in asdict(s).items()}}, indent=2))
     else:
-        print(f"# file: {settings_path()}\n" + render_settings(s))
+        print(f"# file: {settings_path()}\n" + render_settings(s, redact=True))
     return int(Exit.OK)
 
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp import paths
-from faceapp.config import Settings, save_settings, settings_path
+from faceapp.config import Settings, save_settings, settings_path, shown
 from faceapp.errors import ConfigError, WeightsError
 from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
@@ -355,7 +355,7 @@ class SettingsPage(Page):
         import dataclasses
 
         changes = [
-            f"{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+            f"{f.name} {shown(f.name, getattr(old, f.name))!r} -> {shown(f.name, getattr(new, f.name))!r}"
             for f in dataclasses.fields(Settings)
             if getattr(old, f.name) != getattr(new, f.name)
         ]
