@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from faceapp.door import DoorHint, DoorOutcome
 from faceapp.landmarks.liveness import LivenessHint
 from faceapp.types import Decision, QualityIssue, QualityReport
@@ -117,3 +119,35 @@ def record_reason(record) -> str:
     if not record.committed and record.outcome.decision is not Decision.LOG_UNAVAILABLE:
         text += "\n" + NOT_LOGGED_TEXT
     return text
+
+
+# Core and command-line words that mean nothing on a screen, and what the screen calls them.
+_SCREEN_WORDS = (
+    (re.compile(r"\s*\(use re-enroll/--replace to change their photo\)"),
+     ": use Re-enroll on the People page to change their photo"),
+    (re.compile(r";?\s*use force to enroll anyway"), "; tick \u201cEnroll anyway\u201d to enroll them all the same"),
+    (re.compile(r"\s*\(imported with --allow-unsigned\)"), " (imported after you confirmed it)"),
+    (re.compile(r"\s*\(--[a-z-]+\)"), ""),
+    (re.compile(r"\bre-?embedded\b"), "re-encoded"),
+    (re.compile(r"\bre-?embed\b"), "re-encode"),
+    (re.compile(r"\btemplate\(s\)"), "photo(s)"),
+    (re.compile(r"\btemplates\b"), "enrolled photos"),
+    (re.compile(r"\btemplate\b"), "enrolled photo"),
+    (re.compile(r"\bembeddings?\b"), "face encoding"),
+)
+
+
+def screen_words(text: str) -> str:
+    """``text`` (a core message) in the screen's words: no command-line flags, no "templates"."""
+    for pattern, words in _SCREEN_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def error_words(exc: BaseException) -> str:
+    """One line for the person at the screen (``faceapp.gui.context.error_text`` in screen words)."""
+    from faceapp.errors import FaceAppError
+
+    if isinstance(exc, FaceAppError):
+        return screen_words(str(exc))
+    return f"unexpected error: {type(exc).__name__}: {exc}"
