@@ -23,6 +23,10 @@ install -m 0644 "$HERE/faceapp.desktop" "$PKG/usr/share/applications/faceapp.des
 install -m 0644 "$ROOT/resources/icons/faceapp.svg" "$PKG/usr/share/icons/hicolor/scalable/apps/faceapp.svg"
 install -m 0644 "$ROOT/resources/icons/faceapp.png" "$PKG/usr/share/icons/hicolor/256x256/apps/faceapp.png"
 install -m 0644 "$HERE/README.Debian" "$PKG/usr/share/doc/faceapp/README.Debian"
+# a door that survives crashes and reboots: installed, never enabled by the package (README "Wiring a door")
+install -D -m 0644 "$HERE/faceapp-door.service" "$PKG/usr/lib/systemd/system/faceapp-door.service"
+install -D -m 0644 "$HERE/faceapp-kiosk.service" "$PKG/usr/lib/systemd/user/faceapp-kiosk.service"
+install -D -m 0644 "$HERE/faceapp-door-autostart.desktop" "$PKG/usr/share/faceapp/faceapp-door-autostart.desktop"
 cat > "$PKG/usr/share/doc/faceapp/copyright" <<TXT
 faceapp: MIT licence. The bundle also carries third-party software under its own licences:
 CPython (PSF), Qt 6 / PySide6 (LGPLv3), ONNX Runtime (MIT), OpenCV (Apache-2.0), NumPy (BSD),
