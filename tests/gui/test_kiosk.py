@@ -187,3 +187,23 @@ def test_faceapp_gui_asks_for_the_pin_before_it_opens(qtbot, gate):
     assert ask_pin_blocking(gate, "open faceapp") is False
     QTimer.singleShot(20, lambda: answer(PIN))
     assert ask_pin_blocking(gate, "open faceapp") is True
+
+
+def test_the_empty_gallery_hint_leads_to_enroll_and_in_the_kiosk_through_the_pin(qtbot, light_ctx, gate):
+    from faceapp.gui.window import MainWindow
+
+    desk = MainWindow(light_ctx)
+    qtbot.addWidget(desk)
+    desk.show()
+    assert desk.live.empty_hint.isVisible()
+    desk.live.empty_hint.linkActivated.emit("enroll")
+    assert desk.current_page() is desk.enroll
+    desk.close()
+    win = _kiosk(qtbot, light_ctx, gate)
+    win.door.empty_hint.linkActivated.emit("enroll")
+    assert win.current_page() is win.door  # not without the PIN
+    _type_pin(qtbot, win, PIN)
+    qtbot.waitUntil(lambda: win.current_page() is win.enroll, timeout=3000)
+    assert win.admin_unlocked
+    win.lock_admin()
+    win._close_now()
