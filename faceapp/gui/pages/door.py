@@ -340,6 +340,7 @@ class DoorPage(Page):
     def set_mode(self, mode: DoorMode | str) -> None:
         self._mode = DoorMode(mode)
         self._checking = None
+        self._typed = ""
         if self.machine is not None:
             self.machine.set_mode(self._mode)
         self._apply_mode()
