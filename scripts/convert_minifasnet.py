@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=ROOT.parent / "shared" / "models")
     ap.add_argument("--out", type=Path, default=ROOT / "resources" / "models")
-    ap.add_argument("--threshold", type=float, default=0.5,
+    ap.add_argument("--threshold", type=float, default=0.4,
                     help="live-score threshold written to the spec (chosen by scripts/eval_antispoof.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

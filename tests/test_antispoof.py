@@ -27,7 +27,12 @@ from faceapp.antispoof import (  # noqa: E402
     load_antispoof_spec,
 )
 from faceapp.antispoof.model import AntiSpoofSpec  # noqa: E402
-from faceapp.antispoof.network import MiniFASNet, MiniFASNetShape, minifasnet_from_state_dict  # noqa: E402
+from faceapp.antispoof.network import (  # noqa: E402
+    MiniFASNet,
+    MiniFASNetShape,
+    fuse_batch_norms,
+    minifasnet_from_state_dict,
+)
 from faceapp.config import Settings  # noqa: E402
 from faceapp.errors import WeightsError  # noqa: E402
 from faceapp.types import BBox  # noqa: E402
@@ -71,7 +76,17 @@ def test_the_network_gives_three_logits_per_crop_the_same_alone_and_in_a_batch(a
         batch, again, alone = net(x), net(x), net(x[1:2])
     assert batch.shape == (3, 3)
     assert torch.equal(batch, again)
-    torch.testing.assert_close(alone[0], batch[1], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(alone[0].numpy(), batch[1].numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_folding_the_batch_norms_keeps_the_outputs(antispoof):
+    x = torch.rand(2, 3, 80, 80, generator=torch.Generator().manual_seed(2)) * 255
+    for net in antispoof.networks:
+        fused = fuse_batch_norms(net)
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+        with torch.inference_mode():
+            np.testing.assert_allclose(fused(x).numpy(), net(x).numpy(), atol=1e-4, rtol=1e-4)
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is kept
 
 
 def test_a_state_dict_with_a_missing_tensor_is_refused(antispoof):

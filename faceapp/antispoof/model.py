@@ -141,7 +141,7 @@ class AntiSpoof:
                  threshold: float | None = None) -> None:
         import torch
 
-        from faceapp.antispoof.network import minifasnet_from_state_dict
+        from faceapp.antispoof.network import fuse_batch_norms, minifasnet_from_state_dict
         from faceapp.device import resolve_device
 
         if spec is None or isinstance(spec, str):
@@ -151,12 +151,13 @@ class AntiSpoof:
         self.threshold = float(spec.threshold if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"anti-spoofing threshold must be within 0..1 (got {self.threshold})")
-        self.networks = []
+        self.networks = []  # as loaded (the released layout)
         for net_spec in spec.networks:
             net = minifasnet_from_state_dict(net_spec.load_state_dict())
             if net.shape.input_size != spec.input_size:
                 raise WeightsError(f"{net_spec.file} takes {net.shape.input_size} px crops, the spec says {spec.input_size}")
             self.networks.append(net.to(self.device).eval())
+        self._runners = [fuse_batch_norms(net) for net in self.networks]  # what inference runs
         self._torch = torch
 
     # -- crops ------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class AntiSpoof:
         torch = self._torch
         total = None
         with torch.inference_mode():
-            for net, crops in zip(self.networks, per_net, strict=True):
+            for net, crops in zip(self._runners, per_net, strict=True):
                 x = torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))
                 x = x.to(self.device, dtype=torch.float32)
                 if self.spec.pixel_scale != 1.0:

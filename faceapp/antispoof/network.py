@@ -28,6 +28,7 @@ is not needed for inference.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -211,3 +212,40 @@ def minifasnet_from_state_dict(state: Mapping[str, torch.Tensor]) -> MiniFASNet:
     except RuntimeError as exc:
         raise WeightsError(f"MiniFASNet weights do not fit the rebuilt network: {str(exc).splitlines()[0]}") from None
     return net.eval()
+
+
+def _fold(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm):
+    """``weight``/``bias`` of a layer followed by eval-mode ``bn``, as one layer's (out-channels first)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    b = (bias if bias is not None else torch.zeros_like(bn.running_mean)) - bn.running_mean
+    return w, b * scale + bn.bias
+
+
+def _fused_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, groups=conv.groups, bias=True)
+    w, b = _fold(conv.weight, conv.bias, bn)
+    out.weight.data.copy_(w)
+    out.bias.data.copy_(b)
+    return out
+
+
+@torch.no_grad()
+def fuse_batch_norms(net: MiniFASNet) -> MiniFASNet:
+    """An inference copy of ``net`` with every batch norm folded into the layer before it (same
+    outputs to float rounding, about a third less time on a CPU). Its state dict no longer fits
+    the released weights' layout; keep the original for saving."""
+    fused = copy.deepcopy(net).eval()
+    for module in fused.modules():
+        if isinstance(module, ConvBNAct) and isinstance(module.bn, nn.BatchNorm2d):
+            module.conv, module.bn = _fused_conv(module.conv, module.bn), nn.Identity()
+        elif isinstance(module, SqueezeExcite) and isinstance(module.bn1, nn.BatchNorm2d):
+            module.fc1, module.bn1 = _fused_conv(module.fc1, module.bn1), nn.Identity()
+            module.fc2, module.bn2 = _fused_conv(module.fc2, module.bn2), nn.Identity()
+    linear = nn.Linear(fused.linear.in_features, fused.linear.out_features, bias=True)
+    w, b = _fold(fused.linear.weight, fused.linear.bias, fused.bn)
+    linear.weight.data.copy_(w)
+    linear.bias.data.copy_(b)
+    fused.linear, fused.bn = linear, nn.Identity()
+    return fused.eval()
