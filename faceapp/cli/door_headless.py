@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from faceapp.cli.exit_codes import Exit
-from faceapp.errors import CameraUnavailable
+from faceapp.errors import CameraUnavailable, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,11 @@ def run_headless(
     out = out if out is not None else sys.stdout
     stop = stop if stop is not None else threading.Event()
     own_service = service is None
+    offline = None
     if own_service:
         from faceapp.services import FaceService
 
-        service = FaceService(settings)
+        service, offline = _door_service(settings, FaceService)
     old_handlers = _install_signals(stop)
     recorder = outputs = None
     try:
@@ -154,8 +155,8 @@ def run_headless(
             clock=clock,
         )
         pipeline = FacePipeline(service.engine, service.gallery, top_k=settings.top_k)
-        recorder = DoorRecorder(service.store)
-        outputs = DoorOutputs.from_settings(settings, log_event=service.store.log_event)
+        recorder = DoorRecorder(service.store, offline=offline if offline is not None else service.offline)
+        outputs = DoorOutputs.from_settings(settings, log_event=lambda *a, **k: service.store.log_event(*a, **k))
         outputs.start()
         door = _HeadlessDoor(machine, pipeline, recorder, outputs, clock, claim=claim, out=out,
                              on_decision=on_decision, analyzer=service.analyzer,
@@ -172,6 +173,39 @@ def run_headless(
             recorder.close()
         if own_service:
             service.close()
+            if offline is not None:
+                offline.close()
+
+
+def _door_service(settings, service_class):
+    """The door's FaceService. On a database server (PostgreSQL) the door keeps an offline
+    cache (faceapp.store.offline): a copy of the gallery to decide from and an outbox for its
+    decisions while the server is unreachable; started during an outage it says so and runs on
+    that copy, or refuses (StoreError, exit 9) when it has none."""
+    from faceapp import storage
+
+    url = settings.resolved_db_url
+    if not storage.is_shared_server(url):
+        return service_class(settings), None
+    from faceapp.store import crypto
+    from faceapp.store.offline import OfflineCache
+
+    cache = OfflineCache(storage.door_cache_dir(), site_key=crypto.SiteKey.load_or_create(crypto.default_key_path()),
+                         models=storage.model_facts())
+    store = storage.ReconnectingStore(url)
+    try:
+        store.open()
+    except StoreError as exc:
+        taken = cache.snapshot_taken_at
+        if taken is None:
+            cache.close()
+            raise StoreError(f"{exc}; this door has no local copy of the gallery yet, so it cannot start "
+                             "until the server answers") from None
+        log.error("database unreachable (%s): deciding from the local copy of the gallery taken at %s; "
+                  "decisions are queued and delivered when it answers", exc, taken.isoformat(timespec="seconds"))
+        print(f"faceapp: database unreachable: the door runs on its local copy of the gallery "
+              f"(taken {taken.isoformat(timespec='seconds')})", file=sys.stderr)
+    return service_class(settings, store=store, offline=cache), cache
 
 
 class _HeadlessDoor:
@@ -262,7 +296,8 @@ class _HeadlessDoor:
         state = machine.feed(result, landmarks)
         if state.decided_now and state.outcome is not None:
             self._decided(state.outcome, t)
-        if self.recorder.pending and time.monotonic() - self._flushed_at > FLUSH_EVERY_S:
+        if time.monotonic() - self._flushed_at > FLUSH_EVERY_S and (
+                self.recorder.pending or self.recorder.offline is not None):
             self._flushed_at = time.monotonic()
             self.recorder.flush_pending()
 
@@ -274,6 +309,7 @@ class _HeadlessDoor:
             self.machine.settle(record.outcome)
             line = self.outputs.dispatch(record).as_dict()
             line["logged"] = record.committed
+            line["queued"] = record.queued_uid is not None  # committed to the offline outbox instead
         else:  # the cooldown: a repeat grant (welcome, the lock stays shut) or a stranger who stays
             line = _unlogged_line(verdict, door=self.outputs.door_id)
         line["admission"] = verdict.admission.value
