@@ -175,12 +175,9 @@ def run_door(settings: Settings, threshold: float, clip: dict, results: list[Fra
     attempts, started = [], None
     for r in results:
         now[0] = r.index / clip["fps"]
-        before = machine.state.phase
         state = machine.feed(r)
-        if before is DoorPhase.WAITING and state.phase is DoorPhase.WATCHING:
-            started = now[0]
-        if before is DoorPhase.WAITING and state.decided_now:
-            started = now[0]
+        if started is None and (state.phase is DoorPhase.WATCHING or state.decided_now):
+            started = now[0]  # an attempt began with this frame (also right after a reset)
         if state.decided_now:
             o = state.outcome
             kind = "timeout" if o.decision.value == "timeout" else "not_recognized"
