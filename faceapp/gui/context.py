@@ -28,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def error_text(exc: BaseException) -> str:
-    """One line for the person at the keyboard."""
+    """One line for the person at the keyboard, in the screen's words (no command-line
+    flags, no "templates": :func:`faceapp.gui.messages.screen_words`)."""
+    from faceapp.gui.messages import screen_words
+
     if isinstance(exc, FaceAppError):
-        return str(exc)
+        return screen_words(str(exc))
     return f"unexpected error: {type(exc).__name__}: {exc}"
 
 

@@ -145,9 +145,7 @@ def screen_words(text: str) -> str:
 
 
 def error_words(exc: BaseException) -> str:
-    """One line for the person at the screen (``faceapp.gui.context.error_text`` in screen words)."""
-    from faceapp.errors import FaceAppError
+    """One line for the person at the screen: :func:`faceapp.gui.context.error_text`."""
+    from faceapp.gui.context import error_text
 
-    if isinstance(exc, FaceAppError):
-        return screen_words(str(exc))
-    return f"unexpected error: {type(exc).__name__}: {exc}"
+    return error_text(exc)

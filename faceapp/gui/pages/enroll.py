@@ -97,7 +97,7 @@ class EnrollPage(Page):
         self.verdict.setFont(f)
         self.details = QLabel("")
         self.details.setWordWrap(True)
-        self.details.setStyleSheet("color: palette(mid);")
+        self.details.setStyleSheet("color: #3c3c3c;")  # legible on the light window background
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(f"color: {WARN.name()}; font-weight: bold;")
