@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="write the tables here")
     ap.add_argument("--write-reference", type=Path, default=None,
                     help="only write the test reference (boxes, crops' geometry, probabilities) to this JSON")
+    ap.add_argument("--time-only", action="store_true", help="only measure the time per face (on the T1 still)")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="score nothing: render the tables of an earlier --json run (other --threshold / --attempt-frames)")
     args = ap.parse_args(argv)
@@ -173,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     antispoof = AntiSpoof(device="cpu", threshold=args.threshold)
     if args.write_reference:
         write_reference(args.write_reference, args.videos, detector, antispoof)
+        return 0
+    if args.time_only:
+        rgb = read_rgb(args.videos / LIVE_STILLS[0])
+        t = timing(antispoof, rgb, largest_face(detector, rgb).bbox, repeats=100)
+        log.info("time: %.2f ms a face (one at a time), %.2f ms a face in batches of 8, %d torch threads, "
+                 "load average %.1f", t["ms_per_face"], t["ms_per_face_batch8"], t["torch_threads"], os.getloadavg()[0])
         return 0
     thr = antispoof.threshold
     rng = np.random.default_rng(0)
