@@ -265,7 +265,7 @@ def test_reference_metrics_count_missing_faces_wrong():
     n = 200
     same = np.arange(n) % 2 == 0
     d = np.where(same, rng.uniform(0.1, 0.4, n), rng.uniform(0.6, 0.9, n))  # separable
-    folds = np.arange(n) % 10
+    folds = (np.arange(n) // 2) % 10  # each fold: 10 same and 10 different pairs
     valid = np.ones(n, bool)
     r = ref.reference_metrics(d, same, folds, valid)
     assert r["accuracy"] == 1.0 and r["tar_at_far_1e-3"] == 1.0
@@ -277,6 +277,7 @@ def test_reference_metrics_count_missing_faces_wrong():
     assert r["accuracy"] == pytest.approx(1 - 4 / n)  # all four wrong
     assert r["accuracy_if_rejected"] == pytest.approx(1 - 2 / n)  # only the same pairs wrong
     assert r["tar_at_far_1e-3"] == pytest.approx(1 - 2 / (n / 2))
+    assert r["accuracy_pairs_with_faces_only"] == 1.0
     # the thresholds are those of the pairs with faces alone: the missing ones do not move them
     from faceapp.match.calibration import kfold_accuracy
 
