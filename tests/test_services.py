@@ -103,9 +103,14 @@ def test_a_blurred_photo_is_low_quality(service, lfw_image):
     assert QualityIssue.BLURRY in info.value.quality.issues
 
 
-def test_a_dark_photo_is_low_quality_for_verification_too(service, lfw_image):
+def test_a_dark_photo_is_brightened_for_verification_and_low_quality_without_that(service, lfw_image, monkeypatch):
+    import dataclasses
+
     service.enroll("Tony_Blair", lfw_image("Tony_Blair", 2))
     dark = (load_image(lfw_image("Tony_Blair", 3)).astype(np.float32) * 0.2).astype(np.uint8)
+    r = service.verify("Tony_Blair", dark)
+    assert r.decision is Decision.MATCH and r.quality.ok  # brightened (setting brightness_normalize)
+    monkeypatch.setattr(service.engine, "limits", dataclasses.replace(service.engine.limits, normalize=False))
     r = service.verify("Tony_Blair", dark)
     assert r.decision is Decision.LOW_QUALITY and QualityIssue.TOO_DARK in r.quality.issues
 
