@@ -42,6 +42,7 @@ def main() -> int:
     pairs = [p for p in read_lfw_pairs(Path(args.lfw), "devtest") if p.same][: args.pairs]
     rows = {"plain": [], "dark, not normalised": [], "dark, normalised": []}
     refused = {k: 0 for k in rows}
+    reasons = {k: {} for k in rows}
     for p in pairs:
         a = observe(on, load_image(p.path_a))
         b_img = load_image(p.path_b)
@@ -50,16 +51,18 @@ def main() -> int:
             b = observe(engine, img)
             if a is None or b is None or not b.quality.ok:
                 refused[key] += 1
+                for why in ["no face"] if b is None else [i.value for i in b.quality.issues]:
+                    reasons[key][why] = reasons[key].get(why, 0) + 1
                 continue
             rows[key].append(float(((a.embedding - b.embedding) ** 2).sum()))
     tau = on.threshold
     out = {"pairs": len(pairs), "factor": args.factor, "threshold": tau, "results": {}}
     for key, d in rows.items():
         d = np.asarray(d)
-        out["results"][key] = {"refused_by_quality": refused[key], "judged": int(d.size),
+        out["results"][key] = {"refused_by_quality": refused[key], "why": reasons[key], "judged": int(d.size),
                                "mean_distance": float(d.mean()) if d.size else None,
                                "match_at_tau": int((d <= tau).sum())}
-        print(f"{key:22s} refused {refused[key]:3d} / {len(pairs)}; judged {d.size}: mean d "
+        print(f"{key:22s} refused {refused[key]:3d} / {len(pairs)} {reasons[key]}; judged {d.size}: mean d "
               f"{d.mean() if d.size else float('nan'):.3f}, MATCH at tau {int((d <= tau).sum())}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
