@@ -149,7 +149,7 @@ class Settings:
         "Recognize mode (1:K) and enrollment's 'already matches' check: the accepted chance that a stranger "
         "is taken for *some* enrolled person in one attempt; with the gallery size it sets the recognize "
         "threshold from the model's calibration curve (never above tau); over 0, under 0.5.",
-        default=0.01,
+        default=0.001,
         limit=Limit(0.0, 0.5, low_open=True, high_open=True),
     )
     recognize_margin: float = _doc(
