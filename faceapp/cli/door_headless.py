@@ -310,6 +310,7 @@ class _HeadlessDoor:
             line = self.outputs.dispatch(record).as_dict()
             line["logged"] = record.committed
             line["queued"] = record.queued_uid is not None  # committed to the offline outbox instead
+            line["log_ms"] = round(1000 * record.elapsed_s, 1)  # how long the decision waited for its record
         else:  # the cooldown: a repeat grant (welcome, the lock stays shut) or a stranger who stays
             line = _unlogged_line(verdict, door=self.outputs.door_id)
         line["admission"] = verdict.admission.value
