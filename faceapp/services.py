@@ -204,43 +204,37 @@ class FaceService:
         assert obs is not None
         if not obs.quality.ok:
             raise FaceRejected(f"face quality too low: {obs.quality.describe()}", decision=Decision.LOW_QUALITY, quality=obs.quality)
-        similar, similar_d, warning, forced = None, None, "", False
         gallery = self.gallery()
-        nearest = [c for c in gallery.nearest(obs.embedding, 2) if c.name != name]
-        if nearest and nearest[0].distance <= self.threshold:
-            similar, similar_d = nearest[0].name, nearest[0].distance
-            people = len(gallery.people - {name}) + 1  # the gallery this face joins
-            tau_k = self.recognize_rule().threshold(people)
-            if similar_d <= tau_k:
-                if not force:
-                    raise AlreadyEnrolled(
-                        f"this face already matches {similar!r} (distance {similar_d:.3f} <= {tau_k:.3f}, the "
-                        f"recognize threshold for {people} people); use force to enroll anyway",
-                        name=similar,
-                        distance=similar_d,
-                    )
-                forced = True
-            else:
-                warning = (f"this face looks like {similar!r} (distance {similar_d:.3f} <= tau {self.threshold:.3f}, "
-                           f"but above the recognize threshold {tau_k:.3f} for {people} people); enrolled beside them")
-                log.warning("%s: %s", name, warning)
+        seen_up_to = self._generation[4] if self._generation is not None else None  # newest template in it
+        found = self._look_alike(name, obs.embedding, gallery, force=force)
+        later: dict = {}
+
+        def guard(newer) -> None:
+            """Inside the write transaction, under the enrollment lock: the templates stored
+            since our copy of the gallery was read (another door's enrollment a moment ago)."""
+            if len(newer.names):
+                later.update(self._look_alike(name, obs.embedding, Gallery(*newer, model_id=self.engine.model_id),
+                                              force=force, joining=len(gallery.people - {name}) + 1))
+
         kwargs = dict(
             embedding=obs.embedding,
             model_id=self.engine.model_id,
             quality=float(obs.quality.sharpness),
             face_jpeg=encode_jpeg(obs.aligned.image),
         )
+        detail_for = lambda f: ("re-enrolled" if replace else "enrolled") + (  # noqa: E731
+            f"; forced although it matched {f['similar']} at {f['distance']:.3f}" if f.get("forced")
+            else f"; looks like {f['similar']} at {f['distance']:.3f}" if f.get("warning") else "")
+        # the event is written in the enrollment's transaction; its detail covers what the guard may add
         if replace:
-            self.store.replace_templates(name, **kwargs)
+            self.store.replace_templates(name, **kwargs, guard=guard, guard_after_id=seen_up_to,
+                                         event=detail_for(found))
             person = self.store.get_person(name)
         else:
-            person = self.store.add_person(name, **kwargs)
-        detail = "re-enrolled" if replace else "enrolled"
-        if forced:
-            detail += f"; forced although it matched {similar} at {similar_d:.3f}"
-        elif warning:
-            detail += f"; looks like {similar} at {similar_d:.3f}"
-        self.store.log_event("enroll", decided=person.name, detail=detail)
+            person = self.store.add_person(name, **kwargs, guard=guard, guard_after_id=seen_up_to,
+                                           event=detail_for(found))
+        result = later if later.get("similar") and not found.get("similar") else found
+        similar, similar_d, warning = result.get("similar"), result.get("distance"), result.get("warning", "")
         return EnrollResult(person, obs, replaced=replace, similar_to=similar, similar_distance=similar_d, warning=warning)
 
     def recognize_rule(self):
@@ -249,6 +243,31 @@ class FaceService:
         from faceapp.match.open_set import OpenSetRule
 
         return OpenSetRule.from_settings(self.settings, self.engine.spec, cap=self.threshold)
+
+    def _look_alike(self, name: str, embedding, gallery: Gallery, *, force: bool, joining: int | None = None) -> dict:
+        """Whether a face to enroll as ``name`` already belongs to someone in ``gallery``:
+        AlreadyEnrolled (unless ``force``) when within the recognize threshold for the gallery
+        it joins; a look-alike within tau but beyond that is enrolled with a warning. Returns
+        {similar, distance, warning, forced} (empty when nobody is near)."""
+        nearest = [c for c in gallery.nearest(embedding, 2) if c.name != name]
+        if not nearest or nearest[0].distance > self.threshold:
+            return {}
+        similar, similar_d = nearest[0].name, nearest[0].distance
+        people = joining if joining is not None else len(gallery.people - {name}) + 1  # the gallery this face joins
+        tau_k = self.recognize_rule().threshold(people)
+        if similar_d <= tau_k:
+            if not force:
+                raise AlreadyEnrolled(
+                    f"this face already matches {similar!r} (distance {similar_d:.3f} <= {tau_k:.3f}, the "
+                    f"recognize threshold for {people} people); use force to enroll anyway",
+                    name=similar,
+                    distance=similar_d,
+                )
+            return {"similar": similar, "distance": similar_d, "forced": True, "warning": ""}
+        warning = (f"this face looks like {similar!r} (distance {similar_d:.3f} <= tau {self.threshold:.3f}, "
+                   f"but above the recognize threshold {tau_k:.3f} for {people} people); enrolled beside them")
+        log.warning("%s: %s", name, warning)
+        return {"similar": similar, "distance": similar_d, "forced": False, "warning": warning}
 
     def verify(
         self, name: str, image: ImageSource, *, largest: bool = False, threshold: float | None = None, kind: str = "verify"

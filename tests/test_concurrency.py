@@ -62,3 +62,24 @@ def test_the_guard_sees_the_gallery_as_it_is_inside_the_transaction(db_url):
         store.add_person("carol", embedding=np.array([0, 0, 1, 0], np.float32), model_id="m1", quality=1.0,
                          face_jpeg=b"j", guard=lambda g: seen.append(list(g.names)))
         assert seen == [[], ["bob"]]
+
+
+def test_a_door_whose_gallery_copy_is_stale_still_refuses_a_face_enrolled_a_moment_ago(
+        engine, analyzer, db_url, lfw_image):
+    """The enrolling service checks the templates stored since its copy of the gallery inside
+    the write transaction: another door's enrollment of the same face is seen there."""
+    import pytest
+
+    from faceapp.config import Settings
+    from faceapp.services import FaceService
+
+    settings = Settings(device="cpu", db_url=db_url)
+    with FaceService(settings, engine=engine, analyzer=analyzer) as a, \
+            FaceService(settings, engine=engine, analyzer=analyzer) as b:
+        stale = a.gallery()  # a's copy of the gallery: nobody yet
+        assert len(stale.names) == 0
+        b.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
+        a.gallery = lambda: stale  # a door between two pushes still holds that copy
+        with pytest.raises(AlreadyEnrolled, match="Colin Powell"):
+            a.enroll("C. Powell", lfw_image("Colin_Powell", 1))
+        assert [p.name for p in a.store.list_people()] == ["Colin Powell"]

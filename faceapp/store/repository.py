@@ -202,7 +202,7 @@ class Store:
 
     def add_person(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
-        guard: Guard | None = None, event: str | None = None,
+        guard: Guard | None = None, guard_after_id: int | None = None, event: str | None = None,
     ) -> Person:
         """Enroll a new person with their first template. DuplicatePerson if the name (or one
         that differs only in case or in invisible spacing) is taken.
@@ -210,11 +210,14 @@ class Store:
         ``guard(gallery)`` (e.g. "this face already matches someone") is called inside the
         write transaction, under a lock that every enrollment takes, with the model's gallery
         as it is then: two doors enrolling one face under two names at once cannot both pass
-        it. ``event`` (a detail) logs the enrollment in the same transaction."""
+        it; with ``guard_after_id`` it gets only the templates stored after that template id
+        (the caller checked the older ones against its own copy of the gallery, so a large
+        gallery is not read again under the lock). ``event`` (a detail) logs the enrollment in
+        the same transaction."""
         name = normalize_name(name)
         values = self._template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
-            self._guard(s, model_id, guard)
+            self._guard(s, model_id, guard, guard_after_id)
             if _find_person(s, name) is not None:
                 raise _duplicate(name)
             now = utcnow()
@@ -235,7 +238,7 @@ class Store:
             _bump_generation(s)
             return _to_person(person, template_count=1)
 
-    def _guard(self, s: Session, model_id: str, guard: Guard | None) -> None:
+    def _guard(self, s: Session, model_id: str, guard: Guard | None, after_id: int | None = None) -> None:
         """Run an enrollment guard inside the write transaction, after the enrollment lock:
         SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL an advisory lock
         held to the end of the transaction does, and what the guard reads is then current."""
@@ -243,7 +246,7 @@ class Store:
             return
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLL_LOCK_KEY})
-        guard(self._load_gallery(s, model_id, strict=False))
+        guard(self._load_gallery(s, model_id, strict=False, after_id=after_id))
 
     def has_person(self, name: str) -> bool:
         try:
@@ -360,18 +363,19 @@ class Store:
 
     def replace_templates(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
-        guard: Guard | None = None, event: str | None = None,
+        guard: Guard | None = None, guard_after_id: int | None = None, event: str | None = None,
     ) -> Template:
         """Re-enroll: remove all of the person's templates and store this one instead
         (``guard`` and ``event`` as for :meth:`add_person`)."""
         return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=True,
-                                    guard=guard, event=event)
+                                    guard=guard, guard_after_id=guard_after_id, event=event)
 
     def _write_template(self, name: str, values: dict[str, Any], *, replace: bool,
-                        guard: Guard | None = None, event: str | None = None) -> Template:
+                        guard: Guard | None = None, guard_after_id: int | None = None,
+                        event: str | None = None) -> Template:
         name = normalize_name(name)
         with self._writing() as s:
-            self._guard(s, values["model_id"], guard)
+            self._guard(s, values["model_id"], guard, guard_after_id)
             person = _require_person(s, name)
             dek = self._person_key(person)
             now = utcnow()
@@ -429,7 +433,7 @@ class Store:
         with self._reading() as s:
             return self._load_gallery(s, model_id, strict=strict)
 
-    def _load_gallery(self, s: Session, model_id: str, *, strict: bool) -> Gallery:
+    def _load_gallery(self, s: Session, model_id: str, *, strict: bool, after_id: int | None = None) -> Gallery:
         if strict:
             others = s.execute(
                 select(TemplateRow.model_id, func.count(TemplateRow.id))
@@ -443,7 +447,7 @@ class Store:
             select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
                    TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
             .join(PersonRow)
-            .where(TemplateRow.model_id == model_id)
+            .where(TemplateRow.model_id == model_id, TemplateRow.id > (after_id if after_id is not None else -1))
             .order_by(TemplateRow.id)
         ).all()
         expected = self._models[model_id].embedding_dim if self._models and model_id in self._models else None
