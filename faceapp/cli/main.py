@@ -101,7 +101,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 print(json.dumps({"enrolled": False, "error": str(exc), "matches": exc.name, "distance": exc.distance}, indent=2))
             print(f"faceapp: not enrolled: {exc}", file=sys.stderr)
             return int(Exit.ALREADY_ENROLLED)
-        if res.similar_to:
+        if res.warning:  # a look-alike: near, but not near enough to be taken for them
+            print(f"faceapp: warning: {res.warning}", file=sys.stderr)
+        elif res.similar_to:
             print(f"faceapp: warning: the face matches {res.similar_to} (distance {res.similar_distance:.3f}); enrolled anyway (--force)", file=sys.stderr)
         payload = {
             "enrolled": True,
