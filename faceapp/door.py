@@ -232,6 +232,7 @@ class DoorMachine:
         clock: Callable[[], float] = time.monotonic,
         liveness: Callable[[], Any] | None = None,
         recognize_rule: OpenSetRule | None = None,
+        antispoof: Callable[[], Any] | None = None,
     ) -> None:
         if frames_needed < 1:
             raise ValueError(f"frames_needed must be at least 1 (got {frames_needed})")
@@ -245,6 +246,9 @@ class DoorMachine:
         self.clock = clock
         self.liveness = liveness
         self.recognize_rule = recognize_rule
+        # a maker of one faceapp.antispoof.AntiSpoofAttempt per attempt (None: off): every frame
+        # of the attempt is scored; a grant needs its verdict LIVE, SPOOF denies at once
+        self.antispoof = antispoof
         self._mode = DoorMode(mode)
         self._to_waiting()
 
@@ -263,6 +267,10 @@ class DoorMachine:
                 except WeightsError:
                     spec = None
             kw["recognize_rule"] = OpenSetRule.from_settings(settings, spec, cap=threshold)
+        if "antispoof" not in kw and getattr(settings, "antispoof", False):
+            from faceapp.antispoof import antispoof_factory
+
+            kw["antispoof"] = antispoof_factory(settings)
         return cls(
             mode,
             threshold=threshold,
@@ -343,6 +351,12 @@ class DoorMachine:
                 return self.state
             self._start(now)
         self._hint = verdict.hint
+        if self._pad is not None and verdict.decision is not Decision.NO_FACE:
+            self._pad.feed_result(result)
+            if self._pad.verdict.value == "spoof":
+                self._run = []
+                self._decide(now, Decision.SPOOF, None, detail=self._pad.detail())
+                return self._state(decided_now=True)
         live = None
         if self._live is not None:
             live = self._live_state = self._live.feed(result, landmarks)
@@ -359,7 +373,7 @@ class DoorMachine:
                     live = self._live_state = self._live.start()
             yaw = getattr(self._live, "yaw", None)  # this frame's head turn, degrees
             turned = yaw is not None and abs(yaw) > self._frontal_deg()
-            if live.passed and self._confirmed is not None and (turned or not verdict.decisive):
+            if self._ready(live) and self._confirmed is not None and (turned or not verdict.decisive):
                 # the challenge was met on a frame that says nothing against the confirmed identity
                 return self._grant_confirmed(now)
             if turned:
@@ -381,12 +395,13 @@ class DoorMachine:
         if self._confirmed is not None and (self._confirmed[-1].decision, self._confirmed[-1].name) != key:
             self._confirmed = None  # a decisive frame against the confirmed identity
         self._run.append(verdict)
-        if live is not None and live.passed and self._confirmed is not None:
+        if self._confirmed is not None and self._ready(live):
             return self._grant_confirmed(now)
         if len(self._run) >= self.frames_needed:
-            if verdict.decision.granted and live is not None and not live.passed:
-                self._confirmed = list(self._run[-self.frames_needed:])  # waits for the challenge
-                self._hint = DoorHint.LIVENESS
+            if verdict.decision.granted and not self._ready(live):
+                # waits for the challenge and / or enough frames for the anti-spoofing verdict
+                self._confirmed = list(self._run[-self.frames_needed:])
+                self._hint = DoorHint.LIVENESS if live is not None and not live.passed else DoorHint.HOLD_STILL
                 return self.state
             self._decide(now, verdict.decision, verdict.name, detail=self._detail(live))
             return self._state(decided_now=True)
@@ -400,6 +415,11 @@ class DoorMachine:
         return self._state(decided_now=decided)
 
     # -- internals --------------------------------------------------------------------------
+    def _ready(self, live) -> bool:
+        """The checks beside the identity are met: the challenge passed (or there is none) and
+        the anti-spoofing verdict is LIVE (or it is off)."""
+        return (live is None or live.passed) and (self._pad is None or self._pad.verdict.value == "live")
+
     def _frontal_deg(self) -> float:
         config = getattr(getattr(self._live, "challenge", None), "config", None)
         return float(getattr(config, "frontal_deg", 12.0))
@@ -408,6 +428,8 @@ class DoorMachine:
         base = f"{self._mode.value}: {len(self._run)} consecutive frames agreed"
         if live is not None and live.passed:
             base += f"; liveness ({live.kind.value}): {live.detail}"
+        if self._pad is not None and self._pad.scores:
+            base += f"; {self._pad.detail()}"
         return base
 
     def _grant_confirmed(self, now: float) -> DoorState:
@@ -428,6 +450,7 @@ class DoorMachine:
         self._shown_at: float | None = None
         self._live = None  # the attempt's liveness session
         self._live_state = None
+        self._pad = None  # the attempt's anti-spoofing scores
         self._confirmed: list[FrameVerdict] | None = None
 
     def _start(self, now: float) -> None:
@@ -438,6 +461,7 @@ class DoorMachine:
         self._confirmed = None
         self._live = self.liveness() if self.liveness is not None else None
         self._live_state = self._live.start() if self._live is not None else None
+        self._pad = self.antispoof() if self.antispoof is not None else None
 
     def _expire(self, now: float) -> bool:
         """Apply the reset and the time limit; True if this made a (TIMEOUT) decision."""
