@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,10 @@ class FaceService:
     def _server_gallery(self) -> Gallery:
         with self._gallery_lock:
             if self._watcher is None and self._gallery is None:
-                self._watcher = self.store.watch(lambda _generation: self._changed.set())
+                changed = self._changed  # (not self: a service nobody closes can still be collected)
+                self._watcher = self.store.watch(lambda _generation: changed.set())
+                if self._watcher is not None:
+                    weakref.finalize(self, self._watcher.close, 0.0)
             now = time.monotonic()
             watched = self._watcher is not None and self._watcher.connected.is_set()
             if (self._gallery is not None and watched and not self._changed.is_set()
