@@ -176,8 +176,12 @@ class FaceService:
         largest: bool = False,
         force: bool = False,
         replace: bool = False,
+        add: bool = False,
     ) -> EnrollResult:
-        """Enroll ``name`` from ONE photo (or re-enroll with ``replace``).
+        """Enroll ``name`` from ONE photo (or re-enroll with ``replace``; or, with ``add``, add
+        one more photo to an enrolled person: UnknownPerson if they are not; a face that
+        matches that same person is welcome, one that matches someone else is refused as for
+        enrollment; verify and identify use each person's nearest photo).
 
         Raises FaceRejected (no face / several faces / low quality), AlreadyEnrolled when the
         face already matches someone else and ``force`` is off, DuplicatePerson when the name
@@ -190,12 +194,14 @@ class FaceService:
         tau but beyond that threshold is a look-alike: enrolled, with ``EnrollResult.warning``
         (and ``similar_to``), since both enrolled the margin rule tells them apart."""
         name = name.strip()
-        if not replace and self.store.has_person(name):
+        if replace and add:
+            raise ValueError("replace and add exclude each other")
+        if not (replace or add) and self.store.has_person(name):
             from faceapp.errors import DuplicatePerson
 
             raise DuplicatePerson(f"{name!r} is already enrolled (use re-enroll/--replace to change their photo)")
-        if replace:
-            self.store.get_person(name)  # UnknownPerson before any work
+        if replace or add:
+            name = self.store.get_person(name).name  # UnknownPerson before any work
         probe = self.probe(image, largest=largest, check_landmarks=True)
         if probe.decision is Decision.NO_FACE:
             raise FaceRejected("no face found in the photo", decision=Decision.NO_FACE)
@@ -230,7 +236,11 @@ class FaceService:
             f"; forced although it matched {f['similar']} at {f['distance']:.3f}" if f.get("forced")
             else f"; looks like {f['similar']} at {f['distance']:.3f}" if f.get("warning") else "")
         # the event is written in the enrollment's transaction; its detail covers what the guard may add
-        if replace:
+        if add:
+            detail = "photo added" + (detail_for(found)[len("enrolled"):] if found else "")
+            self.store.add_template(name, **kwargs, event=detail)
+            person = self.store.get_person(name)
+        elif replace:
             self.store.replace_templates(name, **kwargs, guard=guard, guard_after_id=seen_up_to,
                                          event=detail_for(found))
             person = self.store.get_person(name)

@@ -48,3 +48,15 @@ def test_empty_gallery():
 def test_mismatched_rows_are_rejected():
     with pytest.raises(ValueError):
         Gallery(["a"], np.array([1, 2]), np.zeros((2, 3)))
+
+
+def test_a_person_with_two_templates_is_matched_by_either():
+    """One row per template; a person is as close as their nearest template (verify and identify)."""
+    front, side, bob = unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)
+    g = Gallery(["alice", "alice", "bob"], np.array([1, 1, 2]), np.stack([front, side, bob]))
+    for probe in (unit(1, 0.1, 0), unit(0.1, 1, 0)):
+        assert g.nearest(probe, 1)[0].name == "alice"
+        assert g.nearest(probe, 1)[0].distance == pytest.approx(min(pair_distance(probe, front), pair_distance(probe, side)), abs=1e-6)
+        assert g.distance_to("alice", probe) == pytest.approx(g.nearest(probe, 1)[0].distance, abs=1e-6)
+        assert g.distance_to("alice", probe) < 0.1 < g.distance_to("bob", probe)
+    assert [c.name for c in g.nearest(unit(1, 1, 0), 2)] == ["alice", "bob"]  # alice once, not per template

@@ -224,3 +224,25 @@ def test_closed_eyes_are_refused_for_enrollment(engine, db_url, lfw_image):
             svc.enroll("George_W_Bush", lfw_image("George_W_Bush", 1))
         assert QualityIssue.EYES_CLOSED in info.value.quality.issues
         assert "eyes closed" in str(info.value)
+
+
+def test_add_photo_gives_a_person_several_templates_and_refuses_someone_elses_face(service, lfw_image):
+    service.enroll("George_W_Bush", lfw_image("George_W_Bush", 1))
+    service.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
+    with pytest.raises(UnknownPerson):
+        service.enroll("Nobody_Here", lfw_image("George_W_Bush", 2), add=True)
+    res = service.enroll("george_w_bush", lfw_image("George_W_Bush", 2), add=True)  # his own face is welcome
+    assert res.person.name == "George_W_Bush" and res.person.template_count == 2 and not res.similar_to
+    assert service.store.events()[0].detail == "photo added"
+    with pytest.raises(AlreadyEnrolled) as info:  # Colin Powell's face is not added to George W. Bush
+        service.enroll("George_W_Bush", lfw_image("Colin_Powell", 2), add=True)
+    assert info.value.name == "Colin_Powell"
+    assert service.store.get_person("George_W_Bush").template_count == 2
+    templates = service.store.templates(person="George_W_Bush")
+    probe = service.probe(lfw_image("George_W_Bush", 2)).observation.embedding
+    nearest = min(float(((t.embedding - probe) ** 2).sum()) for t in templates)
+    r = service.verify("George_W_Bush", lfw_image("George_W_Bush", 2))
+    assert r.decision is Decision.MATCH and r.distance == pytest.approx(nearest, abs=1e-4)
+    assert service.identify(lfw_image("George_W_Bush", 2)).name == "George_W_Bush"
+    service.enroll("George_W_Bush", lfw_image("George_W_Bush", 3), replace=True)  # re-enroll starts over
+    assert service.store.get_person("George_W_Bush").template_count == 1

@@ -235,6 +235,28 @@ def test_remove_unknown_person_is_refused(store):
         store.remove_person("alice")
 
 
+def test_remove_template_removes_one_photo_but_never_the_last(store):
+    enroll(store, "alice")
+    second = store.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=0.5, face_jpeg=JPEG,
+                                event="photo added")
+    assert store.events()[0].detail == "photo added"
+    before = store.generation()
+    removed = store.remove_template(second.id)
+    assert removed.id == second.id and removed.person_name == "alice"
+    assert store.generation() != before
+    left = store.templates(person="alice")
+    assert [t.id for t in left] == [left[0].id] and left[0].id != second.id
+    assert store.get_person("alice").template_count == 1
+    event = store.events()[0]
+    assert (event.kind, event.decided) == ("remove", "alice") and "1 left" in event.detail
+    with pytest.raises(StoreError, match="only photo"):
+        store.remove_template(left[0].id)
+    with pytest.raises(StoreError, match="no template"):
+        store.remove_template(second.id)
+    assert store.get_person("alice").template_count == 1
+    assert store.verify_events().ok
+
+
 # -- templates -----------------------------------------------------------------------------
 
 

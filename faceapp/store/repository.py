@@ -356,10 +356,40 @@ class Store:
     # -- templates -------------------------------------------------------------------------
 
     def add_template(
-        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes
+        self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
+        event: str | None = None,
     ) -> Template:
-        """Add one more template to an enrolled person. UnknownPerson if they are not."""
-        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=False)
+        """Add one more template (another photo) to an enrolled person. UnknownPerson if they
+        are not. ``event`` (a detail) logs it in the same transaction."""
+        return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=False,
+                                    event=event)
+
+    def remove_template(self, template_id: int) -> Template:
+        """Remove one of a person's templates (one photo: its embedding and face image). A
+        person's last template is refused (remove the person instead); the removal is an
+        event naming them, in the same transaction. Returns the removed template (without its
+        face image). StoreError if there is no such template."""
+        with self._writing() as s:
+            row = s.get(TemplateRow, int(template_id))
+            if row is None:
+                raise StoreError(f"there is no template {template_id}")
+            person = s.get(PersonRow, row.person_id)
+            left = _template_count(s, person.id)
+            if left <= 1:
+                raise StoreError(f"that is {person.name!r}'s only photo; remove the person instead")
+            removed = Template(id=row.id, person_id=person.id, person_name=person.name, embedding=np.empty(0, np.float32),
+                               model_id=row.model_id, quality=float(row.quality), created_at=row.created_at)
+            s.execute(delete(TemplateRow).where(TemplateRow.id == row.id), execution_options={"synchronize_session": False})
+            person.updated_at = utcnow()
+            self._append_event(
+                s, EventRow(time=utcnow(), kind="remove", decided=person.name, person_id=person.id,
+                            detail=f"removed one photo of {person.name!r} (template {row.id}); {left - 1} left")
+            )
+            _bump_generation(s)
+        self._checkpoint()
+        self.purge_erased()
+        log.info("removed template %d of %r", removed.id, removed.person_name)
+        return removed
 
     def replace_templates(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
