@@ -185,3 +185,19 @@ def test_eval_compare_to_another_model(capsys, lfw_dir, tmp_path):
     assert lo <= c["accuracy_diff"] <= hi
     code, out, _ = run(capsys, "eval", "pairs", csv, "--device", "cpu", "--compare-to", "dlib-resnet-v1", "--resamples", "20")
     assert code == 0 and "exact McNemar p = 1" in out  # a model against itself
+
+
+@pytest.mark.datasets
+def test_enroll_add_gives_a_person_another_photo(capsys, enrolled, lfw_image):
+    code, _, err = run(capsys, "enroll", "Nobody_Here", lfw_image("George_W_Bush", 2), "--add", "--db", enrolled, "--device", "cpu")
+    assert code == Exit.UNKNOWN_PERSON and "Nobody_Here" in err
+    code, out, err = run(capsys, "enroll", "George_W_Bush", lfw_image("George_W_Bush", 2), "--add", "--json",
+                         "--db", enrolled, "--device", "cpu")
+    assert code == Exit.OK, err
+    assert json.loads(out)["templates"] == 2 and json.loads(out)["added"]
+    code, _, err = run(capsys, "enroll", "Colin_Powell", lfw_image("Colin_Powell", 1), "--db", enrolled, "--device", "cpu")
+    assert code == Exit.OK, err
+    code, _, err = run(capsys, "enroll", "George_W_Bush", lfw_image("Colin_Powell", 2), "--add", "--db", enrolled, "--device", "cpu")
+    assert code == Exit.ALREADY_ENROLLED and "Colin_Powell" in err
+    code, out, _ = run(capsys, "people", "--db", enrolled, "--json")
+    assert {p["name"]: p["templates"] for p in json.loads(out)["people"]} == {"George_W_Bush": 2, "Colin_Powell": 1}

@@ -89,7 +89,8 @@ def _fmt(d: float | None) -> str:
 def cmd_enroll(args: argparse.Namespace) -> int:
     with _service(args) as svc:
         try:
-            res = svc.enroll(args.name, args.image, largest=args.largest, force=args.force, replace=args.replace)
+            res = svc.enroll(args.name, args.image, largest=args.largest, force=args.force, replace=args.replace,
+                             add=args.add)
         except FaceRejected as exc:
             payload = {"enrolled": False, "decision": exc.decision.value, "error": str(exc), "quality": _quality_dict(exc.quality)}
             if args.json:
@@ -109,11 +110,15 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             "enrolled": True,
             "name": res.person.name,
             "replaced": res.replaced,
+            "added": args.add,
+            "templates": res.person.template_count,
             "model_id": svc.engine.model_id,
             "quality": _quality_dict(res.quality),
             "similar_to": res.similar_to,
         }
-        _emit(args, payload, f"enrolled {res.person.name} (quality: {res.quality.describe()})")
+        done = (f"added a photo to {res.person.name} ({res.person.template_count} photos)" if args.add
+                else f"enrolled {res.person.name}")
+        _emit(args, payload, f"{done} (quality: {res.quality.describe()})")
     return int(Exit.OK)
 
 
@@ -418,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("image")
     sp.add_argument("--largest", action="store_true", help="use the largest face when there are several")
     sp.add_argument("--force", action="store_true", help="enroll even if the face already matches another person")
-    sp.add_argument("--replace", action="store_true", help="re-enroll an existing person with this photo")
+    how = sp.add_mutually_exclusive_group()
+    how.add_argument("--replace", action="store_true", help="re-enroll an existing person with this photo")
+    how.add_argument("--add", action="store_true",
+                     help="add this photo to an enrolled person (verify and identify use their nearest photo)")
 
     sp = add("verify", cmd_verify, "1:1 - is the face in IMAGE the enrolled NAME? (exit 0 only on a match)")
     sp.add_argument("name")
