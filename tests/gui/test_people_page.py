@@ -110,3 +110,59 @@ def test_an_unsigned_gallery_is_imported_only_after_the_admin_confirms(qtbot, pe
     qtbot.waitUntil(lambda: people.message.text().startswith("Imported"), timeout=10000)
     assert ctx.store.has_person("Alina Kay")
     assert "UNSIGNED" in ctx.store.events(limit=1)[0].detail
+
+
+@pytest.mark.datasets
+def test_photos_of_the_selected_person_can_be_added_and_removed_but_not_the_last(qtbot, window, ctx, service, lfw_image):
+    service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
+    service.enroll("George Bush", lfw_image("George_W_Bush", 1))
+    people = window.people
+    window.show_page(people)
+    assert people.select("Colin Powell")
+    assert people.photos.count() == 1 and not people.remove_photo_button.isEnabled()
+    assert people.add_photo_button.isEnabled()
+
+    with qtbot.waitSignal(people.photo_failed, timeout=60000) as blocker:  # George Bush's face is not Colin Powell
+        people.add_photo_from(str(lfw_image("George_W_Bush", 2)))
+    assert "George Bush" in blocker.args[0] and people.photos.count() == 1
+
+    with qtbot.waitSignal(people.photo_added, timeout=60000):
+        people.add_photo_from(str(lfw_image("Colin_Powell", 2)))
+    assert people.selected_name() == "Colin Powell"
+    assert people.photos.count() == 2 and ctx.store.get_person("Colin Powell").template_count == 2
+    assert not people.photos.item(1).icon().isNull()
+    assert people.photo_ids() == [t.id for t in ctx.store.templates(person="Colin Powell")]
+
+    first = people.photo_ids()[0]
+    people.photos.setCurrentRow(0)
+    assert people.remove_photo_button.isEnabled()
+    _answer_next_dialog(qtbot, "Keep")
+    people.remove_selected_photo()
+    assert ctx.store.get_person("Colin Powell").template_count == 2
+    _answer_next_dialog(qtbot, "Remove")
+    people.remove_selected_photo()
+    assert people.selected_name() == "Colin Powell" and first not in people.photo_ids()
+    assert people.photos.count() == 1 and ctx.store.get_person("Colin Powell").template_count == 1
+    assert ctx.store.events(person="Colin Powell")[0].kind == "remove"
+    people.photos.setCurrentRow(0)
+    assert not people.remove_photo_button.isEnabled()  # the last photo: remove the person instead
+
+
+@pytest.mark.datasets
+def test_re_enroll_opens_the_enroll_page_clean(qtbot, window, service, lfw_image):
+    service.enroll("Colin Powell", lfw_image("Colin_Powell", 1))
+    page = window.enroll
+    window.show_page(page)
+    page.name_edit.setText("Another Name")
+    with qtbot.waitSignal(page.analysed, timeout=60000):
+        page.load_file(lfw_image("Colin_Powell", 2))
+    assert page.warning.isVisible() and page.crop.pixmap() is not None and not page.crop.pixmap().isNull()
+
+    window.show_page(window.people)
+    assert window.people.select("Colin Powell")
+    window.people.reenroll_button.click()
+    assert window.current_page() is page
+    assert not page.warning.isVisible() and not page.anyway.isVisible()
+    assert page.crop.pixmap() is None or page.crop.pixmap().isNull()
+    assert page.details.text() == "" and not page.enroll_button.isEnabled()
+    assert page.name_edit.text() == "Colin Powell" and page.name_edit.isReadOnly()

@@ -170,8 +170,28 @@ class EnrollPage(Page):
         return "Drop a photo here, open one (Ctrl+O)\nor take a snapshot with the camera (Ctrl+T)"
 
     # -- modes ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start clean: no photo, no verdict, no look-alike warning, no result message."""
+        self._tick.stop()
+        self._countdown = 0
+        self.view.set_big_text("")
+        self._preview = None
+        self._similar = None
+        self.view.clear(self._placeholder())
+        self.crop.set_image(None)
+        self.verdict.setText("Pick a photo of one person, facing the camera.")
+        self.verdict.setStyleSheet("")
+        self.details.setText("")
+        self.result.setText("")
+        self.result.setStyleSheet("")
+        self._show_similar()
+        self._update_buttons()
+
     def set_replace(self, name: str | None) -> None:
-        """Re-enroll ``name`` (replace their photo), or None for a new person."""
+        """Re-enroll ``name`` (replace their photo; the page opens clean, without the photo
+        and warnings of before), or None for a new person."""
+        if name:
+            self.reset()
         self._replace = name
         if name:
             self.mode_label.setText(f"Re-enrolling <b>{name}</b>: the new photo replaces their current one.")

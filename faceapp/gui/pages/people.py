@@ -1,17 +1,22 @@
-"""People: everyone enrolled, with thumbnails; search, rename, re-enroll, remove, export/import."""
+"""People: everyone enrolled, with thumbnails; search, rename, re-enroll, remove, export/import;
+the selected person's photos (templates), with add / remove photo."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QTableView,
@@ -23,8 +28,11 @@ from faceapp.gui import dialogs
 from faceapp.gui.context import AppContext, error_text
 from faceapp.gui.models import THUMB, PeopleModel
 from faceapp.gui.pages.base import Page
+from faceapp.gui.pages.enroll import PHOTO_FILTER
+from faceapp.gui.widgets import jpeg_pixmap
 
 GALLERY_FILTER = "faceapp gallery (*.zip);;All files (*)"
+PHOTO_THUMB = 72  # pixels, the selected person's photos
 
 
 class PeoplePage(Page):
@@ -32,6 +40,8 @@ class PeoplePage(Page):
 
     reenroll_requested = Signal(str)
     removed = Signal(str)
+    photo_added = Signal(str)  # the person's name
+    photo_failed = Signal(str)  # why not
 
     def __init__(self, ctx: AppContext, parent=None) -> None:
         super().__init__(ctx, parent)
@@ -61,6 +71,7 @@ class PeoplePage(Page):
         header.setSectionResizeMode(PeopleModel.TEMPLATES, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PeopleModel.ENROLLED, QHeaderView.ResizeMode.ResizeToContents)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.table.selectionModel().selectionChanged.connect(self._show_photos)
         self.model.modelReset.connect(self._after_reset)
 
         self.rename_button = QPushButton("Re&name")
@@ -79,6 +90,32 @@ class PeoplePage(Page):
         self.message = QLabel("")
         self.message.setWordWrap(True)
 
+        # the selected person's photos: verify and identify use the nearest of them
+        self.photos = QListWidget()
+        self.photos.setViewMode(QListView.ViewMode.IconMode)
+        self.photos.setFlow(QListView.Flow.LeftToRight)
+        self.photos.setWrapping(False)
+        self.photos.setMovement(QListView.Movement.Static)
+        self.photos.setIconSize(QSize(PHOTO_THUMB, PHOTO_THUMB))
+        self.photos.setFixedHeight(PHOTO_THUMB + 44)
+        self.photos.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.photos.itemSelectionChanged.connect(self._update_buttons)
+        self.add_photo_button = QPushButton("&Add photo...")
+        self.add_photo_button.setToolTip("Add another photo of the selected person (the nearest photo counts at the door)")
+        self.add_photo_button.clicked.connect(self.add_photo_dialog)
+        self.remove_photo_button = QPushButton("Remove &photo...")
+        self.remove_photo_button.setToolTip("Remove the selected photo (not their only one: remove the person instead)")
+        self.remove_photo_button.clicked.connect(self.remove_selected_photo)
+        self.photos_box = QGroupBox("Photos")
+        photo_buttons = QVBoxLayout()
+        photo_buttons.addWidget(self.add_photo_button)
+        photo_buttons.addWidget(self.remove_photo_button)
+        photo_buttons.addStretch(1)
+        photo_row = QHBoxLayout(self.photos_box)
+        photo_row.addWidget(self.photos, 1)
+        photo_row.addLayout(photo_buttons)
+        self._adding = False
+
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.count)
@@ -92,6 +129,7 @@ class PeoplePage(Page):
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
+        layout.addWidget(self.photos_box)
         layout.addWidget(self.message)
 
         QShortcut(QKeySequence.StandardKey.Find, self, lambda: (self.search.setFocus(), self.search.selectAll()))
@@ -114,7 +152,30 @@ class PeoplePage(Page):
     def _after_reset(self) -> None:
         n = self.model.rowCount()
         self.count.setText(f"{n} {'person' if n == 1 else 'people'}" + (" found" if self.model.search else " enrolled"))
+        self._show_photos()
         self._update_buttons()
+
+    def _show_photos(self, *_args) -> None:
+        """List the selected person's photos (their templates, oldest first)."""
+        self.photos.clear()
+        name = self.selected_name()
+        self.photos_box.setTitle(f"Photos of {name}" if name else "Photos")
+        if name and self.ctx.store is not None:
+            try:
+                templates = self.ctx.store.templates(person=name)
+            except Exception as exc:
+                self._error(f"Cannot show the photos: {error_text(exc)}")
+                templates = []
+            for i, t in enumerate(templates, 1):
+                item = QListWidgetItem(QIcon(jpeg_pixmap(t.face_jpeg, PHOTO_THUMB)), f"{i}: {t.created_at:%Y-%m-%d}")
+                item.setData(Qt.ItemDataRole.UserRole, t.id)
+                item.setToolTip(f"Photo {i} of {len(templates)}, added {t.created_at:%Y-%m-%d %H:%M}")
+                self.photos.addItem(item)
+        self._update_buttons()
+
+    def photo_ids(self) -> list[int]:
+        """The template ids shown in the photo list, in order."""
+        return [self.photos.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.photos.count())]
 
     def selected_name(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
@@ -137,6 +198,10 @@ class PeoplePage(Page):
         for b in (self.rename_button, self.remove_button):
             b.setEnabled(has)
         self.reenroll_button.setEnabled(has and self.ctx.ready)
+        self.add_photo_button.setEnabled(has and self.ctx.ready and not self._adding)
+        self.remove_photo_button.setEnabled(
+            has and self.photos.count() > 1 and bool(self.photos.selectedItems()) and not self._adding
+        )
 
     def _say(self, text: str) -> None:
         self.message.setStyleSheet("")
@@ -158,6 +223,71 @@ class PeoplePage(Page):
         name = self.selected_name()
         if name:
             self.reenroll_requested.emit(name)
+
+    def add_photo_dialog(self) -> None:
+        if self.selected_name() is None:
+            return
+        path = dialogs.open_file(self, "Add a photo", PHOTO_FILTER, protected=dialogs.database_files(self.ctx))
+        if path:
+            self.add_photo_from(path)
+
+    def add_photo_from(self, path: str) -> None:
+        """Add the photo at ``path`` to the selected person (in a worker); refused like an
+        enrollment when it has no usable face or the face matches someone else."""
+        name, service = self.selected_name(), self.ctx.service
+        if name is None or service is None:
+            return
+        self._adding = True
+        self._update_buttons()
+        self._say(f"Adding a photo to {name}...")
+
+        def done(res) -> None:
+            self._adding = False
+            self._say(f"Added a photo to {res.person.name} ({res.person.template_count} photos)."
+                      + (f" {res.warning}" if res.warning else ""))
+            self._reselect(res.person.name)
+            self.photo_added.emit(res.person.name)
+
+        def failed(exc) -> None:
+            self._adding = False
+            text = f"Photo not added: {error_text(exc)}"
+            self._error(text)
+            self._update_buttons()
+            self.photo_failed.emit(text)
+
+        self.ctx.task(service.enroll, name, path, add=True, on_result=done, on_error=failed, name="add photo")
+
+    def confirm_remove_photo(self, name: str) -> bool:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Remove photo")
+        box.setText(f"Remove this photo of {name}?")
+        box.setInformativeText("Its face template and image are deleted; their other photos stay. This cannot be undone.")
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
+        box.button(QMessageBox.StandardButton.No).setText("Keep")
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def remove_selected_photo(self) -> None:
+        name, items = self.selected_name(), self.photos.selectedItems()
+        if not name or not items or self.photos.count() <= 1 or not self.confirm_remove_photo(name):
+            return
+        try:
+            self.ctx.store.remove_template(items[0].data(Qt.ItemDataRole.UserRole))  # logs the removal itself
+        except Exception as exc:
+            self._error(f"Photo not removed: {error_text(exc)}")
+            return
+        self._reselect(name)
+        self._say(f"Removed a photo of {name} ({self.photos.count()} left).")
+
+    def _reselect(self, name: str) -> None:
+        """After a change to ``name``'s photos: tell the other pages, refresh, keep them selected."""
+        self.ctx.people_changed.emit()
+        self.ctx.events_changed.emit()
+        self.model.refresh()
+        self.select(name)
+        self._show_photos()
 
     def confirm_remove(self, name: str) -> bool:
         box = QMessageBox(self)
