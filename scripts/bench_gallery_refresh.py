@@ -85,19 +85,11 @@ def main() -> None:
     ap.add_argument("--url", help="a PostgreSQL URL (default: a throwaway cluster)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cluster = None
-    url = args.url
-    if url is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from pg_cluster import PgCluster
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pg_cluster import throwaway_database
 
-        cluster = PgCluster.create()
-        url = cluster.url(cluster.create_database())
-    try:
+    with throwaway_database(args.url) as url:
         pg = measure_pg(url, args.changes)
-    finally:
-        if cluster is not None:
-            cluster.destroy()
     lite = measure_sqlite(args.changes)
     out = {
         "changes": args.changes,

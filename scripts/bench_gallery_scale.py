@@ -60,17 +60,12 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cluster = None
-    url = args.url
-    if url is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from pg_cluster import PgCluster
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pg_cluster import throwaway_database
 
-        cluster = PgCluster.create()
-        url = cluster.url(cluster.create_database())
     rows = []
     rng = np.random.default_rng(0)
-    try:
+    with throwaway_database(args.url) as url:
         with Store(url) as store:
             for n in [int(x) for x in args.sizes.split(",")]:
                 fill(store, n, rng)
@@ -92,9 +87,6 @@ def main() -> None:
                              "matrix_mb": round(gallery.embeddings.nbytes / 2**20, 1),
                              "identify_ms": round(1000 * sorted(times)[2], 2)})
                 del gallery, matcher
-    finally:
-        if cluster is not None:
-            cluster.destroy()
     if args.json:
         print(json.dumps(rows))
     else:

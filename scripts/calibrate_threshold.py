@@ -23,12 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faceapp.config import Settings  # noqa: E402
 from faceapp.embed.weights import load_spec  # noqa: E402
-from faceapp.evaluation.protocols import read_lfw_people  # noqa: E402
-from faceapp.evaluation.runner import EvalCache, embed_images  # noqa: E402
+from faceapp.evaluation.runner import devtrain_calibration_set  # noqa: E402
 from faceapp.match.calibration import tar_at_far  # noqa: E402
-from faceapp.pipeline import FaceEngine  # noqa: E402
 
 
 def main() -> int:
@@ -42,21 +39,9 @@ def main() -> int:
     ap.add_argument("--write", action="store_true", help="write tau into the model's spec JSON")
     args = ap.parse_args()
 
-    lfw = Path(args.lfw)
-    people = read_lfw_people(lfw, "devtrain")
-    names = sorted(people)[: args.people]
-    images, owner = [], []
-    for name in names:
-        for i in range(1, min(people[name], args.per_person) + 1):
-            images.append(lfw / "images" / name / f"{name}_{i:04d}.jpg")
-            owner.append(name)
-    engine = FaceEngine(Settings(device=args.device, model=args.model))
-
-    def progress(done, total):
-        print(f"\r{done}/{total} images", end="", file=sys.stderr, flush=True)
-
-    table = embed_images(engine, images, cache=EvalCache(engine), progress=progress)
-    print(file=sys.stderr)
+    table, owner = devtrain_calibration_set(Path(args.lfw), model=args.model, people=args.people,
+                                            per_person=args.per_person, device=args.device)
+    names = sorted(set(owner))
     emb = table.embeddings
     owner = np.array(owner)
     first = {}

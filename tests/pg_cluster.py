@@ -12,6 +12,7 @@ small watchdog process notices that its pipe from the test process closed, stops
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -232,3 +233,17 @@ class PgCluster:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, cwd="/",
         )
+
+
+@contextlib.contextmanager
+def throwaway_database(url: str | None = None):
+    """``url`` itself, or the URL of a database on a throwaway cluster destroyed afterwards
+    (for the benchmark scripts: ``with throwaway_database(args.url) as url: ...``)."""
+    if url is not None:
+        yield url
+        return
+    cluster = PgCluster.create()
+    try:
+        yield cluster.url(cluster.create_database())
+    finally:
+        cluster.destroy()

@@ -251,3 +251,33 @@ def evaluate(engine: FaceEngine, pairs, *, cache: EvalCache | None = None, progr
         frr_at_threshold_in_force=float((~accept[same]).mean()),
     )
     return result, d
+
+
+def devtrain_calibration_set(lfw: Path, *, model: str, people: int, per_person: int, device: str = "cpu"):
+    """The calibration set of the threshold scripts: the first ``people`` LFW DevTrain people
+    (by name), up to ``per_person`` photos each, encoded through faceapp's front end with the
+    model ``model`` (cached). Returns the embedding table and the owner of each row."""
+    import sys
+
+    import numpy as np
+
+    from faceapp.config import Settings
+    from faceapp.evaluation.protocols import read_lfw_people
+    from faceapp.pipeline import FaceEngine
+
+    lfw = Path(lfw)
+    known = read_lfw_people(lfw, "devtrain")
+    images, owner = [], []
+    for name in sorted(known)[:people]:
+        for i in range(1, min(known[name], per_person) + 1):
+            images.append(lfw / "images" / name / f"{name}_{i:04d}.jpg")
+            owner.append(name)
+    engine = FaceEngine(Settings(device=device, model=model))
+
+    def progress(done, total):
+        print(f"\r{done}/{total} images", end="", file=sys.stderr, flush=True)
+
+    table = embed_images(engine, images, cache=EvalCache(engine), progress=progress)
+    print(file=sys.stderr)
+    return table, np.array(owner)
+
