@@ -146,22 +146,27 @@ class FaceService:
             return self._gallery
 
     # -- faces ----------------------------------------------------------------------------
-    def probe(self, image: ImageSource | np.ndarray, *, largest: bool = False, check_landmarks: bool = False) -> Probe:
+    def probe(self, image: ImageSource | np.ndarray, *, largest: bool = False, check_landmarks: bool = False,
+              face: int | None = None) -> Probe:
         """Find the one face an image is about. No face, or several when ``largest`` is off,
         give a Decision instead of an observation. ``check_landmarks`` (enrollment): also run
         the 68-point landmarks and add their EYES_CLOSED / HEAD_TURNED issues to the face's
         quality (when the setting ``enroll_check_landmarks`` is on); ``Probe.landmarks`` keeps
-        the points, the eye aspect ratio and the head pose."""
+        the points, the eye aspect ratio and the head pose. ``face``: the index (among
+        ``Probe.detections`` of the same image) of the face to use in a group photo."""
         img = load_image(image, max_side=self.settings.max_image_side)
         detections = self.engine.relevant(self.engine.detect(img))
         if not detections:
             return Probe(Decision.NO_FACE, None, 0)
-        if len(detections) > 1 and not largest:
+        if face is not None and not 0 <= face < len(detections):
+            raise ValueError(f"face {face} was chosen, but the photo has {len(detections)} face(s)")
+        if face is None and len(detections) > 1 and not largest:
             return Probe(Decision.MULTIPLE_FACES, None, len(detections), tuple(detections))
-        obs = self.engine.observe(img, [detections[0]])[0]
+        chosen = detections[face if face is not None else 0]
+        obs = self.engine.observe(img, [chosen])[0]
         face = None
         if check_landmarks and self.settings.enroll_check_landmarks:
-            face = self.analyzer.analyze(img, detections[0])
+            face = self.analyzer.analyze(img, chosen)
             if face.quality.issues:
                 issues = tuple(obs.quality.issues) + tuple(i for i in face.quality.issues if i not in obs.quality.issues)
                 obs = dataclasses.replace(obs, quality=dataclasses.replace(obs.quality, issues=issues))
@@ -177,6 +182,7 @@ class FaceService:
         force: bool = False,
         replace: bool = False,
         add: bool = False,
+        face: int | None = None,
     ) -> EnrollResult:
         """Enroll ``name`` from ONE photo (or re-enroll with ``replace``; or, with ``add``, add
         one more photo to an enrolled person: UnknownPerson if they are not; a face that
@@ -202,7 +208,7 @@ class FaceService:
             raise DuplicatePerson(f"{name!r} is already enrolled (use re-enroll/--replace to change their photo)")
         if replace or add:
             name = self.store.get_person(name).name  # UnknownPerson before any work
-        probe = self.probe(image, largest=largest, check_landmarks=True)
+        probe = self.probe(image, largest=largest, check_landmarks=True, face=face)
         if probe.decision is Decision.NO_FACE:
             raise FaceRejected("no face found in the photo", decision=Decision.NO_FACE)
         if probe.decision is Decision.MULTIPLE_FACES:

@@ -128,6 +128,9 @@ def pg_cluster():
     try:
         yield cluster
     finally:
+        from faceapp.store.notify import close_all_watchers
+
+        close_all_watchers()  # services the tests left open would otherwise warn as the server goes
         cluster.destroy()
 
 

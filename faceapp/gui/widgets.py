@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
@@ -51,6 +51,8 @@ class VideoView(QWidget):
     """Shows a picture scaled to fit (aspect kept), face boxes, landmarks and labels, and a
     centred message (e.g. "Starting camera..." or a camera error) or a big countdown."""
 
+    clicked = Signal(float, float)  # a click on the picture, in image pixels (x, y)
+
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "", background: str = "#111111") -> None:
         super().__init__(parent)
         self._background = QColor(background)
@@ -92,6 +94,14 @@ class VideoView(QWidget):
         self._image = None
         self._overlays = ()
         self.set_message(message)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if self._image is not None and event.button() == Qt.MouseButton.LeftButton:
+            target, scale = self._target()
+            pos = event.position()
+            if target.contains(pos):
+                self.clicked.emit((pos.x() - target.x()) / scale, (pos.y() - target.y()) / scale)
+        super().mousePressEvent(event)
 
     # -- painting ---------------------------------------------------------------------------
     def _target(self) -> tuple[QRectF, float]:

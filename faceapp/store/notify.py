@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 
 from sqlalchemy.engine import URL
@@ -20,6 +21,19 @@ from sqlalchemy.engine import URL
 log = logging.getLogger(__name__)
 
 CHANNEL = "faceapp_gallery"
+
+_LIVE: weakref.WeakSet[GalleryWatcher] = weakref.WeakSet()
+
+
+def close_all_watchers(timeout: float = 2.0) -> int:
+    """Stop every watcher of this process (before a server is shut down on purpose); returns
+    how many were running."""
+    watchers = list(_LIVE)
+    for w in watchers:
+        w._stop.set()
+    for w in watchers:
+        w.close(timeout)
+    return len(watchers)
 
 
 def libpq_url(url: URL) -> str:
@@ -41,6 +55,7 @@ class GalleryWatcher:
         self._stop = threading.Event()
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faceapp-gallery-watcher", daemon=True)
+        _LIVE.add(self)
         self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:

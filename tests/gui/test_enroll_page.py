@@ -108,3 +108,28 @@ def test_a_photo_with_the_head_turned_is_refused_with_its_reason_and_the_pose(qt
     assert "yaw -3" in page.details.text() and "limits: turn 25" in page.details.text()
     assert np.asarray(page.view._overlays[0].points).shape == (68, 2)  # the 68 points are drawn
     assert preview.probe.landmarks is not None
+
+
+def test_one_face_of_a_group_photo_is_enrolled_by_clicking_it(qtbot, window, ctx, lfw_image, tmp_path):
+    """Issue 14 item 7: a photo of two people is not refused outright: the admin clicks one face."""
+    page = window.enroll
+    window.show_page(page)
+    powell = load_image(lfw_image("Colin_Powell", 1))
+    bush = load_image(lfw_image("George_W_Bush", 1))
+    group = tmp_path / "group.png"
+    cv2.imwrite(str(group), cv2.cvtColor(np.concatenate([powell, bush], axis=1), cv2.COLOR_RGB2BGR))
+    preview = _analyse(qtbot, page, group)
+    assert "click the face" in page.verdict.text() and not page.enroll_button.isEnabled()
+    right = max(range(len(preview.probe.detections)), key=lambda i: preview.probe.detections[i].bbox.x1)
+    box = preview.probe.detections[right].bbox
+    with qtbot.waitSignal(page.analysed, timeout=60000) as blocker:
+        page.view.clicked.emit((box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2)
+    chosen = blocker.args[0]
+    assert chosen.face == right and chosen.probe.observation is not None
+    assert page.verdict.text().startswith("\u2713")
+    qtbot.keyClicks(page.name_edit, "George W Bush")
+    with qtbot.waitSignal(page.enrolled, timeout=60000):
+        page.enroll()
+    # the template is the clicked face: Bush's other photo verifies, Powell's does not
+    assert ctx.service.verify("George W Bush", lfw_image("George_W_Bush", 2)).granted
+    assert not ctx.service.verify("George W Bush", lfw_image("Colin_Powell", 2)).granted

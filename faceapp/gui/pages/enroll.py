@@ -26,8 +26,8 @@ from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import quality_verdict
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlay, landmark_text
-from faceapp.gui.widgets import BAD, GOOD, WARN, ImageBox, VideoView, to_qimage
-from faceapp.types import Candidate
+from faceapp.gui.widgets import BAD, GOOD, NEUTRAL, WARN, ImageBox, VideoView, to_qimage
+from faceapp.types import Candidate, Decision
 
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
 COUNTDOWN_S = 3
@@ -41,19 +41,21 @@ class Preview:
     probe: object  # faceapp.services.Probe
     nearest: tuple[Candidate, ...]
     source: str
+    face: int | None = None  # the face chosen in a group photo (its index in the photo's detections)
 
 
-def analyse(service, source, label: str) -> Preview:
+def analyse(service, source, label: str, face: int | None = None) -> Preview:
     """Worker function: load the photo, find its face (with the 68-landmark eyes / head-pose
-    checks that enrollment applies) and the nearest enrolled people."""
+    checks that enrollment applies) and the nearest enrolled people. ``face``: the face the
+    admin clicked in a group photo."""
     from faceapp.imageio import load_image
 
     image = load_image(source, max_side=service.settings.max_image_side)
-    probe = service.probe(image, check_landmarks=True)
+    probe = service.probe(image, check_landmarks=True, face=face)
     nearest: tuple[Candidate, ...] = ()
     if probe.observation is not None:
         nearest = tuple(service.gallery().nearest(probe.observation.embedding, 3))
-    return Preview(image, probe, nearest, label)
+    return Preview(image, probe, nearest, label, face)
 
 
 class EnrollPage(Page):
@@ -74,6 +76,7 @@ class EnrollPage(Page):
         self._similar: Candidate | None = None
 
         self.view = VideoView(placeholder=self._placeholder())
+        self.view.clicked.connect(self.pick_face)  # a group photo: the face to enroll
         self.open_button = QPushButton("&Open photo...")
         self.open_button.setToolTip("Pick a photo file (Ctrl+O); you can also drop one here")
         self.open_button.clicked.connect(self.open_dialog)
@@ -262,7 +265,17 @@ class EnrollPage(Page):
             self.view.set_frame(frame.image)
 
     # -- analysis ---------------------------------------------------------------------------
-    def _analyse(self, source, label: str) -> None:
+    def pick_face(self, x: float, y: float) -> None:
+        """A click on the photo: in a group photo, the face under it is the one to enroll."""
+        p = self._preview
+        if p is None or self._busy or len(p.probe.detections) < 2:
+            return
+        dets = p.probe.detections
+        hits = [i for i, d in enumerate(dets) if d.bbox.x1 <= x <= d.bbox.x2 and d.bbox.y1 <= y <= d.bbox.y2]
+        if hits:
+            self._analyse(p.image, p.source, face=min(hits, key=lambda i: dets[i].bbox.area))
+
+    def _analyse(self, source, label: str, *, face: int | None = None) -> None:
         if not self.ctx.ready:
             self._say("The face models are still loading; try again in a moment.", BAD)
             return
@@ -277,7 +290,8 @@ class EnrollPage(Page):
         self._show_similar()
         self._update_buttons()
         self.ctx.task(
-            analyse, self.ctx.service, source, label, on_result=self._analysed, on_error=self._analyse_failed, name="analyse"
+            analyse, self.ctx.service, source, label, face, on_result=self._analysed, on_error=self._analyse_failed,
+            name="analyse",
         )
 
     def _analysed(self, preview: Preview) -> None:
@@ -286,10 +300,13 @@ class EnrollPage(Page):
         probe = preview.probe
         obs = probe.observation
         ok, text = quality_verdict(probe.decision, obs.quality if obs else None, probe.faces)
+        if probe.decision is Decision.MULTIPLE_FACES:
+            text += ": click the face to enroll"
         overlays = []
         face = probe.landmarks
-        for det in probe.detections:
-            color = (GOOD if ok else BAD) if len(probe.detections) == 1 else BAD
+        for i, det in enumerate(probe.detections):
+            chosen = len(probe.detections) == 1 or i == preview.face
+            color = (GOOD if ok else BAD) if chosen else (NEUTRAL if preview.face is not None else BAD)
             overlays.append(face_overlay(det, "", color, face if face is not None and det is face.detection else None))
         self.view.set_message("")
         self.view.set_frame(to_qimage(preview.image), overlays)
@@ -365,9 +382,9 @@ class EnrollPage(Page):
         self._update_buttons()
         self._say(f"Saving {name}...", None)
         service, image = self.ctx.service, self._preview.image
-        force, replace = self.anyway.isChecked(), bool(self._replace)
+        force, replace, face = self.anyway.isChecked(), bool(self._replace), self._preview.face
         self.ctx.task(
-            lambda: service.enroll(name, image, force=force, replace=replace),
+            lambda: service.enroll(name, image, force=force, replace=replace, face=face),
             on_result=self._enrolled,
             on_error=self._enroll_failed,
             name="enroll",
