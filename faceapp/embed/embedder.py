@@ -46,6 +46,10 @@ class Embedder:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise WeightsError(f"weights of {spec.model_id} do not fit architecture {spec.architecture}: {exc}") from None
+        if getattr(model, "backbone_sha256", None) is not None:  # a fused model: its backbones' files
+            from faceapp.embed.fused import check_backbones
+
+            check_backbones(spec.extra)
         self.model = model.to(self.device).eval()
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 

@@ -40,6 +40,10 @@ def _load_builtin() -> None:
         from faceapp.embed import sface
 
         _BUILDERS["sface"] = lambda **kw: sface.SFaceNet(**kw)
+    if "fused_dlib_sface" not in _BUILDERS:
+        from faceapp.embed import fused
+
+        _BUILDERS["fused_dlib_sface"] = lambda **kw: fused.FusedNet(**kw)
     if "compact_cnn" not in _BUILDERS:
         from faceapp.training import networks
 
