@@ -3,7 +3,10 @@
 :class:`FaceEngine` owns the detector and the embedder (both loaded on first use) and turns an
 image into :class:`FaceObservation` values. :class:`FacePipeline` adds a gallery and per-stage
 timings for live frames: ``process(frame)`` for one frame, ``run(frames, is_cancelled)`` as a
-generator that a CLI loops over and the GUI wraps in a worker thread.
+generator that a CLI loops over and the GUI wraps in a worker thread. A pipeline serves one
+stream: by default it tracks the faces between frames (:class:`faceapp.tracking.FaceTracker`:
+a full scan at least every ``full_every`` frames, only the region of the last faces in between),
+and always aligns and embeds from the current full-resolution frame.
 """
 
 from __future__ import annotations
@@ -66,11 +69,14 @@ class FaceEngine:
             if self._detector is None:
                 from faceapp.detect.detector import FaceDetector
 
-                self._detector = FaceDetector(
-                    device=self.settings.device,
-                    min_face_size=max(20, self.settings.min_face_size // 2),
-                )
+                self._detector = FaceDetector(device=self.settings.device, min_face_size=self.detector_min_face)
             return self._detector
+
+    @property
+    def detector_min_face(self) -> int:
+        """The smallest face (pixels) the detector looks for: half the quality gate's minimum
+        (the floor of :meth:`relevant`), at least 20."""
+        return max(20, self.settings.min_face_size // 2)
 
     @property
     def embedder(self):
@@ -153,17 +159,30 @@ class FrameResult:
 
 class FacePipeline:
     """Per-frame processing against a gallery supplied by ``gallery_provider`` (called per frame,
-    so a gallery refreshed by the store shows up at once)."""
+    so a gallery refreshed by the store shows up at once). ``track``: follow the faces between
+    frames (see :mod:`faceapp.tracking`; a new face is found within ``full_every`` frames);
+    off, every frame is scanned whole at full resolution."""
 
-    def __init__(self, engine: FaceEngine, gallery_provider: Callable[[], Gallery], *, top_k: int = 3) -> None:
+    def __init__(self, engine: FaceEngine, gallery_provider: Callable[[], Gallery], *, top_k: int = 3,
+                 track: bool = True, full_every: int = 10) -> None:
         self.engine = engine
         self.gallery_provider = gallery_provider
         self.top_k = top_k
+        self.tracker = None
+        if track:
+            from faceapp.tracking import FaceTracker
+
+            self.tracker = FaceTracker(engine.detect, detector_min_face=engine.detector_min_face,
+                                       min_face=engine.settings.min_face_size / 2, full_every=full_every)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """This frame's faces: through the tracker, or a full scan when tracking is off."""
+        return self.tracker.detect(frame) if self.tracker is not None else self.engine.detect(frame)
 
     def process(self, frame: np.ndarray, index: int = 0, *, capture_ms: float = 0.0) -> FrameResult:
         timings = {"capture": capture_ms}
         t0 = time.perf_counter()
-        detections = self.engine.detect(frame)
+        detections = self.detect(frame)
         t1 = time.perf_counter()
         relevant = self.engine.relevant(detections)
         aligned = [self.engine.align(frame, d) for d in relevant]
@@ -191,6 +210,8 @@ class FacePipeline:
         """Process frames until they end or ``is_cancelled()`` is true; yields one result per frame."""
         it = iter(frames)
         index = 0
+        if self.tracker is not None:
+            self.tracker.reset()  # a new stream: its first frame is scanned
         while not is_cancelled():
             t0 = time.perf_counter()
             try:

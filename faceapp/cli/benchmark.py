@@ -5,7 +5,10 @@
   the live view's drawing and the door's liveness challenge add to each frame);
 - enroll: a whole enrollment (load, detect, align, quality, 68-point eyes / head-pose check, embed,
   duplicate check, store write);
-- identify: gallery search alone, for galleries of synthetic unit-length templates.
+- identify: gallery search alone, for galleries of synthetic unit-length templates;
+- live loop: frames per second over a video (``--video``, any size), with the pipeline's face
+  tracking (``--no-track``: every frame scanned whole) and, with ``--liveness`` (or the setting),
+  the 68 landmarks of each frame as the door's liveness challenge needs them.
 """
 
 from __future__ import annotations
@@ -50,9 +53,13 @@ def frame_with_face(face: np.ndarray, size=(480, 640)) -> np.ndarray:
     return frame
 
 
-def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, frames: int) -> dict:
+def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, frames: int,
+              analyzer=None, track: bool = True) -> dict:
     """Frames per second of the live loop (capture -> detect -> align -> embed -> match) over a
-    640x480 video file: the given one, or an MJPG video of ``frame`` written to a temp folder."""
+    video file: the given one (any size), or a 640x480 MJPG video of ``frame`` written to a temp
+    folder. ``analyzer`` (liveness on): the 68 landmarks of every frame with a face, as the door
+    computes them for its challenge. ``track``: the pipeline's face tracking (off: every frame
+    scanned whole, as before issue 16 item 6)."""
     import cv2
 
     from faceapp.capture.sources import VideoFileSource
@@ -72,12 +79,21 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
                 w.write(np.roll(bgr, i % 20, axis=1))  # the face drifts a little, like a person
             w.release()
         source = VideoFileSource(video)
-        pipe = FacePipeline(engine, lambda: gallery)
+        pipe = FacePipeline(engine, lambda: gallery, track=track)
         stages: dict[str, list[float]] = {}
+        scans = faced = 0
+        size = ""
         t0 = time.perf_counter()
         count = 0
         for r in pipe.run(source.frames()):
             count += 1
+            size = f"{r.frame.shape[1]}x{r.frame.shape[0]}"
+            if analyzer is not None and r.faces:
+                t = time.perf_counter()
+                analyzer.analyze_frame(r)
+                r.timings["landmarks"] = (time.perf_counter() - t) * 1e3
+            faced += bool(r.faces)
+            scans += pipe.tracker is None or pipe.tracker.last.mode == "scan"
             for k, v in r.timings.items():
                 stages.setdefault(k, []).append(v)
             if count >= frames:
@@ -86,6 +102,11 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
         source.close()
     return {
         "source": Path(video).name if video else "synthetic",
+        "size": size,
+        "tracking": track,
+        "liveness": analyzer is not None,
+        "frames_with_face": faced,
+        "full_scans": scans,
         "frames": count,
         "fps": count / elapsed if elapsed else 0.0,
         "stages_ms": {k: round(statistics.median(v), 2) for k, v in stages.items()},
@@ -151,7 +172,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         identify[str(n)] = _median_ms(lambda: g.nearest(probe, 5), max(3, args.runs // 2), warmup=1)
         del m, g
 
-    live = live_loop(engine, frame, svc_gallery=Gallery.empty(engine.spec.embedding_dim), video=args.video, frames=args.frames)
+    live = live_loop(engine, frame, svc_gallery=Gallery.empty(engine.spec.embedding_dim), video=args.video,
+                     frames=args.frames, analyzer=analyzer if (settings.liveness or args.liveness) else None,
+                     track=not args.no_track)
 
     result = {
         "device": str(engine.embedder.device),
@@ -180,7 +203,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"  enroll (whole use case)     {enroll_ms:8.1f} ms")
         for k, v in identify.items():
             print(f"  identify, {int(k):>9,} templates {v:8.3f} ms")
-        print(f"  live loop over {live['frames']} frames of {live['source']}: {live['fps']:.1f} frames/s")
+        print(f"  live loop over {live['frames']} frames of {live['source']} ({live['size']}, tracking "
+              f"{'on' if live['tracking'] else 'off'}, liveness {'on' if live['liveness'] else 'off'}, "
+              f"{live['full_scans']} full scans): {live['fps']:.1f} frames/s")
         for k, v in live["stages_ms"].items():
             print(f"    {k:26s} {v:8.2f} ms (median)")
     return int(Exit.OK)

@@ -515,8 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runs", type=_int_in(1), default=20, help="timed runs per measurement (median reported)")
     sp.add_argument("--sizes", type=_int_list, default="1000,100000,1000000", help="gallery sizes for identify timing")
     sp.add_argument("--image", help="a face photo to place in the 640x480 frame (default: an LFW photo from $FACEAPP_DATASETS)")
-    sp.add_argument("--video", help="a 640x480 video for the live-loop measurement (default: one made from --image)")
+    sp.add_argument("--video", help="a video (any size) for the live-loop measurement (default: 640x480, made from --image)")
     sp.add_argument("--frames", type=_int_in(1), default=60, help="frames of the live loop to time")
+    sp.add_argument("--liveness", action="store_true", help="live loop: also the 68 landmarks per frame (liveness on)")
+    sp.add_argument("--no-track", action="store_true", help="live loop: scan every frame whole (no face tracking)")
     return p
 
 

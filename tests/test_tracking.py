@@ -1,0 +1,144 @@
+"""Scaled detection and face tracking for live frames (issue 16 item 6): boxes and landmarks found
+on a downscaled crop map back to the full frame, the tracker follows one face, notices when it
+leaves, finds a new face within its scan cadence, and a large face detected on a downscaled
+region embeds as it does from full-resolution detection."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from faceapp.tracking import FaceTracker, detect_scaled, map_back
+from faceapp.types import BBox, Detection, Landmarks
+
+# the 5 MTCNN points as fractions of a box (eyes, nose, mouth corners)
+FRACTIONS = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]])
+
+
+def _square_detector(calls: list | None = None):
+    """A stand-in detector: every bright square blob is a 'face' (its exact pixel box, the 5
+    points at fixed fractions of it). Records the shape of each image it is given."""
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        if calls is not None:
+            calls.append(image.shape[:2])
+        mask = (image[..., 0] > 128).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        out = []
+        for x, y, w, h, _area in stats[1:n]:
+            pts = FRACTIONS * [w, h] + [x, y]
+            out.append(Detection(BBox(float(x), float(y), float(x + w), float(y + h)), 0.99,
+                                 Landmarks(pts.astype(np.float32))))
+        return sorted(out, key=lambda d: d.bbox.area, reverse=True)
+
+    return detect
+
+
+def _frame(*squares, size=(1080, 1920)) -> np.ndarray:
+    frame = np.full((*size, 3), 40, np.uint8)
+    for x, y, s in squares:
+        frame[y : y + s, x : x + s] = 230
+    return frame
+
+
+def test_map_back_divides_by_the_scale_and_adds_the_offset():
+    d = Detection(BBox(10, 20, 30, 50), 0.9, Landmarks(np.array([[10, 20]] * 5, np.float32)))
+    m = map_back(d, 0.25, (100, 7))
+    assert (m.bbox.x1, m.bbox.y1, m.bbox.x2, m.bbox.y2) == (140, 87, 220, 207)
+    assert np.allclose(m.landmarks.points, [[140, 87]] * 5) and m.score == pytest.approx(0.9)
+    m2 = map_back(d, (0.5, 0.25), (0, 0))  # one factor per axis
+    assert (m2.bbox.x1, m2.bbox.y1) == (20, 80)
+
+
+def test_a_face_found_on_a_downscaled_crop_maps_back_exactly():
+    frame = _frame((800, 400, 240))
+    full = _square_detector()(frame)[0]
+    calls: list = []
+    scaled = detect_scaled(_square_detector(calls), frame, 0.25, region=(600, 200, 1200, 840))
+    assert calls == [(160, 150)]  # a 600x640 region at a quarter of its size was all that was scanned
+    assert len(scaled) == 1
+    got, want = scaled[0], full
+    assert (got.bbox.x1, got.bbox.y1, got.bbox.x2, got.bbox.y2) == (want.bbox.x1, want.bbox.y1, want.bbox.x2, want.bbox.y2)
+    assert np.allclose(got.landmarks.points, want.landmarks.points, atol=1e-4)
+
+
+def test_the_tracker_keeps_the_face_and_scans_on_its_cadence():
+    calls: list = []
+    tracker = FaceTracker(_square_detector(calls), detector_min_face=30, min_face=30, full_every=5)
+    modes = []
+    for i in range(10):
+        found = tracker.detect(_frame((800 + 4 * i, 400, 240)))  # the face drifts a little
+        assert len(found) == 1
+        # the stand-in finds whole pixels of the downscaled crop: exact to one of its pixels
+        assert abs(found[0].bbox.x1 - (800 + 4 * i)) <= 1 / tracker.last.scale
+        modes.append(tracker.last.mode)
+    assert modes == ["scan", "track", "track", "track", "track"] * 2
+    assert calls[0] == (1080, 1920)  # the scan: the whole frame (the smallest face that counts is the detector's minimum)
+    assert max(calls[1]) < 200  # a track frame: the region around the face, downscaled (face about 60 px)
+
+
+def test_the_tracker_loses_a_face_that_leaves_and_finds_a_new_one_within_the_cadence():
+    tracker = FaceTracker(_square_detector(), detector_min_face=30, min_face=30, full_every=6)
+    assert len(tracker.detect(_frame((800, 400, 240)))) == 1
+    assert len(tracker.detect(_frame((810, 400, 240)))) == 1 and tracker.last.mode == "track"
+    # the face leaves: that frame is scanned at once and says so
+    assert tracker.detect(_frame()) == [] and (tracker.last.mode, tracker.last.reason) == ("scan", "lost")
+    assert tracker.detect(_frame()) == [] and tracker.last.reason == "no track"
+    # one face tracked; a second walks in far away: a track frame does not see it, the next scan does
+    tracker.detect(_frame((200, 300, 200)))
+    assert tracker.last.mode == "scan"
+    seen_at = None
+    for i in range(1, 7):
+        found = tracker.detect(_frame((200, 300, 200), (1500, 500, 150)))
+        if len(found) == 2:
+            seen_at = i
+            break
+    # it came right after a scan: the worst case, seen on its full_every-th frame, not later
+    assert seen_at == tracker.full_every
+    assert tracker.last.reason == "cadence"
+    assert len(tracker.detect(_frame((200, 300, 200), (1500, 500, 150)))) == 2  # now both are tracked
+    assert tracker.last.mode == "track"
+
+
+def test_scans_are_downscaled_when_only_large_faces_count():
+    calls: list = []
+    tracker = FaceTracker(_square_detector(calls), detector_min_face=30, min_face=120, full_every=3)
+    found = tracker.detect(_frame((800, 400, 240)))
+    assert tracker.scan_scale == pytest.approx(0.25) and calls[0] == (270, 480)
+    assert found[0].bbox.x1 == 800 and found[0].bbox.x2 == 1040  # mapped back to the full frame
+
+
+def test_a_large_face_in_1080p_embeds_the_same_through_scaled_detection(engine, lfw_image):
+    from faceapp.imageio import load_image
+
+    face = cv2.resize(load_image(lfw_image("Aaron_Eckhart", 1)), (750, 750), interpolation=cv2.INTER_CUBIC)
+    frame = np.full((1080, 1920, 3), 110, np.uint8)
+    frame[150:900, 600:1350] = face
+    full = engine.relevant(engine.detect(frame))
+    assert len(full) == 1
+    tracker = FaceTracker(engine.detect, detector_min_face=engine.detector_min_face,
+                          min_face=engine.settings.min_face_size / 2)
+    tracker.detect(frame)
+    scaled = engine.relevant(tracker.detect(frame))
+    assert tracker.last.mode == "track" and tracker.last.scale < 0.5  # detected on a downscaled region
+    assert len(scaled) == 1
+    a = engine.observe(frame, full)[0].embedding
+    b = engine.observe(frame, scaled)[0].embedding
+    distance = float(((a - b) ** 2).sum())
+    assert distance < 0.1 * engine.threshold, distance  # the same face, far inside the threshold
+
+
+def test_the_pipeline_tracks_by_default_and_can_scan_every_frame(engine, lfw_image):
+    from faceapp.imageio import load_image
+    from faceapp.match.gallery import Gallery
+    from faceapp.pipeline import FacePipeline
+
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[100:350, 200:450] = load_image(lfw_image("Aaron_Eckhart", 1))
+    gallery = Gallery.empty(engine.spec.embedding_dim)
+    tracked = FacePipeline(engine, lambda: gallery)
+    results = list(tracked.run([frame] * 3))
+    assert [len(r.faces) for r in results] == [1, 1, 1] and tracked.tracker.last.mode == "track"
+    plain = FacePipeline(engine, lambda: gallery, track=False)
+    assert plain.tracker is None and len(plain.process(frame).faces) == 1
