@@ -76,7 +76,7 @@ def test_branch_chip_of_a_canvas_is_the_direct_crop(net: FusedNet) -> None:
 
 
 def test_state_dict_is_the_head_only_and_load_checks_it(net: FusedNet) -> None:
-    sd = net.state_dict()
+    sd = net.head_state_dict()
     assert set(sd) == {"head.weight"} and tuple(sd["head.weight"].shape) == (128, 256)
     other = FusedNet(load_backbones=False)
     other.load_state_dict(sd)
@@ -117,3 +117,19 @@ def test_backbone_branches_equal_the_shipped_models_on_lfw_faces(net: FusedNet, 
         b = es.embed([align_face(img, det, es.spec.template, 112).image])[0]
         assert ((f[:128] - a) ** 2).sum() < 0.01, name
         assert ((f[128:] - b) ** 2).sum() < 0.01, name
+
+
+def test_onnx_export_runs_like_torch(net: FusedNet, tmp_path) -> None:
+    """The installers run ONNX: the exported canvas -> encoding graph (both sampling grids, both
+    backbones, the head) gives torch's encodings."""
+    ort = pytest.importorskip("onnxruntime")
+    from faceapp.runtime.export import _save
+
+    path = tmp_path / "fused.onnx"
+    _save(net, torch.zeros(2, 3, CANVAS_SIZE, CANVAS_SIZE), path, ["input"], ["embedding"],
+          {"input": {0: "n"}, "embedding": {0: "n"}}, {"model_id": "test"})
+    x = _canvas_batch(3, seed=5)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = net(x).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -126,10 +126,12 @@ class FusedNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.forward_head(self.forward_features(x)), dim=1)
 
-    def state_dict(self, *args, **kwargs):  # the head only: the backbones ship in their own files
+    def head_state_dict(self) -> dict:
+        """What a fused weights file holds: the head only (the backbones ship in their own files)."""
         return {"head.weight": self.head.weight.detach().clone()}
 
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        """Load a fused weights file: the head only (see :meth:`head_state_dict`)."""
         keys = set(state)
         if strict and keys != {"head.weight"}:
             raise RuntimeError(f"a fused model's weights are its head only ('head.weight'); got {sorted(keys)}")

@@ -258,16 +258,9 @@ class PeoplePage(Page):
         self.ctx.task(service.enroll, name, path, add=True, on_result=done, on_error=failed, name="add photo")
 
     def confirm_remove_photo(self, name: str) -> bool:
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Remove photo")
-        box.setText(f"Remove this photo of {name}?")
-        box.setInformativeText("Its face template and image are deleted; their other photos stay. This cannot be undone.")
-        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
-        box.button(QMessageBox.StandardButton.No).setText("Keep")
-        return box.exec() == QMessageBox.StandardButton.Yes
+        return self._ask("Remove photo", f"Remove this photo of {name}?",
+                         "Its face template and image are deleted; their other photos stay. This cannot be undone.",
+                         "Remove", "Keep")
 
     def remove_selected_photo(self) -> None:
         name, items = self.selected_name(), self.photos.selectedItems()
@@ -290,17 +283,22 @@ class PeoplePage(Page):
         self._show_photos()
 
     def confirm_remove(self, name: str) -> bool:
+        return self._ask("Remove person", f"Remove {name}?",
+                         "Their face templates, photos and every logged event about them are deleted. This cannot be undone.",
+                         "Remove", "Keep")
+
+    def _ask(self, title: str, text: str, detail: str, yes: str, no: str) -> bool:
+        """A warning that asks before something that cannot be undone; the safe answer (``no``)
+        is the default button, so Enter never destroys anything."""
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Remove person")
-        box.setText(f"Remove {name}?")
-        box.setInformativeText(
-            "Their face templates, photos and every logged event about them are deleted. This cannot be undone."
-        )
+        box.setWindowTitle(title)
+        box.setText(text)
+        box.setInformativeText(detail)
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
-        box.button(QMessageBox.StandardButton.No).setText("Keep")
+        box.button(QMessageBox.StandardButton.Yes).setText(yes)
+        box.button(QMessageBox.StandardButton.No).setText(no)
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def remove_selected(self) -> None:
@@ -372,13 +370,7 @@ class PeoplePage(Page):
 
     def confirm_unsigned(self, path: str) -> bool:
         """Ask before importing a gallery that carries no signature."""
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Unsigned gallery")
-        box.setText(f"{Path(path).name} is not signed, so nothing shows that it comes from a faceapp of this site.")
-        box.setInformativeText("Every face in it is still checked. Import it only if you trust where it came from.")
-        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.button(QMessageBox.StandardButton.Yes).setText("Import anyway")
-        box.button(QMessageBox.StandardButton.No).setText("Cancel")
-        return box.exec() == QMessageBox.StandardButton.Yes
+        return self._ask("Unsigned gallery",
+                         f"{Path(path).name} is not signed, so nothing shows that it comes from a faceapp of this site.",
+                         "Every face in it is still checked. Import it only if you trust where it came from.",
+                         "Import anyway", "Cancel")
