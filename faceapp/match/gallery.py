@@ -4,6 +4,10 @@ matrix product.
 Distances are squared Euclidean distances between unit-length encodings (the course's
 d(img1, img2) = ||f(img1) - f(img2)||^2), computed as 2 - 2 <a, b> and clipped to [0, 4].
 A person with several templates is as close as their closest template.
+
+From :data:`faceapp.match.index.INDEX_FROM` templates on (and with faiss installed) a search
+first asks an approximate index for candidate rows, then ranks those with exact distances;
+below it, or when the candidates do not hold k people, the search is exact over every row.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from faceapp.match import index as _index
 from faceapp.types import Candidate
+
+RERANK = 256  # candidate templates re-ranked exactly per search (at least; more when k is large)
 
 
 def squared_distances(probe: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -33,7 +40,10 @@ def pair_distance(a: np.ndarray, b: np.ndarray) -> float:
 class Gallery:
     """Templates of one model: ``names[i]`` and ``person_ids[i]`` own row ``i`` of ``matrix``."""
 
-    def __init__(self, names: Sequence[str], person_ids: np.ndarray, matrix: np.ndarray, *, model_id: str = "") -> None:
+    def __init__(self, names: Sequence[str], person_ids: np.ndarray, matrix: np.ndarray, *, model_id: str = "",
+                 index_from: int | None = None) -> None:
+        """``index_from``: build an approximate index when there are at least this many rows
+        (default :data:`~faceapp.match.index.INDEX_FROM`; 0 always, a huge number never)."""
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         if matrix.ndim != 2 or len(names) != matrix.shape[0] or len(person_ids) != matrix.shape[0]:
             raise ValueError("names, person_ids and matrix rows must agree")
@@ -41,6 +51,10 @@ class Gallery:
         self.person_ids = np.asarray(person_ids, dtype=np.int64)
         self.matrix = matrix
         self.model_id = model_id
+        threshold = _index.INDEX_FROM if index_from is None else int(index_from)
+        self.index: _index.CandidateIndex | None = None
+        if len(self) and len(self) >= threshold and _index.available():
+            self.index = _index.CandidateIndex(matrix)
 
     @classmethod
     def empty(cls, dim: int = 128, model_id: str = "") -> Gallery:
@@ -64,6 +78,16 @@ class Gallery:
         """The k nearest people (not templates), closest first."""
         if len(self) == 0 or k <= 0:
             return []
+        if self.index is not None:
+            found = self._nearest_indexed(probe, k)
+            if found is not None:
+                return found
+        return self.nearest_exact(probe, k)
+
+    def nearest_exact(self, probe: np.ndarray, k: int = 5) -> list[Candidate]:
+        """:meth:`nearest` over every row, without the index."""
+        if len(self) == 0 or k <= 0:
+            return []
         d = squared_distances(probe, self.matrix)
         n = len(d)
         # Look at a few more templates than k so that people with several templates still
@@ -85,3 +109,25 @@ class Gallery:
             if take >= n:
                 return out
             take = min(n, take * 4)
+
+    def _nearest_indexed(self, probe: np.ndarray, k: int) -> list[Candidate] | None:
+        """The k nearest people among the index's candidate rows, ranked by exact distance;
+        None when the candidates never hold k people (the caller then searches exactly)."""
+        probe = np.asarray(probe, dtype=np.float32).reshape(-1)
+        take = max(RERANK, 8 * k)
+        while take <= len(self) // 4:
+            rows = np.sort(self.index.candidates(probe, take))  # row order breaks ties as exact search does
+            d = squared_distances(probe, self.matrix[rows])
+            order = np.argsort(d, kind="stable")
+            out: list[Candidate] = []
+            seen: set[int] = set()
+            for j in order:
+                pid = int(self.person_ids[rows[j]])
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                out.append(Candidate(self.names[rows[j]], float(d[j]), pid))
+                if len(out) == k:
+                    return out
+            take *= 4
+        return None

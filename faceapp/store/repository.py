@@ -67,6 +67,9 @@ _ON_CONFLICT = ("skip", "replace", "error")
 # and a longer one (an "average face" scaled up) would be nearer to everybody.
 UNIT_TOLERANCE = 1e-3
 
+# Rows read per batch when a gallery is loaded (a batch of sealed rows is about 0.5 MB).
+GALLERY_BATCH = 2048
+
 
 @dataclass(frozen=True)
 class ModelFacts:
@@ -112,6 +115,49 @@ class ImportResult:
     replaced: int  # people already enrolled whose templates were replaced (on_conflict="replace")
     skipped: int  # people already enrolled and left as they were (on_conflict="skip")
     templates: int  # templates written
+
+
+class _GalleryBuilder:
+    """Fills a gallery row by row into a matrix allocated once for ``capacity`` rows (the count
+    read before the rows), so the peak is about the final matrix, not a list of vectors plus
+    their stack. It grows if more rows come (a concurrent enrollment) and shrinks in place if
+    some are left out."""
+
+    def __init__(self, capacity: int, model_id: str) -> None:
+        self.capacity = max(int(capacity), 0)
+        self.model_id = model_id
+        self.names: list[str] = []
+        self.pids = np.empty(self.capacity, dtype=np.int64)
+        self.matrix: np.ndarray | None = None
+
+    def append(self, name: str, person_id: int, vec: np.ndarray) -> None:
+        n = len(self.names)
+        if self.matrix is None:
+            self.matrix = np.empty((max(self.capacity, 1), vec.size), dtype=np.float32)
+        elif vec.size != self.matrix.shape[1]:
+            raise StoreError(
+                f"templates of model {self.model_id!r} have different sizes {sorted({self.matrix.shape[1], vec.size})}; "
+                "re-embed them with `faceapp db reembed`"
+            )
+        if n == self.matrix.shape[0]:
+            grown = max(16, 2 * n)
+            self.matrix.resize((grown, self.matrix.shape[1]), refcheck=False)
+            self.pids.resize(grown, refcheck=False)
+        self.matrix[n] = vec
+        if n >= self.pids.shape[0]:
+            self.pids.resize(max(16, 2 * n), refcheck=False)
+        self.pids[n] = person_id
+        self.names.append(name)
+
+    def gallery(self) -> Gallery:
+        n = len(self.names)
+        if self.matrix is None or n == 0:
+            return Gallery([], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+        if self.matrix.shape[0] != n:
+            self.matrix.resize((n, self.matrix.shape[1]), refcheck=False)  # in place: no second copy
+        if self.pids.shape[0] != n:
+            self.pids.resize(n, refcheck=False)
+        return Gallery(self.names, self.pids, self.matrix)
 
 
 Guard = Callable[[Gallery], None]  # raises to refuse a write, given the gallery inside its transaction
@@ -473,39 +519,33 @@ class Store:
             ).all()
             if others:
                 raise _model_mismatch(model_id, {m: n for m, n in others})
-        rows = s.execute(
+        where = (TemplateRow.model_id == model_id, TemplateRow.id > (after_id if after_id is not None else -1))
+        count = s.execute(select(func.count(TemplateRow.id)).join(PersonRow).where(*where)).scalar_one()
+        # Streamed: yield_per makes PostgreSQL use a server-side cursor (SQLite reads lazily
+        # anyway), so only one batch of sealed rows is held while the matrix fills.
+        stmt = (
             select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
                    TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
             .join(PersonRow)
-            .where(TemplateRow.model_id == model_id, TemplateRow.id > (after_id if after_id is not None else -1))
+            .where(*where)
             .order_by(TemplateRow.id)
-        ).all()
+            .execution_options(yield_per=GALLERY_BATCH)
+        )
         expected = self._models[model_id].embedding_dim if self._models and model_id in self._models else None
-        keys: dict[int, bytes] = {}
-        names: list[str] = []
-        pids: list[int] = []
-        vectors: list[np.ndarray] = []
-        for r in rows:
-            try:
-                vec = self._open_embedding(r.id, r.person_id, r.embedding, r.dim, r.sealed, r.data_key, keys)
-                _check_unit(vec)
-                if expected is not None and vec.size != expected:
-                    raise StoreError(f"it has {vec.size} values, but model {model_id!r} makes {expected}")
-            except (StoreError, ValueError) as exc:
-                log.error("template %d of %r is left out of the gallery: %s", r.id, r.name, exc)
-                continue
-            names.append(r.name)
-            pids.append(r.person_id)
-            vectors.append(vec)
-        if not vectors:
-            return Gallery([], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
-        dims = {v.size for v in vectors}
-        if len(dims) != 1:
-            raise StoreError(
-                f"templates of model {model_id!r} have different sizes {sorted(dims)}; "
-                "re-embed them with `faceapp db reembed`"
-            )
-        return Gallery(names, np.asarray(pids, dtype=np.int64), np.stack(vectors).astype(np.float32))
+        out = _GalleryBuilder(count, model_id)
+        for batch in s.execute(stmt).partitions():
+            keys: dict[int, bytes] = {}  # per batch: a person's templates are usually enrolled together
+            for r in batch:
+                try:
+                    vec = self._open_embedding(r.id, r.person_id, r.embedding, r.dim, r.sealed, r.data_key, keys)
+                    _check_unit(vec)
+                    if expected is not None and vec.size != expected:
+                        raise StoreError(f"it has {vec.size} values, but model {model_id!r} makes {expected}")
+                except (StoreError, ValueError) as exc:
+                    log.error("template %d of %r is left out of the gallery: %s", r.id, r.name, exc)
+                    continue
+                out.append(r.name, r.person_id, vec)
+        return out.gallery()
 
     def face_jpeg(self, template_id: int) -> bytes:
         """The aligned face image (JPEG bytes) a template was made from."""

@@ -1,0 +1,74 @@
+"""Approximate candidate search for large galleries: a faiss inverted-file index over 8-bit
+quantized unit vectors, searched by inner product.
+
+It only *proposes* template rows; :meth:`faceapp.match.gallery.Gallery.nearest` re-ranks them
+with exact distances from the float32 matrix, so every distance the open-set rule sees
+(nearest, second-nearest, margin) is exact. What the index can do wrong is leave a row out:
+``scripts/bench_gallery_scale.py`` measures how often against exact search.
+
+faiss-cpu is optional: without it (:func:`available` False) every search is exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:  # optional: requirements.txt installs it; exact search works without it
+    import faiss
+except ImportError:  # pragma: no cover - depends on the environment
+    faiss = None
+
+# Galleries at least this large get an index; smaller ones are searched exactly (one matrix
+# product). Set from scripts/bench_gallery_scale.py (docs/deployment.md): below ~100,000
+# templates the exact product is a few ms and the index saves little.
+INDEX_FROM = 100_000
+
+
+def available() -> bool:
+    """Whether faiss is installed."""
+    return faiss is not None
+
+
+class CandidateIndex:
+    """IVF over ``matrix`` (N, D unit rows): ``nlist`` cells (about sqrt(N)), ``nprobe`` of them
+    searched per probe, vectors stored as 8-bit codes (a quarter of the float32 matrix)."""
+
+    def __init__(self, matrix: np.ndarray, *, nlist: int | None = None, nprobe: int = 32, seed: int = 0) -> None:
+        if faiss is None:
+            raise RuntimeError("faiss is not installed (pip install faiss-cpu)")
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        n, dim = matrix.shape
+        self.nlist = int(nlist or max(1, min(int(math.sqrt(n)), n // 39)))
+        quantizer = faiss.IndexFlatIP(dim)
+        self._index = faiss.IndexIVFScalarQuantizer(quantizer, dim, self.nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                    faiss.METRIC_INNER_PRODUCT)
+        self._quantizer = quantizer  # faiss does not own it from Python: keep it alive
+        train = matrix
+        limit = 64 * self.nlist  # k-means needs ~39 points per cell; more only costs time
+        if n > limit:
+            train = matrix[np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))]
+        self._index.cp.seed = seed
+        self._index.train(train)
+        self._index.add(matrix)
+        self._index.nprobe = min(int(nprobe), self.nlist)
+        self.size = n
+
+    @property
+    def nprobe(self) -> int:
+        return int(self._index.nprobe)
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self._index.nprobe = max(1, min(int(value), self.nlist))
+
+    def candidates(self, probe: np.ndarray, n: int) -> np.ndarray:
+        """Up to ``n`` row indices whose approximate inner product with ``probe`` is largest."""
+        probe = np.ascontiguousarray(np.asarray(probe, dtype=np.float32).reshape(1, -1))
+        _, idx = self._index.search(probe, int(min(n, self.size)))
+        rows = idx[0]
+        return rows[rows >= 0]
