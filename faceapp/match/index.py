@@ -11,17 +11,19 @@ faiss-cpu is optional: without it (:func:`available` False) every search is exac
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-try:  # optional: requirements.txt installs it; exact search works without it
-    import faiss
-except ImportError:  # pragma: no cover - depends on the environment
-    faiss = None
+_UNLOADED = object()
+# The faiss module, imported on first use (it takes ~0.3 s, and small galleries never need it);
+# None when it is not installed (optional: requirements.txt installs it).
+faiss: Any = _UNLOADED
 
 # Galleries at least this large get an index; smaller ones are searched exactly (one matrix
 # product). Set from scripts/bench_gallery_scale.py (docs/deployment.md): below ~100,000
@@ -30,7 +32,14 @@ INDEX_FROM = 100_000
 
 
 def available() -> bool:
-    """Whether faiss is installed."""
+    """Whether faiss is installed (imports it the first time)."""
+    global faiss
+    if faiss is _UNLOADED:
+        try:
+            faiss = importlib.import_module("faiss")
+        except ImportError:
+            log.info("faiss is not installed: large galleries are searched exactly")
+            faiss = None
     return faiss is not None
 
 
@@ -39,7 +48,7 @@ class CandidateIndex:
     searched per probe, vectors stored as 8-bit codes (a quarter of the float32 matrix)."""
 
     def __init__(self, matrix: np.ndarray, *, nlist: int | None = None, nprobe: int = 32, seed: int = 0) -> None:
-        if faiss is None:
+        if not available():
             raise RuntimeError("faiss is not installed (pip install faiss-cpu)")
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         n, dim = matrix.shape
