@@ -27,6 +27,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 from sqlalchemy import insert, text
@@ -150,7 +151,13 @@ def main() -> None:
             queue = ctx.Queue()
             child = ctx.Process(target=measure, args=(url, n, args.probes, args.tau, args.margin, args.nprobe, queue))
             child.start()
-            row = queue.get()
+            row = None
+            while row is None:
+                try:
+                    row = queue.get(timeout=5)
+                except Empty:
+                    if not child.is_alive():
+                        raise SystemExit(f"the measuring process for {n} templates died (exit {child.exitcode})")
             child.join()
             row["fill_s"] = round(fill_s, 1)
             rows.append(row)
