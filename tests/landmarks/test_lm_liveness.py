@@ -68,7 +68,7 @@ def test_turn_challenge_accepts_a_real_head_turning():
     frames = [head()] * 5 + [head(yaw=a) for a in np.linspace(0, 35, 15)]
     state = run(LivenessChallenge(ChallengeKind.TURN_LEFT), noisy(frames))
     assert state.status is ChallengeStatus.PASSED and state.decision is None
-    assert state.planar_error > 0.05 and state.yaw >= 25
+    assert state.planar_error > 0.03 and state.yaw >= LivenessConfig().turn_deg
 
 
 def test_turn_challenge_rejects_a_tilted_photo_as_spoof():
@@ -76,7 +76,7 @@ def test_turn_challenge_rejects_a_tilted_photo_as_spoof():
     frames = [photo(still, 0)] * 5 + [photo(still, a) for a in np.linspace(0, 65, 15)]
     state = run(LivenessChallenge(ChallengeKind.TURN_RIGHT), noisy(frames))
     assert state.status is ChallengeStatus.FAILED and state.decision is Decision.SPOOF
-    assert state.yaw <= -25 and state.planar_error < 0.02
+    assert state.planar_error is None or state.planar_error < 0.02
 
 
 def test_turning_the_wrong_way_is_its_own_failure():
@@ -218,3 +218,49 @@ def test_a_session_takes_the_head_pose_that_comes_with_the_landmarks():
     assert session.yaw == 33.0 and state.yaw == 33.0  # the frontal points alone would say 0
     session.feed(result, [head()])  # bare points: measured here
     assert abs(session.yaw) < 1.0
+
+
+# -- issue 16 item 4: a challenge real people can pass ----------------------------------------
+def test_a_real_head_turning_to_the_measured_threshold_passes():
+    # real people on the videos turn 15-20 degrees, not 25; planar error 0.044 at 15 deg
+    frames = [head()] * 5 + [head(yaw=a) for a in np.linspace(0, 18, 10)] + [head(yaw=18)] * 4
+    state = run(LivenessChallenge(ChallengeKind.TURN_LEFT), noisy(frames))
+    assert state.passed, state.detail
+    assert LivenessConfig().turn_deg <= 18
+
+
+def test_a_plane_rotating_by_35_degrees_is_a_spoof_though_its_yaw_stays_small():
+    still = head()
+    frames = [photo(still, 0)] * 5 + [photo(still, a) for a in np.linspace(0, 35, 10)] + [photo(still, 35)] * 5
+    for kind in ChallengeKind:  # whatever was asked: the geometry of the motion judges it
+        state = run(LivenessChallenge(kind), noisy(frames, 0.2))
+        assert state.decision is Decision.SPOOF, (kind, state.detail)
+        assert state.yaw is None or abs(state.yaw) < LivenessConfig().turn_deg
+
+
+def test_a_still_head_with_noise_is_never_a_spoof():
+    # a still real head: planar error 0.02-0.04 from the landmark noise alone, eyes half shut
+    # now and then (the raw eye ratio dips, as on the real videos)
+    f = head()
+    frames = [f] * 6 + [close_eyes(f, 0.45) if i % 7 == 3 else f for i in range(60)]
+    cfg = LivenessConfig(time_limit_s=3.0)
+    for seed in range(5):
+        for kind in ChallengeKind:
+            state = run(LivenessChallenge(kind, config=cfg), noisy(frames, 1.0, seed))
+            assert state.decision is not Decision.SPOOF, (kind, seed, state.detail)
+
+
+def test_a_small_turn_the_wrong_way_is_not_a_failure():
+    frames = [head()] * 3 + [head(yaw=a) for a in (-5, -10, -15, -15, -10, -5, 0)]
+    frames += [head(yaw=a) for a in np.linspace(0, 20, 6)] + [head(yaw=20)] * 3
+    state = run(LivenessChallenge(ChallengeKind.TURN_LEFT), noisy(frames))
+    assert state.passed, state.detail
+
+
+def test_the_challenge_state_carries_the_angle_for_the_screen():
+    ch = LivenessChallenge(ChallengeKind.TURN_RIGHT)
+    ch.start(0.0)
+    ch.update(head(), 0.1, image_size=SIZE)
+    state = ch.update(head(yaw=-8), 0.2, image_size=SIZE)
+    assert state.yaw == pytest.approx(-8, abs=1.5) and state.goal_deg == ch.config.turn_deg
+    assert state.progress == pytest.approx(8 / ch.config.turn_deg, abs=0.15)

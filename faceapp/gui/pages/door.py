@@ -481,7 +481,10 @@ class DoorPage(Page):
         self.live_bar.setVisible(live is not None)
         if live is not None:
             self.live_bar.setValue(int(round(100 * (1.0 if live.passed else live.progress))))
-            self.live_bar.setFormat("Liveness check passed" if live.passed else f"Liveness check: {live.remaining_s:.0f} s left")
+            goal = getattr(live, "goal_deg", None)  # a turn: show the angle reached against the one asked
+            angle = f"turned {live.progress * goal:.0f}\u00b0 of {goal:.0f}\u00b0, " if goal is not None else ""
+            self.live_bar.setFormat("Liveness check passed" if live.passed
+                                    else f"Liveness check: {angle}{live.remaining_s:.0f} s left")
 
     # -- recording ----------------------------------------------------------------------------
     def _ensure_recorder(self) -> DoorRecorder | None:
