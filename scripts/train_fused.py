@@ -48,7 +48,8 @@ sys.path.insert(0, str(REPO))
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VIEWS = ("chip", "variant")
+VIEWS = ("chip",)  # a second, photometric-variant view: ("chip", "variant")
+BACKBONE_IDS = ("dlib-resnet-v1", "sface-v1")
 VARIANTS = ("lowres", "jpeg", "dark", "blur")
 SEED = 13
 
@@ -130,11 +131,23 @@ def _views_dir() -> Path:
     return Path.home() / ".cache/faceapp/lfw-views"
 
 
-def features(dataset: str, work: Path, reuse: list[Path]) -> dict:
+def _eval_cache(spec, folder: Path) -> dict:
+    """key -> encoding from ``faceapp eval``'s embedding cache of ``spec`` in ``folder`` (the
+    newest file of that model; empty when there is none)."""
+    files = sorted(folder.glob(f"embeddings-{spec.model_id}-*.npz"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return {}
+    z = np.load(files[-1])
+    # keyed path|size without the mtime: a copy of the datasets keeps the bytes, not the mtimes
+    return {k.rsplit("|", 1)[0]: v for k, v in zip(z["keys"].tolist(), z["values"], strict=True)}
+
+
+def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | None = None) -> dict:
     import torch
 
     from faceapp.config import Settings
     from faceapp.embed.fused import FusedNet
+    from faceapp.embed.weights import load_spec
     from faceapp.evaluation.runner import central_face
     from faceapp.imageio import load_image
     from faceapp.pipeline import FaceEngine
@@ -177,31 +190,43 @@ def features(dataset: str, work: Path, reuse: list[Path]) -> dict:
     rng = np.random.default_rng(SEED)
     choice = rng.integers(0, len(VARIANTS), len(paths))
     feats = np.empty((len(paths), len(VIEWS), 256), np.float32)
-    no_face = np.zeros(len(paths), bool)
+    no_face = np.array([dets[k] is None for k in keys])
+    # the backbones' own encodings of the same detections, where `faceapp eval` has cached them
+    # (each on its own template: what forward_features computes up to the canvas resampling,
+    # within 0.01 squared L2, tests/test_fused.py); the rest are computed on the canvas
+    cached = [_eval_cache(load_spec(m), eval_cache) for m in BACKBONE_IDS] if eval_cache else [{}, {}]
+    todo = []
+    for i, k in enumerate(keys):
+        pk = k.rsplit("|", 1)[0]
+        if len(VIEWS) == 1 and pk in cached[0] and pk in cached[1]:
+            feats[i, 0] = np.concatenate([cached[0][pk], cached[1][pk]])
+        else:
+            todo.append(i)
+    _log(f"{dataset}: {len(paths) - len(todo)} from the evaluation caches, {len(todo)} to encode")
     t0 = time.time()
     batch = 32
-    for start in range(0, len(paths), batch):
+    for done in range(0, len(todo), batch):
+        rows = todo[done:done + batch]
         chips, var = [], []
-        for i in range(start, min(len(paths), start + batch)):
+        for i in rows:
             img = load_image(paths[i], max_side=engine.settings.max_image_side)
             rec = dets[keys[i]]
             if rec is None:
-                no_face[i] = True
                 det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
             else:
                 det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
             chip = engine.align(img, det).image
             chips.append(chip)
-            var.append(variant_chip(chip, VARIANTS[choice[i]], engine.limits))
-        x = torch.as_tensor(np.stack(chips)).permute(0, 3, 1, 2).float()
-        xv = torch.as_tensor(np.stack(var)).permute(0, 3, 1, 2).float()
+            if len(VIEWS) > 1:
+                var.append(variant_chip(chip, VARIANTS[choice[i]], engine.limits))
+        views = [torch.as_tensor(np.stack(c)).permute(0, 3, 1, 2).float() for c in (chips, var) if c]
         with torch.inference_mode():
-            f = net.forward_features(torch.cat([x, xv])).numpy()
-        n = len(chips)
-        feats[start:start + n] = f.reshape(2, n, -1).transpose(1, 0, 2)
-        if (start // batch) % 25 == 0:
+            f = net.forward_features(torch.cat(views)).numpy()
+        feats[rows] = f.reshape(len(views), len(rows), -1).transpose(1, 0, 2)
+        if (done // batch) % 25 == 0:
             el = time.time() - t0
-            _log(f"{dataset}: features {start + n}/{len(paths)}, {el:.0f}s ({1000 * el / (start + n):.0f} ms/image)")
+            n = done + len(rows)
+            _log(f"{dataset}: encoded {n}/{len(todo)}, {el:.0f}s ({1000 * el / n:.0f} ms/image)")
     rel = np.array([str(p.relative_to(root)) for p in paths])
     res = {"paths": rel, "names": np.array(names), "feats": feats, "no_face": no_face,
            "variant": np.array([VARIANTS[c] for c in choice])}
@@ -300,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--reuse-detections", type=Path, action="append", default=[])
     ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--eval-cache", type=Path, help="faceapp eval's cache folder: reuse its dlib-resnet-v1 and sface-v1 encodings")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--write", action="store_true", help="ship the devtest head as resources/models/fused_v1.*")
     ap.add_argument("--skip-view2", action="store_true")
@@ -313,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
-    lfw = features("lfw", args.work, args.reuse_detections)
-    celeba = features("celeba", args.work, args.reuse_detections)
+    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache)
+    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache)
     index = {p: i for i, p in enumerate(lfw["paths"].tolist())}
     lfw_dir = Path(os.environ["FACEAPP_DATASETS"]) / "lfw"
     report: dict = {"features": {"lfw_images": int(len(lfw["paths"])), "lfw_no_face": int(lfw["no_face"].sum()),
