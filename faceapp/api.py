@@ -8,8 +8,11 @@ VerifyResult(decision=<Decision.MATCH: 'match'>, claimed='alice', distance=0.21,
 'alice'
 
 Images are paths, encoded bytes, PIL images or RGB arrays. Distances are squared L2 distances
-between unit-length 128-d encodings (0 = identical, 4 = opposite); a face matches when its
-distance is at most the threshold (the model's calibrated value unless you pass one).
+between unit-length 128-d encodings (0 = identical, 4 = opposite); in ``verify`` a face matches
+when its distance is at most the threshold (the model's calibrated value unless you pass one).
+``identify`` decides as the door does: the threshold for the gallery's size (lower for more
+people, so that a stranger is seldom taken for *someone*; never above tau) and a margin to the
+second-nearest person (``settings.recognize_far``, ``settings.recognize_margin``).
 The module-level verbs share one :class:`FaceApp` built from the user's settings; build your
 own ``FaceApp(settings)`` for another database or threshold.
 """
@@ -38,9 +41,10 @@ def load_image(source: ImageSource, *, max_side: int | None = 1600) -> np.ndarra
 class FaceApp:
     """The verbs bound to one settings object (database, model, threshold, device)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or load_settings()
-        self._service: FaceService | None = None
+    def __init__(self, settings: Settings | None = None, *, service: FaceService | None = None) -> None:
+        """``service``: an existing :class:`FaceService` to use (its settings win)."""
+        self.settings = service.settings if service is not None else settings or load_settings()
+        self._service: FaceService | None = service
 
     @property
     def service(self) -> FaceService:
@@ -73,7 +77,10 @@ class FaceApp:
     def identify(
         self, image: ImageSource, *, threshold: float | None = None, top_k: int | None = None, largest: bool = False
     ) -> IdentifyResult:
-        """Who is this? The nearest enrolled person within threshold, else NOT_RECOGNIZED; plus top-k."""
+        """Who is this? The nearest enrolled person when within the recognize threshold for the
+        gallery's size (``threshold``: tau, its cap) and clear of the second-nearest by the
+        margin, else NOT_RECOGNIZED; plus the top-k. The result carries the threshold in force,
+        the gallery size and the margin."""
         return self.service.identify(image, threshold=threshold, top_k=top_k, largest=largest)
 
     def remove(self, name: str) -> int:
@@ -119,7 +126,7 @@ def verify(image: ImageSource, name: str, *, threshold: float | None = None, lar
 
 
 def identify(image: ImageSource, *, threshold: float | None = None, top_k: int | None = None, largest: bool = False) -> IdentifyResult:
-    """1:K recognition of the face in ``image``."""
+    """1:K recognition of the face in ``image``, by the door's rule (see :meth:`FaceApp.identify`)."""
     return _app().identify(image, threshold=threshold, top_k=top_k, largest=largest)
 
 

@@ -333,33 +333,75 @@ class FaceService:
         top_k: int | None = None,
         kind: str = "identify",
     ) -> IdentifyResult:
-        """1:K: who is this? The nearest person if within threshold, else NOT_RECOGNIZED."""
-        tau = self.threshold if threshold is None else float(threshold)
+        """1:K: who is this? Decided as the door decides (:meth:`recognize`): the nearest person
+        when within the recognize threshold for the gallery's size and clear of the
+        second-nearest by the margin, else NOT_RECOGNIZED. ``threshold``: tau, the cap of the
+        size-adjusted threshold (default: the threshold in force)."""
         probe = self.probe(image, largest=largest)
-        return self.identify_probe(probe, threshold=tau, top_k=top_k or self.settings.top_k, kind=kind)
+        return self.identify_probe(probe, threshold=threshold, top_k=top_k or self.settings.top_k, kind=kind)
 
-    def identify_probe(self, probe: Probe, *, threshold: float, top_k: int, kind: str = "identify") -> IdentifyResult:
+    def identify_probe(self, probe: Probe, *, threshold: float | None = None, top_k: int,
+                       kind: str = "identify") -> IdentifyResult:
+        """:meth:`identify` of a face already found; the decision is logged."""
         obs = probe.observation
+        tau = self.threshold if threshold is None else float(threshold)
+        detail = ""
         if probe.decision is not None:
-            result = IdentifyResult(probe.decision, None, None, threshold)
+            result = IdentifyResult(probe.decision, None, None, tau, tau=tau)
         elif not obs.quality.ok:
-            result = IdentifyResult(Decision.LOW_QUALITY, None, None, threshold, quality=obs.quality)
+            result = IdentifyResult(Decision.LOW_QUALITY, None, None, tau, quality=obs.quality, tau=tau)
         else:
-            cands = tuple(self.gallery().nearest(obs.embedding, top_k))
-            if cands and cands[0].distance <= threshold:
-                result = IdentifyResult(Decision.MATCH, cands[0].name, cands[0].distance, threshold, cands, obs.quality)
-            else:
-                best = cands[0].distance if cands else None
-                result = IdentifyResult(Decision.NOT_RECOGNIZED, None, best, threshold, cands, obs.quality)
+            gallery = self.gallery()
+            cands = tuple(gallery.nearest(obs.embedding, max(2, top_k)))  # the second-nearest for the margin
+            result = self.recognize(cands, len(gallery.people), threshold=threshold)
+            result = dataclasses.replace(result, candidates=cands[:top_k], quality=obs.quality)
+            if result.ambiguous:
+                detail = (f"{cands[0].name} {cands[0].distance:.3f} and {cands[1].name} {cands[1].distance:.3f}: "
+                          f"closer to each other than the margin {result.min_margin:.3f}")
+        if result.quality and not result.quality.ok:
+            detail = result.quality.describe()
         self.store.log_event(
             kind,
             decision=result.decision,
             decided=result.name,
             distance=result.distance,
-            threshold=threshold,
-            detail=result.quality.describe() if result.quality and not result.quality.ok else "",
+            threshold=result.threshold,
+            detail=detail,
         )
         return result
+
+    def recognize(self, candidates, people: int | None, *, threshold: float | None = None) -> IdentifyResult:
+        """The 1:K reading of one face: ``candidates`` its nearest people, closest first (as
+        :meth:`faceapp.match.gallery.Gallery.nearest` gives them, at least two for the margin),
+        in a gallery of ``people`` people. The rule in force (:meth:`recognize_rule`, the
+        door's): MATCH when the nearest is within the recognize threshold for ``people`` and
+        at least the margin closer than the second-nearest, else NOT_RECOGNIZED (``ambiguous``
+        when only the margin failed). ``threshold``: tau, the cap (default: the threshold in
+        force); ``people`` None (unknown): tau itself, and the margin, as at the door.
+
+        The one path for every 1:K answer outside the door: identify, the API, the Live view.
+        Nothing is logged here (a live view reads every frame)."""
+        from faceapp.match.open_set import OpenSetRule
+
+        rule = self.recognize_rule()
+        if threshold is not None:
+            rule = dataclasses.replace(rule, cap=float(threshold))
+        if people is None:
+            rule = OpenSetRule(None, rule.attempt_far, rule.margin, rule.cap)
+        cands = tuple(candidates)
+        r = rule.read(cands, people or 1)
+        return IdentifyResult(
+            Decision.MATCH if r.name is not None else Decision.NOT_RECOGNIZED,
+            r.name,
+            r.distance,
+            r.threshold,
+            cands,
+            people=people,
+            second=r.second,
+            min_margin=rule.margin,
+            ambiguous=r.ambiguous,
+            tau=rule.cap,
+        )
 
     def remove(self, name: str) -> int:
         """Remove a person's biometric data (templates, face crops, their data key); their

@@ -170,18 +170,31 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class IdentifyResult:
-    """1:K recognition: the nearest enrolled person if within threshold, and the top-k."""
+    """1:K recognition by the door's rule (:class:`faceapp.match.open_set.OpenSetRule`): the
+    nearest enrolled person when within ``threshold`` -- the recognize threshold for a gallery
+    of ``people`` people, never above tau -- and at least ``min_margin`` closer than the
+    second-nearest; the top-k either way. Distances are squared L2 between unit encodings."""
 
     decision: Decision
     name: str | None
-    distance: float | None
-    threshold: float
+    distance: float | None  # to the nearest person
+    threshold: float  # the threshold in force for this gallery size
     candidates: tuple[Candidate, ...] = ()
     quality: QualityReport | None = None
+    people: int | None = None  # the gallery size the threshold was set for
+    second: float | None = None  # distance to the second-nearest person
+    min_margin: float = 0.0  # how much closer than the second-nearest the nearest must be
+    ambiguous: bool = False  # within threshold, but not clear of the second-nearest by min_margin
+    tau: float | None = None  # the 1:1 threshold, the cap of ``threshold``
 
     @property
     def granted(self) -> bool:
         return self.decision.granted
+
+    @property
+    def margin(self) -> float | None:
+        """How much closer the nearest person is than the second-nearest (None without both)."""
+        return None if self.distance is None or self.second is None else self.second - self.distance
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return int(DECISION_EXIT[r.decision])
 
 
+def _identify_text(r) -> str:
+    """The first line of ``faceapp identify``: the decision, the distance, the threshold in force
+    for this gallery size (and tau, its cap) and the margin to the second-nearest person."""
+    if r.decision.value not in ("match", "not_recognized"):
+        return r.decision.value.upper().replace("_", " ") + (f": {r.quality.describe()}" if r.quality else "")
+    if r.distance is None:
+        return f"NOT RECOGNIZED (nobody is enrolled; threshold {r.threshold:.4f})"
+    people = f"the threshold for {r.people} {'person' if r.people == 1 else 'people'}" if r.people else "the threshold"
+    tau = f"; tau {r.tau:.4f}" if r.tau is not None else ""
+    if r.decision.value == "match":
+        second = r.candidates[1].name if len(r.candidates) > 1 else "the second-nearest"
+        margin = f"; margin {r.margin:.4f} to {second}" if r.margin is not None else ""
+        return f"RECOGNIZED: {r.name} (distance {_fmt(r.distance)} <= {r.threshold:.4f}, {people}{margin}{tau})"
+    if r.ambiguous:
+        first = r.candidates[0].name
+        second = r.candidates[1].name if len(r.candidates) > 1 else "the second-nearest"
+        return (f"NOT RECOGNIZED ({first} {_fmt(r.distance)} and {second} {_fmt(r.second)}: nearest within "
+                f"{r.threshold:.4f}, {people}, but margin {r.margin:.4f} < {r.min_margin:.4f}{tau})")
+    return f"NOT RECOGNIZED (nearest distance {_fmt(r.distance)} > {r.threshold:.4f}, {people}{tau})"
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     with _service(args) as svc:
         r = svc.identify(args.image, largest=args.largest, top_k=args.top_k)
@@ -149,16 +170,17 @@ def cmd_identify(args: argparse.Namespace) -> int:
             "granted": r.granted,
             "name": r.name,
             "distance": r.distance,
-            "threshold": r.threshold,
+            "threshold": r.threshold,  # the recognize threshold for this gallery size
+            "tau": r.tau,
+            "people": r.people,
+            "second": r.second,
+            "margin": r.margin,
+            "min_margin": r.min_margin,
+            "ambiguous": r.ambiguous,
             "candidates": [{"name": c.name, "distance": c.distance} for c in r.candidates],
             "quality": _quality_dict(r.quality),
         }
-        if r.decision.value == "match":
-            text = f"RECOGNIZED: {r.name} (distance {_fmt(r.distance)} <= {r.threshold:.4f})"
-        elif r.decision.value == "not_recognized":
-            text = f"NOT RECOGNIZED (nearest distance {_fmt(r.distance)} > {r.threshold:.4f})"
-        else:
-            text = r.decision.value.upper().replace("_", " ") + (f": {r.quality.describe()}" if r.quality else "")
+        text = _identify_text(r)
         if r.candidates and not args.json:
             text += "\n" + "\n".join(f"  {i + 1}. {c.name:30s} {c.distance:.4f}" for i, c in enumerate(r.candidates))
         _emit(args, payload, text)
@@ -434,9 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threshold", metavar="TAU", help="max squared distance for a match, 0..4 (default: the model's calibrated value)")
     sp.add_argument("--largest", action="store_true", help="use the largest face when there are several")
 
-    sp = add("identify", cmd_identify, "1:K - who is the face in IMAGE? (exit 0 only when recognized)")
+    sp = add("identify", cmd_identify, "1:K - who is the face in IMAGE? (exit 0 only when recognized; decided as the "
+             "door decides: the threshold for the gallery's size, and a margin to the second-nearest)")
     sp.add_argument("image")
-    sp.add_argument("--threshold", metavar="TAU", help="max squared distance for a match, 0..4")
+    sp.add_argument("--threshold", metavar="TAU",
+                    help="tau, 0..4: the cap of the recognize threshold, which is lower for larger galleries")
     sp.add_argument("--top-k", type=_int_in(1, 50), default=None, help="how many nearest people to list, 1..50 (default: the settings' top_k)")
     sp.add_argument("--largest", action="store_true", help="use the largest face when there are several")
 

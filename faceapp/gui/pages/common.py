@@ -21,24 +21,30 @@ def landmark_text(face) -> str:
     return f"yaw {q.pose.yaw:+.0f}\u00b0  pitch {q.pose.pitch:+.0f}\u00b0  eyes {q.eye_aspect_ratio:.2f}"
 
 
-def face_overlays(result, *, show_unknown_distance: bool = True, landmarks=None) -> list[Overlay]:
-    """A box, the landmarks and 'name d' (or 'unknown') for each face of a FrameResult.
-    ``landmarks``: the frame's FaceLandmarks (one per face): their 68 points and contours are
-    drawn instead of MTCNN's 5, and the head pose is written under the box."""
+def face_overlays(result, readings=None, *, show_unknown_distance: bool = True, landmarks=None) -> list[Overlay]:
+    """A box, the landmarks and 'name d' (or 'not recognized d') for each face of a FrameResult.
+    ``readings``: each face's 1:K reading (an IdentifyResult from ``FaceService.recognize``, the
+    door's rule: the threshold for the gallery size and the margin); None (no service yet):
+    every face reads 'not recognized'. Two look-alikes too close to tell apart are both named
+    ('ann or eve?'). ``landmarks``: the frame's FaceLandmarks (one per face): their 68 points
+    and contours are drawn instead of MTCNN's 5, and the head pose is written under the box."""
     out: list[Overlay] = []
     for i, face in enumerate(result.faces):
         det = face.observation.detection
-        best = face.best
+        reading = readings[i] if readings is not None and i < len(readings) else None
+        named = reading is not None and reading.name is not None
         q = face.observation.quality
-        if best is not None:
-            label, color = f"{best.name}  {best.distance:.2f}", GOOD
+        if named:
+            label, color = f"{reading.name}  {reading.distance:.2f}", GOOD
         elif face.candidates and show_unknown_distance:
-            label, color = f"unknown  {face.candidates[0].distance:.2f}", WARN
+            label, color = f"not recognized  {face.candidates[0].distance:.2f}", WARN
+            if reading is not None and reading.ambiguous and len(face.candidates) > 1:
+                label += f"  ({face.candidates[0].name} or {face.candidates[1].name}?)"
         else:
-            label, color = "unknown", WARN
+            label, color = "not recognized", WARN
         if not q.ok:
             label += f"  ({q.describe()})"
-            color = color if best is not None else BAD
+            color = color if named else BAD
         lm = landmarks[i] if landmarks is not None and i < len(landmarks) else None
         out.append(face_overlay(det, label, color, lm, detail=landmark_text(lm) if lm is not None else ""))
     for det in result.all_detections:

@@ -1,5 +1,9 @@
 """Live: the camera picture with each face's box, landmarks, best match and distance.
 
+Each face is named as the door would name it (``FaceService.recognize``: the threshold for the
+gallery's size, never above tau, and a margin to the second-nearest person); otherwise it
+reads 'not recognized' with its nearest distance. The bar shows the threshold in force.
+
 The "68 landmarks" toggle draws the landmark CNN's points, contours and head pose (the setting
 ``show_landmarks``, for this session; the Settings page saves it)."""
 
@@ -105,15 +109,31 @@ class LivePage(Page):
         result = frame.result
         self.view.set_message("")
         shown = frame.landmarks if self.ctx.settings.show_landmarks else None
-        self.view.set_frame(frame.image, face_overlays(result, landmarks=shown))
+        service = self.ctx.service
+        people = getattr(result, "gallery_size", None)
+        readings = None
+        if service is not None:
+            readings = [service.recognize(face.candidates, people) for face in result.faces]
+        self.view.set_frame(frame.image, face_overlays(result, readings, landmarks=shown))
         t = result.timings
         n = len(result.faces)
         lm = f", landmarks {t['landmarks']:.0f}" if "landmarks" in t else ""
         self.info.setText(
             f"{self.ctx.camera.source_name}   {self.ctx.camera.fps:4.1f} fps   inference {frame.inference_ms:5.0f} ms "
             f"(detect {t.get('detect', 0):.0f}, embed {t.get('embed', 0):.0f}{lm})   "
-            f"{n} face{'s' if n != 1 else ''}   threshold {self.ctx.engine.threshold:.3f}"
+            f"{n} face{'s' if n != 1 else ''}   {self._threshold_text(service, people)}"
         )
+
+    def _threshold_text(self, service, people: int | None) -> str:
+        """'threshold 0.114 for 20 people (tau 0.150), margin 0.02': what names a face now."""
+        tau = self.ctx.engine.threshold
+        if service is None:
+            return f"threshold {tau:.3f}"
+        rule = service.recognize_rule()
+        if people is None:
+            return f"threshold {tau:.3f}, margin {rule.margin:.2f}"
+        who = "person" if people == 1 else "people"
+        return f"threshold {rule.threshold(people):.3f} for {people} {who} (tau {tau:.3f}), margin {rule.margin:.2f}"
 
     def _failed(self, message: str) -> None:
         self.view.set_message(
