@@ -93,3 +93,33 @@ def test_too_few_people_among_the_candidates_falls_back_to_exact(monkeypatch):
     got = g.nearest(base / np.linalg.norm(base), 6)
     assert [c.person_id for c in got] == [c.person_id for c in g.nearest_exact(base / np.linalg.norm(base), 6)]
     assert len(got) == 6
+
+
+def near(row: np.ndarray, d: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at squared distance ``d`` from the unit vector ``row``."""
+    noise = rng.normal(size=row.shape).astype(np.float32)
+    noise -= (noise @ row) * row
+    noise /= np.linalg.norm(noise)
+    cos = 1 - d / 2
+    return (cos * row + np.sqrt(1 - cos**2) * noise).astype(np.float32)
+
+
+def test_the_default_cells_searched_find_every_match_within_tau_in_an_index_of_many_cells():
+    """Random data (no clusters: the hard case for IVF) in an index of 500 cells, as many as at
+    250,000 templates: the cells searched by default find every person within tau. The old
+    fixed 32 cells (6% of them) missed one match in ten here."""
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(20_000, 32)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    pids = np.arange(len(m))
+    g = Gallery([f"p{i}" for i in pids], pids, m, index_from=2**62)
+    g.index = index_module.CandidateIndex(m, nlist=500)
+    assert g.index.nprobe == index_module.default_nprobe(500)
+    tau, within, found = 0.6, 0, 0
+    for row in rng.choice(len(m), 150, replace=False):
+        probe = near(m[row], float(rng.uniform(0.3, tau)), rng)
+        want = {c.person_id for c in g.nearest_exact(probe, 5) if c.distance <= tau}
+        within += len(want)
+        found += len(want & {c.person_id for c in g.nearest(probe, 5) if c.distance <= tau})
+    assert within >= 150
+    assert found / within >= 0.99, f"{found}/{within} matches within tau found"

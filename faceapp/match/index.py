@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,15 @@ faiss: Any = _UNLOADED
 
 # Galleries at least this large get an index; smaller ones are searched exactly (one matrix
 # product). Set from scripts/bench_gallery_scale.py (docs/deployment.md): below ~100,000
-# templates the exact product is a few ms and the index saves little.
-INDEX_FROM = 100_000
+# templates the exact product is a few ms and the index saves little. FACEAPP_INDEX_FROM
+# overrides it (packaging/smoke_test.sh builds an index over a two-person gallery with it).
+INDEX_FROM = int(os.environ.get("FACEAPP_INDEX_FROM", "100000"))
+
+# The share of the cells searched per probe. A fixed number of cells searches a smaller share
+# of a larger gallery and misses more: 32 cells gave a within-tau recall of 0.978 at 100,000
+# random templates (316 cells) and 0.867 at 1,000,000 (1,000 cells). Searching a fixed share
+# keeps the recall as the gallery grows (scripts/bench_gallery_scale.py, docs/deployment.md).
+NPROBE_SHARE = 0.4
 
 
 def available() -> bool:
@@ -43,11 +51,18 @@ def available() -> bool:
     return faiss is not None
 
 
+def default_nprobe(nlist: int) -> int:
+    """Cells searched per probe in an index of ``nlist`` cells: :data:`NPROBE_SHARE` of them."""
+    return max(1, min(nlist, math.ceil(NPROBE_SHARE * nlist)))
+
+
 class CandidateIndex:
     """IVF over ``matrix`` (N, D unit rows): ``nlist`` cells (about sqrt(N)), ``nprobe`` of them
-    searched per probe, vectors stored as 8-bit codes (a quarter of the float32 matrix)."""
+    searched per probe (default :func:`default_nprobe`), vectors stored as 8-bit codes (a
+    quarter of the float32 matrix)."""
 
-    def __init__(self, matrix: np.ndarray, *, nlist: int | None = None, nprobe: int = 32, seed: int = 0) -> None:
+    def __init__(self, matrix: np.ndarray, *, nlist: int | None = None, nprobe: int | None = None,
+                 seed: int = 0) -> None:
         if not available():
             raise RuntimeError("faiss is not installed (pip install faiss-cpu)")
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -64,8 +79,10 @@ class CandidateIndex:
         self._index.cp.seed = seed
         self._index.train(train)
         self._index.add(matrix)
-        self._index.nprobe = min(int(nprobe), self.nlist)
+        self.nprobe = default_nprobe(self.nlist) if nprobe is None else nprobe
         self.size = n
+        log.info("approximate index (faiss %s): %d templates, %d cells, %d searched per probe",
+                 faiss.__version__, n, self.nlist, self.nprobe)
 
     @property
     def nprobe(self) -> int:
