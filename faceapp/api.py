@@ -55,13 +55,13 @@ class FaceApp:
     def detect_faces(self, image: ImageSource) -> list[Detection]:
         """Every face in the image (box, confidence 0..1, 5 landmarks), largest first; [] if none."""
         img = load_image(image, max_side=self.settings.max_image_side)
-        return self.service.engine.detect(img)
+        return self.service.engine.detect(img, still=True)
 
     def embed_faces(self, image: ImageSource, detections: list[Detection] | None = None) -> np.ndarray:
         """128-d unit-length encodings (N, 128) float32 of the given faces (default: all found)."""
         img = load_image(image, max_side=self.settings.max_image_side)
         engine = self.service.engine
-        dets = engine.detect(img) if detections is None else detections
+        dets = engine.detect(img, still=True) if detections is None else detections
         if not dets:
             return np.empty((0, engine.spec.embedding_dim), dtype=np.float32)
         return engine.embedder.embed([engine.align(img, d).image for d in dets])

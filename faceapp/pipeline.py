@@ -91,8 +91,14 @@ class FaceEngine:
         """Load both networks now (the GUI does this in the background at start-up)."""
         _ = self.detector, self.embedder
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        return self.detector.detect(image)
+    def detect(self, image: np.ndarray, *, still: bool = False) -> list[Detection]:
+        """The faces of one RGB image, largest first. A face at the picture's edge is detected
+        again in a padded copy (its landmarks are wrong otherwise), and so is a ``still`` photo
+        (enrollment, a photo to verify) in which no face was found
+        (:func:`faceapp.detect.edges.detect_with_edges`); live frames never get that retry."""
+        from faceapp.detect.edges import detect_with_edges
+
+        return detect_with_edges(self.detector.detect, image, still=still)
 
     def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
         """The embedder's chip of one face; a dim face is brightened first

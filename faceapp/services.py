@@ -155,7 +155,7 @@ class FaceService:
         the points, the eye aspect ratio and the head pose. ``face``: the index (among
         ``Probe.detections`` of the same image) of the face to use in a group photo."""
         img = load_image(image, max_side=self.settings.max_image_side)
-        detections = self.engine.relevant(self.engine.detect(img))
+        detections = self.engine.relevant(self.engine.detect(img, still=True))
         if not detections:
             return Probe(Decision.NO_FACE, None, 0)
         if face is not None and not 0 <= face < len(detections):

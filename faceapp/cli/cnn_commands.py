@@ -128,7 +128,7 @@ def _patches(args: argparse.Namespace) -> int:
     chips = []
     for f in files:
         img = load_image(f)
-        dets = engine.detect(img)
+        dets = engine.detect(img, still=True)
         if dets:
             chips.append(engine.align(img, dets[0]).image)
     x = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float().div(255.0).to(device)

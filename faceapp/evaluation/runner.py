@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
+# The front end's version in the cache's file names: detections (and so encodings) made by an
+# earlier front end are never reused. "edges1": faces at the picture's edge and photos without a
+# face detected again in a padded copy (faceapp.detect.edges).
+FRONT_END = "edges1"
+
 
 def _key(path: Path) -> str:
     st = path.stat()
@@ -68,8 +73,8 @@ class EvalCache:
         spec = engine.spec
         tmpl = hashlib.sha1(np.asarray(spec.template, np.float32).tobytes()
                             + f"{spec.sha256}:{int(getattr(spec, 'flip_tta', False))}".encode()).hexdigest()[:8]
-        self.det_file = self.folder / "detections.json"
-        self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}.npz"
+        self.det_file = self.folder / f"detections-{FRONT_END}.json"
+        self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}-{FRONT_END}.npz"
         self.detections: dict[str, list | None] = {}
         self.embeddings: dict[str, np.ndarray] = {}
         if enabled:
@@ -108,7 +113,7 @@ def _detect_missing(engine: FaceEngine, images: Sequence[Path], keys: Sequence[s
     need = [i for i, k in enumerate(keys) if k not in cache.detections]
     for done, i in enumerate(need, 1):
         img = load_image(images[i], max_side=engine.settings.max_image_side)
-        det = central_face(engine.detect(img), img.shape)
+        det = central_face(engine.detect(img, still=True), img.shape)
         cache.detections[keys[i]] = (
             None if det is None else [[det.bbox.x1, det.bbox.y1, det.bbox.x2, det.bbox.y2], det.score, det.landmarks.points.tolist()]
         )
