@@ -82,6 +82,12 @@ for m in dlib-resnet-flip-v1:"$A2" compact-cnn-v1:"$A1"; do
 done
 ok "the optional models dlib-resnet-flip-v1 and compact-cnn-v1 run from the bundle"
 "$FACEAPP" people
+# faiss is bundled: with FACEAPP_INDEX_FROM=1 even this two-person gallery gets the approximate
+# index (faceapp.match.index), and identify through it still names the right person
+log=$(FACEAPP_INDEX_FROM=1 "$FACEAPP" identify -v "$A2" 2>&1) || { echo "$log"; fail "identify with the index forced"; }
+grep -q "approximate index (faiss" <<<"$log" || { echo "$log"; fail "the installed app built no faiss index"; }
+grep -q "Colin Powell" <<<"$log" || { echo "$log"; fail "identify with the index did not name Colin Powell"; }
+ok "faiss loads from the bundle: $(grep -o 'approximate index (faiss [^)]*)' <<<"$log"), identify names Colin Powell"
 DB=$HOME/.local/share/faceapp/faceapp.db
 [ -f "$DB" ] || fail "the database is not in the user's data folder ($DB)"
 ok "enroll ${enroll_ms} ms, verify ${verify_ms} ms; database in $DB"

@@ -42,13 +42,15 @@ needed=$(echo "$elfs" | xargs -r readelf -d 2>/dev/null | sed -n 's/.*(NEEDED).*
 system=$(comm -23 <(echo "$needed") <(echo "$bundled"))
 deps=() ; missing=()
 for so in $system; do
-  path=$(ldconfig -p | awk -v s="$so" '$1==s && /x86-64|AArch64/ {print $NF; exit}')
+  # the readers take all their input: one that exits early may kill the writer with SIGPIPE,
+  # which pipefail and set -e turn into a failed build (seen once on a busy machine: exit 141)
+  path=$(ldconfig -p | awk -v s="$so" '!found && $1==s && /x86-64|AArch64/ {print $NF; found=1}')
   pkg=""
   case "$so" in ld-linux*|libc.so*|libm.so*|libdl.so*|libpthread.so*|libresolv.so*|librt.so*) continue ;; esac
   if [ -n "$path" ]; then
     real=$(readlink -f "$path")
     for cand in "$path" "$real" "${real#/usr}" "/usr${path}"; do  # usrmerge: dpkg knows one of them
-      pkg=$(dpkg -S "$cand" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+      pkg=$(dpkg -S "$cand" 2>/dev/null | sed -n '1s/:.*//p') && [ -n "$pkg" ] && break
     done
   fi
   if [ -n "$pkg" ]; then deps+=("$pkg"); else missing+=("$so"); fi
