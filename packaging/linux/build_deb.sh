@@ -30,8 +30,10 @@ install -D -m 0644 "$HERE/faceapp-door-autostart.desktop" "$PKG/usr/share/faceap
 cat > "$PKG/usr/share/doc/faceapp/copyright" <<TXT
 faceapp: MIT licence. The bundle also carries third-party software under its own licences:
 CPython (PSF), Qt 6 / PySide6 (LGPLv3), ONNX Runtime (MIT), OpenCV (Apache-2.0), NumPy (BSD),
-Pillow (MIT-CMU), SQLAlchemy and Alembic (MIT); the models: MTCNN weights of facenet-pytorch
-(MIT) and dlib's face ResNet (CC0 / Boost), converted; see /opt/faceapp/_internal/resources/models.
+Pillow (MIT-CMU), SQLAlchemy and Alembic (MIT), faiss (MIT) with OpenBLAS (BSD-3-Clause) and the
+GCC runtime libraries libgomp, libgfortran, libquadmath (GPLv3 with the runtime exception); the
+models: MTCNN weights of facenet-pytorch (MIT) and dlib's face ResNet (CC0 / Boost), converted;
+see /opt/faceapp/_internal/resources/models.
 TXT
 find "$PKG" -type d -exec chmod 0755 {} +
 
