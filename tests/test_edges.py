@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.detect.edges import EDGE_MARGIN, detect_with_edges, edge_gap
+from faceapp.detect.edges import EDGE_MARGIN, detect_with_edges, edge_gap, shifted
 from faceapp.evaluation.variants import TIGHT_BOX, tight
 from faceapp.imageio import load_image
 from faceapp.types import BBox, Detection, Landmarks
@@ -60,6 +60,23 @@ def test_a_face_at_the_edge_is_detected_again_padded_and_mapped_back():
     b = found[0].bbox
     assert (b.x1, b.y1, b.x2, b.y2) == pytest.approx((2, 10, 90, 98))
     np.testing.assert_allclose(found[0].landmarks.points, _det(2, 10, 90, 98).landmarks.points, atol=1e-4)
+
+
+def test_a_face_away_from_the_edge_keeps_its_first_detection():
+    """A bystander cut by the edge makes the padded pass run; the person in the middle keeps the
+    landmarks of the first pass (on plain LFW photos nothing changes for the labelled face)."""
+    middle, edge = _det(40, 30, 80, 70), _det(-10, 5, 20, 45)
+
+    def detect(image):
+        if image.shape[0] == 100:
+            return [middle, edge]
+        pad = (image.shape[0] - 100) // 2  # the padded pass finds both, the middle one 1 px off
+        return [shifted(_det(41, 31, 81, 71), pad, pad), shifted(_det(-12, 4, 21, 46), pad, pad)]
+
+    found = detect_with_edges(detect, np.zeros((100, 100, 3), np.uint8))
+    assert len(found) == 2
+    assert found[0] is middle
+    assert found[1].bbox.x1 == pytest.approx(-12)  # the edge face from the padded pass
 
 
 def test_a_still_photo_without_a_face_is_retried_padded_but_a_live_frame_is_not():

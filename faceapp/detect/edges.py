@@ -58,7 +58,8 @@ def _iou(a: BBox, b: BBox) -> float:
 def detect_with_edges(detect: Detect, image: np.ndarray, *, still: bool = False) -> list[Detection]:
     """``detect(image)``, with faces at the edge (and, when ``still``, a photo without any face)
     detected again in a padded copy. Results are in ``image``'s coordinates, largest first; a
-    box may reach past the image (the face does). A face found only without the border is kept."""
+    box may reach past the image (the face does). Faces away from the edge are those of the first
+    pass; an edge face found only without the border is kept."""
     found = detect(image)
     h, w = image.shape[:2]
     near = [d for d in found if edge_gap(d, w, h) < EDGE_MARGIN]
@@ -71,6 +72,10 @@ def detect_with_edges(detect: Detect, image: np.ndarray, *, still: bool = False)
     padded = cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad, cv2.BORDER_CONSTANT,
                                 value=(BORDER_GREY,) * image.shape[2] if image.ndim == 3 else BORDER_GREY)
     again = [shifted(d, -pad, -pad) for d in detect(padded)]
-    kept = again + [d for d in found if all(_iou(d.bbox, a.bbox) < 0.3 for a in again)]
+    # faces away from the edge keep their first detection (the border changes nothing for them
+    # but MTCNN's image pyramid); the padded pass replaces the edge faces and adds faces only it found
+    far = [d for d in found if edge_gap(d, w, h) >= EDGE_MARGIN]
+    new = [a for a in again if all(_iou(a.bbox, f.bbox) < 0.3 for f in far)]
+    kept = far + new + [d for d in near if all(_iou(d.bbox, a.bbox) < 0.3 for a in new)]
     kept.sort(key=lambda d: d.bbox.area, reverse=True)
     return suppress_nested(kept)

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 # The front end's version in the cache's file names: detections (and so encodings) made by an
-# earlier front end are never reused. "edges1": faces at the picture's edge and photos without a
-# face detected again in a padded copy (faceapp.detect.edges).
-FRONT_END = "edges1"
+# earlier front end are never reused. "edges2": faces at the picture's edge and photos without a
+# face detected again in a padded copy (faceapp.detect.edges), the other faces as first found.
+FRONT_END = "edges2"
 
 
 def _key(path: Path) -> str:
