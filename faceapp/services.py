@@ -244,7 +244,7 @@ class FaceService:
         # the event is written in the enrollment's transaction; its detail covers what the guard may add
         if add:
             detail = "photo added" + (detail_for(found)[len("enrolled"):] if found else "")
-            self.store.add_template(name, **kwargs, event=detail)
+            self.store.add_template(name, **kwargs, guard=guard, guard_after_id=seen_up_to, event=detail)
             person = self.store.get_person(name)
         elif replace:
             self.store.replace_templates(name, **kwargs, guard=guard, guard_after_id=seen_up_to,

@@ -83,3 +83,38 @@ def test_a_door_whose_gallery_copy_is_stale_still_refuses_a_face_enrolled_a_mome
         with pytest.raises(AlreadyEnrolled, match="Colin Powell"):
             a.enroll("C. Powell", lfw_image("Colin_Powell", 1))
         assert [p.name for p in a.store.list_people()] == ["Colin Powell"]
+
+
+def test_a_photo_added_at_one_door_while_another_enrolls_that_face_is_added_once(db_url):
+    """Adding a photo to an enrolled person (enroll --add) runs the same check under the same
+    lock: the face added to 'ann' at one door and enrolled as 'alias' at another at once ends in
+    one of the two, and the other is refused."""
+    with Store(db_url) as store:
+        store.add_person("ann", embedding=np.array([0, 0, 1, 0], np.float32), model_id="m1", quality=1.0,
+                         face_jpeg=b"j")
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def door(what: str) -> None:
+        with Store(db_url) as store:
+            barrier.wait()
+            try:
+                if what == "add":
+                    store.add_template("ann", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
+                                       guard=_refuse_if_known(FACE, 0.3), event="photo added")
+                else:
+                    store.add_person("alias", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
+                                     guard=_refuse_if_known(FACE, 0.3), event="enrolled")
+                results[what] = "written"
+            except AlreadyEnrolled:
+                results[what] = "refused"
+
+    threads = [threading.Thread(target=door, args=(w,)) for w in ("add", "enroll")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results.values()) == ["refused", "written"]
+    with Store(db_url) as store:
+        faces = [t for t in store.templates() if np.allclose(t.embedding, FACE)]
+        assert len(faces) == 1

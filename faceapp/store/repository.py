@@ -403,12 +403,13 @@ class Store:
 
     def add_template(
         self, name: str, *, embedding: np.ndarray, model_id: str, quality: float, face_jpeg: bytes,
-        event: str | None = None,
+        guard: Guard | None = None, guard_after_id: int | None = None, event: str | None = None,
     ) -> Template:
         """Add one more template (another photo) to an enrolled person. UnknownPerson if they
-        are not. ``event`` (a detail) logs it in the same transaction."""
+        are not. ``guard`` and ``event`` as for :meth:`add_person`: the check that the face is
+        nobody else's runs under the same enrollment lock as another door's enrollment."""
         return self._write_template(name, self._template_values(embedding, model_id, quality, face_jpeg), replace=False,
-                                    event=event)
+                                    guard=guard, guard_after_id=guard_after_id, event=event)
 
     def remove_template(self, template_id: int) -> Template:
         """Remove one of a person's templates (one photo: its embedding and face image). A
