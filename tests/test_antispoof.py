@@ -216,12 +216,25 @@ def test_the_attempt_waits_for_its_frames_then_judges_the_median():
 
 
 def test_the_factory_follows_the_settings():
-    assert antispoof_factory(Settings()) is None
+    assert antispoof_factory(Settings(antispoof=False)) is None
     make = antispoof_factory(Settings(antispoof=True, antispoof_threshold=0.3, antispoof_min_frames=2),
                              antispoof=_Fixed())
     a, b = make(), make()
     assert a is not b and (a.threshold, a.min_frames) == (0.3, 2)
     assert antispoof_factory(Settings(antispoof=True), antispoof=_Fixed())().threshold == 0.5
+
+
+def test_on_by_default_where_torch_is_installed(monkeypatch):
+    """The default (docs/door-benchmark.md: measured at the door on the real videos) is on where
+    the network can run, and off without torch (the installers' bundle)."""
+    import importlib.util
+
+    from faceapp import config
+
+    assert Settings().antispoof is config._torch_installed()
+    assert config._torch_installed() is (importlib.util.find_spec("torch") is not None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert config._torch_installed() is False
 
 
 # -- the stored reference frames ------------------------------------------------------------------

@@ -155,7 +155,9 @@ def test_a_camera_that_fails_then_ends_is_reopened(engine, analyzer, sqlite_url,
         opened.append(folder.is_dir())
         if len(opened) == 2:
             folder.mkdir()
-            for i in range(3):
+            # one pass of the camera holds an attempt: 3 agreeing frames and the anti-spoofing
+            # network's 5 (setting antispoof_min_frames; on by default), then it ends
+            for i in range(6):
                 shutil.copy(videos / "LivePortrait_driving_d19.jpg", folder / f"{i}.jpg")
         return real(spec, **kw)
 

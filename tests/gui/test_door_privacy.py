@@ -50,8 +50,9 @@ def door_ctx(qapp, sqlite_url, tmp_path):
     from faceapp.storage import open_store
 
     store = open_store(sqlite_url)
+    # no face models here, so no anti-spoofing network either (on by default where torch is installed)
     settings = Settings(device="cpu", db_url=sqlite_url, camera=str(tmp_path / "none.avi"), door_frames=3,
-                        door_reset_s=4.0, door_cooldown_s=30.0, door_attempt_window_s=30.0)
+                        door_reset_s=4.0, door_cooldown_s=30.0, door_attempt_window_s=30.0, antispoof=False)
     ctx = AppContext(settings, store=store, settings_file=tmp_path / "settings.toml")
     ctx.engine, ctx.service = Engine(), Service()  # ready: the door builds its machine
     yield ctx
