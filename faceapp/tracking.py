@@ -101,6 +101,7 @@ class FaceTracker:
         self.track_face_px = float(track_face_px) if track_face_px else 1.6 * self.detector_min_face
         self.tracks: list[Detection] = []
         self._since_scan = 0
+        self._shape: tuple[int, ...] = ()  # the size of the frame the tracks were found in
         self.last: TrackStep | None = None
 
     @property
@@ -110,13 +111,15 @@ class FaceTracker:
 
     def reset(self) -> None:
         """Forget the faces (a new stream): the next frame is scanned."""
-        self.tracks, self._since_scan, self.last = [], 0, None
+        self.tracks, self._since_scan, self._shape, self.last = [], 0, (), None
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """This frame's faces (full-frame coordinates, largest first)."""
         reason = ""
         if not self.tracks:
             reason = "no track"
+        elif frame.shape[:2] != self._shape:
+            reason = "new frame size"  # a reopened camera or another video: the tracks are of another frame
         elif self._since_scan >= self.full_every - 1:
             reason = "cadence"
         else:
@@ -132,6 +135,7 @@ class FaceTracker:
         h, w = frame.shape[:2]
         found = detect_scaled(self.detect_fn, frame, self.scan_scale)
         self._since_scan = 0
+        self._shape = frame.shape[:2]
         self.last = TrackStep("scan", self.scan_scale, (0, 0, w, h), reason)
         self._keep(found)
         return found

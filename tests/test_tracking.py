@@ -142,3 +142,13 @@ def test_the_pipeline_tracks_by_default_and_can_scan_every_frame(engine, lfw_ima
     assert [len(r.faces) for r in results] == [1, 1, 1] and tracked.tracker.last.mode == "track"
     plain = FacePipeline(engine, lambda: gallery, track=False)
     assert plain.tracker is None and len(plain.process(frame).faces) == 1
+
+
+def test_a_camera_that_changes_size_is_scanned_whole_not_tracked_off_its_frame():
+    """A camera reopened at a smaller size (or a video of another size on the same stream): the
+    last track lies outside the new frame, so the frame is scanned, not cropped to nothing."""
+    tracker = FaceTracker(_square_detector(), detector_min_face=30, min_face=30, full_every=10)
+    assert len(tracker.detect(_frame((1500, 800, 200)))) == 1  # a face low right in 1080p
+    found = tracker.detect(_frame((100, 80, 120), size=(480, 640)))
+    assert tracker.last.mode == "scan" and tracker.last.reason == "new frame size"
+    assert len(found) == 1 and abs(found[0].bbox.x1 - 100) <= 2
