@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from faceapp.cli.exit_codes import Exit
-from faceapp.errors import CameraUnavailable, StoreError
+from faceapp.errors import CameraUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -178,34 +178,15 @@ def run_headless(
 
 
 def _door_service(settings, service_class):
-    """The door's FaceService. On a database server (PostgreSQL) the door keeps an offline
-    cache (faceapp.store.offline): a copy of the gallery to decide from and an outbox for its
-    decisions while the server is unreachable; started during an outage it says so and runs on
-    that copy, or refuses (StoreError, exit 9) when it has none."""
-    from faceapp import storage
+    """The door's FaceService and its offline cache (None off a database server), from
+    :func:`faceapp.store.offline.open_door_store`: started during an outage it says so and
+    runs on its copy of the gallery, or refuses (StoreError, exit 9) when it has none."""
+    from faceapp.store.offline import open_door_store
 
-    url = settings.resolved_db_url
-    if not storage.is_shared_server(url):
-        return service_class(settings), None
-    from faceapp.store import crypto
-    from faceapp.store.offline import OfflineCache
-
-    cache = OfflineCache(storage.door_cache_dir(), site_key=crypto.SiteKey.load_or_create(crypto.default_key_path()),
-                         models=storage.model_facts())
-    store = storage.ReconnectingStore(url)
-    try:
-        store.open()
-    except StoreError as exc:
-        taken = cache.snapshot_taken_at
-        if taken is None:
-            cache.close()
-            raise StoreError(f"{exc}; this door has no local copy of the gallery yet, so it cannot start "
-                             "until the server answers") from None
-        log.error("database unreachable (%s): deciding from the local copy of the gallery taken at %s; "
-                  "decisions are queued and delivered when it answers", exc, taken.isoformat(timespec="seconds"))
-        print(f"faceapp: database unreachable: the door runs on its local copy of the gallery "
-              f"(taken {taken.isoformat(timespec='seconds')})", file=sys.stderr)
-    return service_class(settings, store=store, offline=cache), cache
+    door = open_door_store(settings.resolved_db_url)
+    if door.notice:
+        print(f"faceapp: {door.notice}", file=sys.stderr)
+    return service_class(settings, store=door.store, offline=door.offline), door.offline
 
 
 class _HeadlessDoor:

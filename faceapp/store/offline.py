@@ -15,7 +15,8 @@ order, each with its id and its original time; the server refuses a second event
 id, so a delivery interrupted by a crash and repeated logs nothing twice (exactly once), and a
 queued decision is removed from the outbox only after the server has committed it.
 A door started while its server is down decides from its snapshot; with no snapshot it refuses
-to start (:class:`~faceapp.errors.StoreError`).
+to start (:class:`~faceapp.errors.StoreError`). :func:`open_door_store` opens a door's store
+and cache this way; the headless door and the kiosk both use it.
 """
 
 from __future__ import annotations
@@ -154,3 +155,57 @@ class OfflineCache:
         if delivered:
             log.info("delivered %d decision(s) queued while the server was unreachable", delivered)
         return delivered
+
+
+@dataclass(frozen=True)
+class DoorStore:
+    """A door's database, as :func:`open_door_store` opened it. ``store``: the store (on a
+    database server a :class:`faceapp.storage.ReconnectingStore`, which answers again by itself
+    when the server does); ``offline``: the door's cache on a server, else None;
+    ``unreachable``: why the server did not answer at start (empty when it did), the door then
+    deciding from the snapshot taken at ``snapshot_taken_at``."""
+
+    store: Any
+    offline: OfflineCache | None = None
+    unreachable: str = ""
+    snapshot_taken_at: datetime | None = None
+
+    @property
+    def notice(self) -> str:
+        """What the door says when it starts on its snapshot ("" when the server answered)."""
+        if not self.unreachable or self.snapshot_taken_at is None:
+            return ""
+        return (f"database unreachable: the door runs on its local copy of the gallery "
+                f"(taken {self.snapshot_taken_at.isoformat(timespec='seconds')})")
+
+    def close(self) -> None:
+        self.store.close()
+        if self.offline is not None:
+            self.offline.close()
+
+
+def open_door_store(url: str) -> DoorStore:
+    """Open a door's store at ``url``. On a database server (PostgreSQL) the door keeps an
+    offline cache (a copy of the gallery to decide from, an outbox for its decisions while the
+    server is unreachable); a door started during an outage runs on that copy
+    (``unreachable`` set, logged), or, with no copy yet, is refused with a StoreError."""
+    from faceapp import storage
+    from faceapp.store import crypto
+
+    if not storage.is_shared_server(url):
+        return DoorStore(storage.open_store(url))
+    cache = OfflineCache(storage.door_cache_dir(), site_key=crypto.SiteKey.load_or_create(crypto.default_key_path()),
+                         models=storage.model_facts())
+    store = storage.ReconnectingStore(url)
+    try:
+        store.open()
+    except StoreError as exc:
+        taken = cache.snapshot_taken_at
+        if taken is None:
+            cache.close()
+            raise StoreError(f"{exc}; this door has no local copy of the gallery yet, so it cannot start "
+                             "until the server answers") from None
+        log.error("database unreachable (%s): deciding from the local copy of the gallery taken at %s; "
+                  "decisions are queued and delivered when it answers", exc, taken.isoformat(timespec="seconds"))
+        return DoorStore(store, cache, unreachable=str(exc), snapshot_taken_at=taken)
+    return DoorStore(store, cache)
