@@ -2,6 +2,11 @@
 
 :class:`AppContext` opens the database and loads the models in worker threads, so the window
 shows at once; pages listen to its signals (``store_ready``, ``engine_ready``, ...).
+On a database server (PostgreSQL) the store is opened as a door's, with its offline cache
+(:func:`faceapp.store.offline.open_door_store`, as the headless door): while the server does
+not answer the door decides from its local copy of the gallery and queues its decisions
+(``offline_changed`` says when that starts and ends); started during an outage the app runs on
+that copy, or fails to open the store (``store_failed``) when this door has none.
 :class:`CameraController` runs the live pipeline (camera -> newest frame -> detect, align,
 embed, match) in a worker and sends one :class:`LiveFrame` per processed frame.
 """
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from faceapp.config import Settings
@@ -25,6 +30,8 @@ from faceapp.gui.widgets import to_qimage
 from faceapp.gui.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
+
+OFFLINE_CHECK_MS = 1000  # how often the context looks whether the database server answers (no I/O)
 
 
 def error_text(exc: BaseException) -> str:
@@ -230,6 +237,7 @@ class AppContext(QObject):
     events_changed = Signal()  # a decision was logged
     settings_changed = Signal(object)  # the new Settings
     status = Signal(str)
+    offline_changed = Signal(bool)  # True: the database server does not answer, the door runs on its copy
 
     def __init__(
         self,
@@ -250,6 +258,13 @@ class AppContext(QObject):
         self.engine = engine
         self.service = None
         self._owns_store = store is None
+        self.offline = None  # the door's faceapp.store.offline.OfflineCache (a database server only)
+        self.snapshot_taken_at = None  # when the copy the door decides from while offline was taken
+        self._was_offline = False
+        self._store_announced = False  # store_ready was emitted (started offline: once the server answers)
+        self._offline_timer = QTimer(self)
+        self._offline_timer.setInterval(OFFLINE_CHECK_MS)
+        self._offline_timer.timeout.connect(self._check_offline)
         self.store_error = ""
         self.engine_error = ""
         self.pool = WorkerPool(self)
@@ -278,9 +293,48 @@ class AppContext(QObject):
             self._engine_loaded(self.engine)
 
     def _store_opened(self, store) -> None:
-        self.store = store
-        self.store_ready.emit()
+        from faceapp.store.offline import DoorStore
+
+        door = store if isinstance(store, DoorStore) else DoorStore(store)
+        self.store, self.offline = door.store, door.offline
+        if door.offline is not None:
+            self._offline_timer.start()
+        if door.unreachable:  # the pages' data comes when the server answers (store_ready then)
+            self.snapshot_taken_at = door.snapshot_taken_at
+            self._check_offline()
+            self.status.emit(door.notice[:1].upper() + door.notice[1:])
+        else:
+            self._store_announced = True
+            self.store_ready.emit()
         self._maybe_service()
+
+    @property
+    def server_unreachable(self) -> bool:
+        """The door's database server does not answer: it decides from its local copy of the
+        gallery and queues its decisions (reads attributes only: no database access)."""
+        if self.offline is None or self.store is None:
+            return False
+        if not getattr(self.store, "connected", True):
+            return True
+        return self.service is not None and self.service.offline_since is not None
+
+    def _check_offline(self) -> None:
+        offline = self.server_unreachable
+        if offline != self._was_offline:
+            self._was_offline = offline
+            if offline:
+                try:
+                    self.snapshot_taken_at = self.offline.snapshot_taken_at
+                except Exception as exc:  # the local file: the banner goes without the time
+                    log.warning("the door's copy of the gallery cannot be read: %s", exc)
+                log.warning("database server unreachable: the door decides from its local copy")
+            else:
+                log.warning("database server reachable again")
+                self.status.emit("The database server answers again")
+            self.offline_changed.emit(offline)
+        if not offline and not self._store_announced and getattr(self.store, "connected", True):
+            self._store_announced = True
+            self.store_ready.emit()
 
     def _store_failed(self, exc: BaseException) -> None:
         self.store_error = error_text(exc)
@@ -301,7 +355,8 @@ class AppContext(QObject):
             return
         from faceapp.services import FaceService
 
-        service = FaceService(self.settings, store=self.store, engine=self.engine, analyzer=self._analyzer)
+        service = FaceService(self.settings, store=self.store, engine=self.engine, analyzer=self._analyzer,
+                              offline=self.offline)
         try:
             others = {m: n for m, n in self.store.model_ids().items() if m != self.engine.model_id}
         except Exception as exc:  # the database could not be read: say so, the pages show it too
@@ -412,6 +467,7 @@ class AppContext(QObject):
         if self._closed:
             return True
         self._closed = True
+        self._offline_timer.stop()
         self.camera.stop()
         ok = self.pool.stop_all(timeout_ms)
         if not ok:  # e.g. the models still loading: that cannot be interrupted, but it ends
@@ -419,13 +475,17 @@ class AppContext(QObject):
             ok = self.pool.stop_all(120_000)
         if self._owns_store and self.store is not None:
             self.store.close()
+        if self._owns_store and self.offline is not None:
+            self.offline.close()
         return ok
 
 
 def _open_store(url: str):
-    from faceapp.storage import open_store
+    """The store at ``url``, as a door's (faceapp.store.offline.DoorStore): on a database server
+    with its offline cache."""
+    from faceapp.store.offline import open_door_store
 
-    return open_store(url)
+    return open_door_store(url)
 
 
 def _load_engine(settings: Settings, threads: int | None = None):

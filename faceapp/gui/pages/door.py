@@ -10,6 +10,12 @@ Repeats go through :class:`faceapp.door_cooldown.DoorCooldown` first: a person l
 ``door_cooldown_s`` ago is shown WELCOME (no event, no output, ``repeated`` instead of
 ``decided``), and an unrecognized face that stays is logged once per ``door_attempt_window_s``.
 
+On a database server the door outlives its server (:mod:`faceapp.store.offline`): while the
+server does not answer, a banner says so and the door decides from its local copy of the
+gallery; each decision is committed to the local outbox before the screen shows it (a grant
+only then), and the outbox is delivered, once, when the server answers again. Started without
+a copy and without the server, the screen says it is out of order.
+
 Verify mode gives nothing away: no name completion unless ``door_name_completion`` is on, the
 name field keeps what was typed, and a name nobody has is denied exactly like a wrong face (the
 event records the claim; its distance is empty when nobody has that name).
@@ -72,6 +78,9 @@ LOCK_UNREACHABLE_TITLE = "LOCK UNREACHABLE"
 LOCK_UNREACHABLE_TEXT = "You were recognised, but the door could not be opened. Please ask for help."
 RETRY_MS = 5000
 FLUSH_MS = 2000  # how often decisions that could not be logged are tried again
+OFFLINE_TEXT = ("Database server unreachable: this door decides from its own copy of the enrolled people{taken}. "
+                "Decisions are kept here and sent to the server when it answers.")
+QUEUED_TEXT = "The server is unreachable: this decision is kept at the door and logged when it answers."
 
 MODE_TITLES = {
     DoorMode.VERIFY: "Verify: say who you are, then look at the camera",
@@ -207,6 +216,11 @@ class DoorPage(Page):
         self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
         self.empty_hint.linkActivated.connect(lambda _link: self.enroll_requested.emit())
         self.empty_hint.setVisible(False)
+        self.offline_banner = QLabel("")  # the database server does not answer (ctx.offline_changed)
+        self.offline_banner.setObjectName("offlineBanner")
+        self.offline_banner.setStyleSheet("#offlineBanner { background: #8a4b00; color: #ffffff; padding: 6px 10px; }")
+        self.offline_banner.setWordWrap(True)
+        self.offline_banner.setVisible(False)
         self.prompt = QLabel("")
         self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.prompt.setWordWrap(True)
@@ -257,6 +271,7 @@ class DoorPage(Page):
         wl = QVBoxLayout(watch)
         wl.setContentsMargins(24, 16, 24, 24)
         wl.addLayout(top)
+        wl.addWidget(self.offline_banner)
         wl.addWidget(self.empty_hint)
         wl.addLayout(body, 1)
         self.watch = watch
@@ -284,6 +299,8 @@ class DoorPage(Page):
         ctx.camera.opened.connect(lambda _info: self.view.set_message(""))
         ctx.engine_ready.connect(self._engine_ready)
         ctx.engine_failed.connect(lambda m: self._set_prompt(f"Out of order: {m}", error=True))
+        ctx.store_failed.connect(self._store_failed)
+        ctx.offline_changed.connect(self._offline_changed)
         ctx.store_ready.connect(self.refresh_names)
         ctx.people_changed.connect(self.refresh_names)
         ctx.settings_changed.connect(lambda s: self._build_machine())
@@ -291,10 +308,15 @@ class DoorPage(Page):
         self._apply_mode()
         if ctx.ready:
             self._engine_ready()
+        if ctx.store_error:
+            self._store_failed(ctx.store_error)
 
     # -- set-up -----------------------------------------------------------------------------
     def _engine_ready(self) -> None:
-        self._ensure_recorder()
+        recorder = self._ensure_recorder()
+        if recorder is not None and recorder.offline is not None:
+            self._flush.start()  # an outbox left by an earlier run is delivered when the server answers
+        self._offline_changed(self.ctx.server_unreachable)  # the banner, and the enrolled names
         self._ensure_outputs()  # the lock starts locked (its relock bytes are sent now)
         self._build_machine()
         self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
@@ -316,9 +338,38 @@ class DoorPage(Page):
         self.stack.setCurrentWidget(self.watch)
 
     def refresh_names(self) -> None:
-        if self.ctx.store is not None:
-            self._names.setStringList([p.name for p in self.ctx.store.list_people()])
-            self.empty_hint.setVisible(not self._names.stringList())
+        """The enrolled names (verify mode resolves the claim's case with them): the server's,
+        or while it does not answer those of the door's local copy."""
+        if self.ctx.store is None:
+            return
+        copy = self.ctx.offline.store if self.ctx.offline is not None else None
+        try:  # (not the server while it does not answer: no connection attempt on the screen's thread)
+            people = (copy if self.ctx.server_unreachable else self.ctx.store).list_people()
+        except Exception as exc:
+            if copy is None:
+                log.warning("enrolled names not read: %s", error_text(exc))
+                return
+            try:
+                people = copy.list_people()
+            except Exception as exc2:
+                log.warning("enrolled names not read from the door's copy either: %s", error_text(exc2))
+                return
+        self._names.setStringList([p.name for p in people])
+        self.empty_hint.setVisible(not self._names.stringList())
+
+    def _store_failed(self, message: str) -> None:
+        """No database and (on a server) no local copy of the gallery: the door cannot decide."""
+        self.view.set_message("Out of order", error=True)
+        self._set_prompt(f"Out of order: {message}", error=True)
+
+    def _offline_changed(self, offline: bool) -> None:
+        taken = self.ctx.snapshot_taken_at
+        when = f" (taken {taken.astimezone().strftime('%Y-%m-%d %H:%M')})" if offline and taken is not None else ""
+        self.offline_banner.setText(OFFLINE_TEXT.format(taken=when) if offline else "")
+        self.offline_banner.setVisible(bool(offline))
+        if offline and self.recorder is not None and not self._flush.isActive():
+            self._flush.start()
+        self.refresh_names()
 
     def _settings_changed(self, settings) -> None:
         self.cooldown.cooldown_s = settings.door_cooldown_s  # who was let in is kept
@@ -495,7 +546,7 @@ class DoorPage(Page):
         if self.recorder is None or self.recorder.store is not store:
             if self.recorder is not None:
                 self.recorder.close()
-            self.recorder = DoorRecorder(store)
+            self.recorder = DoorRecorder(store, offline=self.ctx.offline)
             self.ctx.task(self.recorder.prepare, name="door-log",
                           on_error=lambda e: log.warning("door log not prepared: %s", error_text(e)))
         return self.recorder
@@ -507,7 +558,10 @@ class DoorPage(Page):
         return outcome
 
     def _reason(self, record: DoorRecord) -> str:
-        return record_reason(dataclasses.replace(record, outcome=self._as_typed(record.outcome)))
+        record = dataclasses.replace(record, outcome=self._as_typed(record.outcome))
+        if record.queued_uid is not None:  # committed to the door's outbox: logged when the server answers
+            return f"{outcome_reason(record.outcome)}\n{QUEUED_TEXT}"
+        return record_reason(record)
 
     def _decide(self, outcome: DoorOutcome) -> None:
         """A decision was made: a repeat is shown at once and not logged (the cooldown);
@@ -560,7 +614,8 @@ class DoorPage(Page):
                 self._render(state)
         if record.committed:
             self.ctx.events_changed.emit()
-        if self.recorder is not None and self.recorder.pending and not self._flush.isActive():
+        if (self.recorder is not None and (self.recorder.pending or record.queued_uid is not None)
+                and not self._flush.isActive()):
             self._flush.start()
         self.recorded.emit(record)
         if dispatch is not None:
@@ -568,27 +623,29 @@ class DoorPage(Page):
         self.decided.emit(record.outcome)
 
     def flush_pending_log(self) -> None:
-        """Try again (in the background) to log the decisions that could not be logged."""
+        """Try again (in the background) to log the decisions that could not be logged, and
+        deliver those queued in the door's outbox while the server did not answer."""
         recorder = self.recorder
-        if recorder is None or not recorder.pending:
+        if recorder is None or not (recorder.pending or recorder.offline is not None):
             self._flush.stop()
             return
         if self._flushing:
             return
         self._flushing = True
 
-        def done(n: int) -> None:
+        def done(result: tuple[int, int]) -> None:
+            written, left = result
             self._flushing = False
-            if n:
+            if written:
                 self.ctx.events_changed.emit()
-            if not recorder.pending:
+            if not left:
                 self._flush.stop()
 
         def failed(exc: BaseException) -> None:
             self._flushing = False
             log.warning("pending door decisions not logged: %s", error_text(exc))
 
-        self.ctx.task(recorder.flush_pending, name="door-log-flush", on_result=done, on_error=failed)
+        self.ctx.task(_flush_log, recorder, name="door-log-flush", on_result=done, on_error=failed)
 
     # -- door outputs (faceapp.outputs: lock relay, command, webhook) ----------------------------
     def _ensure_outputs(self) -> DoorOutputs | None:
@@ -665,12 +722,24 @@ def _record_decision(recorder: DoorRecorder, store, outcome: DoorOutcome,
     dispatch = outputs.dispatch(record) if outputs is not None else None  # never raises
     photo = None
     if record.granted and record.outcome.name:
+        if record.queued_uid is not None and recorder.offline is not None:
+            store = recorder.offline.store  # the server does not answer: the photo of the door's copy
         try:
             templates = store.templates(person=record.outcome.name)
             photo = templates[-1].face_jpeg if templates else None
         except Exception:  # a removed person, a busy database: no photo
             photo = None
     return record, photo, dispatch
+
+
+def _flush_log(recorder: DoorRecorder) -> tuple[int, int]:
+    """Worker thread: write the recorder's pending events and deliver its outbox; returns
+    (written, still waiting)."""
+    written = recorder.flush_pending()
+    left = recorder.pending
+    if recorder.offline is not None:
+        left += len(recorder.offline.queued())
+    return written, left
 
 
 def _unlogged(outcome: DoorOutcome, error: str) -> DoorRecord:
