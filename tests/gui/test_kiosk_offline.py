@@ -8,11 +8,14 @@ The real test cluster is stopped with ``pg_ctl stop -m immediate``."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from faceapp import storage
 from faceapp.config import Settings
 from faceapp.errors import StoreError
+from faceapp.outputs.base import LockState
 from faceapp.store.offline import open_door_store
 from faceapp.store.repository import Store
 from faceapp.types import Decision
@@ -48,14 +51,14 @@ def _take_snapshot(url: str) -> None:
 
 @pytest.fixture
 def kiosk(qtbot, qapp, kiosk_settings, engine, analyzer, tmp_path):
-    """kiosk() -> (context, window): the door kiosk opening its own store, as ``faceapp door``."""
+    """kiosk(**settings) -> (context, window): the door kiosk opening its own store, as ``faceapp door``."""
     from faceapp.gui.context import AppContext
     from faceapp.gui.window import MainWindow
 
     made = []
 
-    def start():
-        ctx = AppContext(kiosk_settings, engine=engine, analyzer=analyzer, settings_file=tmp_path / "settings.toml")
+    def start(**changes):
+        ctx = AppContext(kiosk_settings.replace(**changes), engine=engine, analyzer=analyzer, settings_file=tmp_path / "settings.toml")
         win = MainWindow(ctx, kiosk=True)
         qtbot.addWidget(win)
         made.append((ctx, win))
@@ -105,10 +108,11 @@ def test_a_kiosk_started_while_its_server_is_down_decides_from_its_copy_and_deli
     _take_snapshot(pg_url)
     pg_cluster.stop("immediate")
     try:
-        ctx, win = kiosk()
+        ctx, win = kiosk(door_command=shutil.which("true"))  # a lock command: exit 0 = opened
         door = win.door
-        records = []
+        records, dispatches = [], []
         door.recorded.connect(records.append)
+        door.dispatched.connect(dispatches.append)
         qtbot.waitUntil(lambda: ctx.ready, timeout=20000)
         assert ctx.server_unreachable
         assert door.offline_banner.isVisible()
@@ -118,6 +122,8 @@ def test_a_kiosk_started_while_its_server_is_down_decides_from_its_copy_and_deli
         assert (first.outcome.decision, first.outcome.name, first.granted) == (Decision.MATCH, ENROLLED, True)
         assert not first.committed
         assert door.result.title.text() == "ACCESS GRANTED"  # shown once the outbox holds it
+        qtbot.waitUntil(lambda: any(d.record is first for d in dispatches), timeout=10000)
+        assert next(d for d in dispatches if d.record is first).lock is LockState.OPENED  # the lock opens offline
         assert "kept at the door" in door.result.reason.text()
         _stop_deciding(qtbot, door, records)
         assert all(r.queued_uid and not r.committed for r in records)  # nothing reached the server

@@ -661,7 +661,10 @@ class DoorPage(Page):
         if old is not None:
             self.ctx.task(old.close, name="door-outputs-close")
         try:
-            outputs = DoorOutputs.from_settings(s, log_event=store.log_event if store is not None else None)
+            # looked up when an output event is written (a server that does not answer yet must not
+            # keep the lock outputs from starting)
+            log_event = (lambda *a, **k: store.log_event(*a, **k)) if store is not None else None
+            outputs = DoorOutputs.from_settings(s, log_event=log_event)
         except Exception as exc:  # a command that cannot be split: no outputs, and the log says why
             log.error("door outputs not started: %s", error_text(exc))
             return None
