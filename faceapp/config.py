@@ -62,17 +62,6 @@ class Limit:
         return f"{text} {self.unit}".rstrip()
 
 
-def _torch_installed() -> bool:
-    """True when torch can be imported (checked without importing it): the anti-spoofing network
-    runs on torch only."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _doc(text: str, *, limit: Limit | None = None, check: Any = None, allowed: str | None = None, **kw: Any) -> Any:
     """A documented setting; ``check(value) -> bool`` and ``allowed`` (its words) for a text setting's form."""
     return field(metadata={"doc": text, "limit": limit, "check": check, "allowed": allowed}, **kw)
@@ -241,12 +230,12 @@ class Settings:
     # -- anti-spoofing (faceapp/antispoof, docs/antispoof.md): a network scores every frame of an attempt --
     antispoof: bool = _doc(
         "Door: also judge each attempt with the anti-spoofing network (MiniFASNet: print / screen / mask); an "
-        "attempt whose frames' median live score is below antispoof_threshold is denied as SPOOF. On by default "
-        "where torch is installed (the installers' torch-free bundle has no export of the network yet, so off there).",
+        "attempt whose frames' median live score is below antispoof_threshold is denied as SPOOF. On by default: "
+        "it runs wherever the other networks do (PyTorch, or ONNX Runtime in the installers).",
         # measured at the door on the real videos (scripts/eval_door.py --antispoof, docs/door-benchmark.md):
         # 0 SPOOF denials of real people in 84 real attempts, genuine acceptance 39/40 (97.5%, off: 44/44),
         # every print / screen attack attempt denied (8/8; off: 6 of 6 decided granted)
-        default=_torch_installed(),
+        default=True,
     )
     antispoof_threshold: float | None = _doc(
         "Anti-spoofing: live score (0..1, probability of a live face) at or above which an attempt's median "

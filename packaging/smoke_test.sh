@@ -88,6 +88,20 @@ log=$(FACEAPP_INDEX_FROM=1 "$FACEAPP" identify -v "$A2" 2>&1) || { echo "$log"; 
 grep -q "approximate index (faiss" <<<"$log" || { echo "$log"; fail "the installed app built no faiss index"; }
 grep -q "Colin Powell" <<<"$log" || { echo "$log"; fail "identify with the index did not name Colin Powell"; }
 ok "faiss loads from the bundle: $(grep -o 'approximate index (faiss [^)]*)' <<<"$log"), identify names Colin Powell"
+# the anti-spoofing network is on by default and runs from the bundle (ONNX Runtime, no torch):
+# a headless door over 7 other photos of Colin Powell scores the attempt's frames with it
+grep -qx "antispoof = true" <<<"$("$FACEAPP" settings)" || fail "faceapp settings does not show antispoof = true"
+mkdir -p "$SCRATCH/frames"
+cp "$LFW"/Colin_Powell/Colin_Powell_000[2-8].jpg "$SCRATCH/frames/"
+t0=$(now)
+set +e; door=$("$FACEAPP" door --headless --until-end --camera "$SCRATCH/frames" 2>"$OUT/door-headless.log"); rc=$?; set -e
+[ $rc = 0 ] || { cat "$OUT/door-headless.log"; fail "headless door: exit $rc"; }
+t1=$(now)
+door_ms=$(ms $t0 $t1)
+echo "$door" > "$OUT/door-headless.jsonl"
+pad=$(grep -o 'anti-spoofing: median live score [0-9.]* over [0-9]* frames' <<<"$door" | head -1)
+[ -n "$pad" ] || { echo "$door"; cat "$OUT/door-headless.log"; fail "the installed door did not run the anti-spoofing network"; }
+ok "antispoof = true; the headless door's decision: $(grep -o '"decision": "[a-z_]*"' <<<"$door" | head -1), $pad (${door_ms} ms)"
 DB=$HOME/.local/share/faceapp/faceapp.db
 [ -f "$DB" ] || fail "the database is not in the user's data folder ($DB)"
 ok "enroll ${enroll_ms} ms, verify ${verify_ms} ms; database in $DB"
@@ -125,7 +139,8 @@ ok "first window after ${first_window_s} s under Xvfb; screenshot $OUT/door.png"
 
 cat > "$OUT/timings.json" <<JS
 {"deb": "$(basename "$DEB")", "download_bytes": $(stat -c %s "$DEB"), "installed_kib": $installed_kb,
- "first_window_s": $first_window_s, "version_ms": $version_ms, "enroll_ms": $enroll_ms, "verify_ms": $verify_ms}
+ "first_window_s": $first_window_s, "version_ms": $version_ms, "enroll_ms": $enroll_ms, "verify_ms": $verify_ms,
+ "door_headless_ms": $door_ms}
 JS
 
 # removal: remove keeps the user's data, purge deletes it

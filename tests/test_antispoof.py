@@ -1,7 +1,8 @@
 """The anti-spoofing model (faceapp.antispoof): the rebuilt MiniFASNets, the crop, the spec's
 checks, the attempt rule, and the model's outputs on stored reference frames of ../shared/videos
 (tests/data/antispoof_reference.json: boxes, crops' geometry and probabilities, no pixels;
-made by ``python scripts/eval_antispoof.py --write-reference tests/data/antispoof_reference.json``)."""
+made by ``python scripts/eval_antispoof.py --write-reference tests/data/antispoof_reference.json``),
+and the ONNX Runtime backend of the installers against the torch one (to 1e-5) on those frames."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ from faceapp.antispoof.network import (  # noqa: E402
     fuse_batch_norms,
     minifasnet_from_state_dict,
 )
+from faceapp import runtime  # noqa: E402
 from faceapp.config import Settings  # noqa: E402
-from faceapp.errors import WeightsError  # noqa: E402
+from faceapp.errors import ConfigError, WeightsError  # noqa: E402
 from faceapp.types import BBox  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "data" / "antispoof_reference.json"
@@ -224,20 +226,77 @@ def test_the_factory_follows_the_settings():
     assert antispoof_factory(Settings(antispoof=True), antispoof=_Fixed())().threshold == 0.5
 
 
-def test_on_by_default_where_torch_is_installed(monkeypatch):
-    """The default (docs/door-benchmark.md: measured at the door on the real videos) is on where
-    the network can run, and off without torch (the installers' bundle)."""
-    import importlib.util
+def test_on_by_default_and_the_onnx_backend_builds_the_model(onnx_dir, monkeypatch):
+    """The default (docs/door-benchmark.md: measured at the door on the real videos) is on on both
+    runtimes: without torch (the installers' bundle) the factory's model runs on ONNX Runtime."""
+    assert Settings().antispoof is True
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(onnx_dir))
+    check = antispoof_factory(Settings(device="auto"))()
+    assert check.antispoof.backend == "onnx" and check.antispoof.networks == []
+    assert check.threshold == load_antispoof_spec().threshold and check.min_frames == 5
 
-    from faceapp import config
 
-    assert Settings().antispoof is config._torch_installed()
-    assert config._torch_installed() is (importlib.util.find_spec("torch") is not None)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert config._torch_installed() is False
+# -- the ONNX Runtime backend (the installers) ----------------------------------------------------
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from faceapp.runtime.export import export_antispoof
+
+    out = tmp_path_factory.mktemp("antispoof_onnx")
+    files = export_antispoof("minifasnet-v1", out)
+    assert sorted(f.name for f in files) == ["minifasnet_v1_v1se_4p0.onnx", "minifasnet_v1_v2_2p7.onnx"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def onnx_antispoof(onnx_dir) -> AntiSpoof:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(runtime.BACKEND_ENV, "onnx")
+        mp.setenv(runtime.ONNX_DIR_ENV, str(onnx_dir))
+        model = AntiSpoof(device="cpu")
+    assert model.backend == "onnx"
+    return model
+
+
+def test_onnx_scores_equal_torch_on_random_frames(antispoof, onnx_antispoof):
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(2)]
+    items = [(frames[0], BBox(40, 30, 120, 130)), (frames[0], BBox(180, 60, 260, 170)), (frames[1], BBox(5, 5, 300, 235))]
+    ref = antispoof.probabilities_batch(items)
+    got = onnx_antispoof.probabilities_batch(items)
+    assert got.shape == (3, 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert onnx_antispoof.score(*items[1]) == pytest.approx(float(ref[1, 1]), abs=1e-5)
+    assert onnx_antispoof.score_batch([]).shape == (0,)
+
+
+def test_an_onnx_file_of_other_weights_or_none_is_refused(onnx_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    spec = load_antispoof_spec()
+    other = dataclasses.replace(spec, networks=(dataclasses.replace(spec.networks[0], sha256="0" * 64), spec.networks[1]))
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(onnx_dir))
+    with pytest.raises(WeightsError, match="other anti-spoofing weights"):
+        AntiSpoof(other)
+    shutil.copyfile(onnx_dir / "minifasnet_v1_v2_2p7.onnx", tmp_path / "minifasnet_v1_v2_2p7.onnx")
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(tmp_path))  # the V1SE file is not there
+    with pytest.raises(WeightsError, match="missing"):
+        AntiSpoof()
+    with pytest.raises(ConfigError, match="ONNX Runtime"):
+        AntiSpoof(device="cuda")
 
 
 # -- the stored reference frames ------------------------------------------------------------------
+def _onnx_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
 def _frame(path: Path, index):
     import cv2
 
@@ -254,7 +313,8 @@ def _frame(path: Path, index):
 
 
 @pytest.mark.parametrize("entry", json.loads(REFERENCE.read_text())["frames"], ids=lambda e: f"{e['file']}-{e['frame']}")
-def test_the_model_reproduces_its_reference_outputs_on_real_frames(antispoof, videos, entry):
+def test_the_model_reproduces_its_reference_outputs_on_real_frames(antispoof, videos, entry, request):
+    onnx_antispoof = request.getfixturevalue("onnx_antispoof") if _onnx_installed() else None
     rgb = _frame(videos / entry["file"], entry["frame"])
     assert [rgb.shape[1], rgb.shape[0]] == entry["size"]
     bbox = BBox(*entry["bbox"])
@@ -262,6 +322,8 @@ def test_the_model_reproduces_its_reference_outputs_on_real_frames(antispoof, vi
     probs = antispoof.probabilities_batch([(rgb, bbox)])[0]
     np.testing.assert_allclose(probs, entry["probabilities"], atol=2e-4)
     live = antispoof.score(rgb, bbox)
+    if onnx_antispoof is not None:  # the installers' runtime gives the torch scores
+        np.testing.assert_allclose(onnx_antispoof.probabilities_batch([(rgb, bbox)])[0], probs, rtol=0, atol=1e-5)
     if entry["file"] in ATTACKS:  # the prints and the tablet screen read as attacks
         assert live < antispoof.threshold
     else:  # the live sample and the real videos read as live

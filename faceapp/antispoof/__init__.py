@@ -1,7 +1,8 @@
 """Presentation-attack detection: is the face in front of the camera a live person, or a print, a
 screen or a mask? A single-frame network (MiniFASNet, :mod:`faceapp.antispoof.network`) scores each
 frame of an attempt (:class:`AntiSpoof`); :class:`AntiSpoofAttempt` turns an attempt's scores into
-a verdict. Qt-free; the network needs torch (imported when a model is built, not by this package).
+a verdict. Qt-free; the network runs on torch or, in the installers, on ONNX Runtime
+(:func:`faceapp.runtime.backend`; imported when a model is built, not by this package).
 """
 
 from __future__ import annotations

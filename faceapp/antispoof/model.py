@@ -7,6 +7,9 @@ face at two context scales (2.7x and 4.0x the detector's box, :mod:`faceapp.anti
 and the *live score* is the averaged probability of class 1 (live), 0..1.
 
 Loading checks each weights file's sha256 first, then ``torch.load(..., weights_only=True)``.
+The networks run on the runtime :func:`faceapp.runtime.backend` picks, as the detector's and the
+embedder's do: PyTorch (source installs), or ONNX Runtime from their exports (the installers,
+:mod:`faceapp.runtime.onnx_antispoof`; an export made from other weights is refused).
 """
 
 from __future__ import annotations
@@ -139,19 +142,29 @@ class AntiSpoof:
 
     def __init__(self, spec: AntiSpoofSpec | str | None = None, *, device: str = "cpu",
                  threshold: float | None = None) -> None:
+        from faceapp import runtime
+
+        if spec is None or isinstance(spec, str):
+            spec = load_antispoof_spec(spec or DEFAULT_MODEL)
+        self.spec = spec
+        self.threshold = float(spec.threshold if threshold is None else threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"anti-spoofing threshold must be within 0..1 (got {self.threshold})")
+        self.backend = runtime.backend()
+        self.networks = []  # as loaded (the released layout; torch only)
+        if self.backend == "onnx":  # the installers: ONNX Runtime on the CPU, no torch
+            from faceapp.runtime.onnx_antispoof import OnnxAntiSpoofNet
+
+            self.device = runtime.onnx_device(device)
+            self._runners = [OnnxAntiSpoofNet(spec, n) for n in spec.networks]
+            self._torch = None
+            return
         import torch
 
         from faceapp.antispoof.network import fuse_batch_norms, minifasnet_from_state_dict
         from faceapp.device import resolve_device
 
-        if spec is None or isinstance(spec, str):
-            spec = load_antispoof_spec(spec or DEFAULT_MODEL)
-        self.spec = spec
         self.device = resolve_device(device)
-        self.threshold = float(spec.threshold if threshold is None else threshold)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"anti-spoofing threshold must be within 0..1 (got {self.threshold})")
-        self.networks = []  # as loaded (the released layout)
         for net_spec in spec.networks:
             net = minifasnet_from_state_dict(net_spec.load_state_dict())
             if net.shape.input_size != spec.input_size:
@@ -174,10 +187,19 @@ class AntiSpoof:
         """(N, 3) class probabilities (the networks' softmax averaged) of N (frame, box) pairs."""
         if not items:
             return np.zeros((0, 3), np.float32)
-        per_net: list[list[np.ndarray]] = [[] for _ in self.networks]
+        per_net: list[list[np.ndarray]] = [[] for _ in self._runners]
         for frame, bbox in items:
             for j, (crop, _) in enumerate(self.crops(frame, bbox)):
                 per_net[j].append(crop)
+        if self._torch is None:  # ONNX Runtime: each file gives probabilities (softmax included)
+            total = None
+            for net, crops in zip(self._runners, per_net, strict=True):
+                x = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32)
+                if self.spec.pixel_scale != 1.0:
+                    x = x / np.float32(self.spec.pixel_scale)
+                p = net(x)
+                total = p if total is None else total + p
+            return (total / len(self._runners)).astype(np.float32)
         torch = self._torch
         total = None
         with torch.inference_mode():

@@ -1,7 +1,8 @@
-"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet, the embedding models and
-the 68-point landmark model.
+"""Export the inference networks to ONNX: MTCNN's PNet / RNet / ONet, the embedding models, the
+68-point landmark model and the anti-spoofing networks.
 
     python -m faceapp.runtime.export OUT_DIR [--model ID ...] [--landmark-model landmarks-v1]
+                                     [--antispoof-model minifasnet-v1]
 
 Without ``--model`` every embedding model whose weights are in the models folder is exported
 (the installer offers what it ships). One file per weights file (``<weights stem>.onnx``): specs
@@ -122,7 +123,32 @@ def export_landmarks(model_id: str, out_dir: Path) -> Path:
     return path
 
 
-def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...] | list[str] = ("landmarks-v1",)) -> list[Path]:
+def export_antispoof(model_id: str, out_dir: Path) -> list[Path]:
+    """The anti-spoofing ensemble of ``model_id`` (its checked weights) -> one <weights stem>.onnx
+    per network: BGR crops (N, 3, S, S), 0..255 -> class probabilities (N, 3). The batch norms are
+    folded first and the softmax is included, as :class:`faceapp.antispoof.AntiSpoof` runs it on torch."""
+    import torch
+
+    from faceapp.antispoof.model import load_antispoof_spec
+    from faceapp.antispoof.network import fuse_batch_norms, minifasnet_from_state_dict
+    from faceapp.runtime.onnx_antispoof import onnx_file
+
+    spec = load_antispoof_spec(model_id)
+    out = []
+    for net_spec in spec.networks:
+        net = fuse_batch_norms(minifasnet_from_state_dict(net_spec.load_state_dict()))
+        model = torch.nn.Sequential(net, torch.nn.Softmax(dim=1)).eval()
+        example = torch.zeros(2, 3, spec.input_size, spec.input_size)
+        meta = {"producer": "faceapp.runtime.export", "model_id": spec.model_id, "network": net_spec.name,
+                "source_sha256": net_spec.sha256, "scale": str(net_spec.scale)}
+        path = onnx_file(net_spec, out_dir)
+        _save(model, example, path, ["input"], ["probabilities"], {"input": {0: "n"}, "probabilities": {0: "n"}}, meta)
+        out.append(path)
+    return out
+
+
+def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...] | list[str] = ("landmarks-v1",),
+               antispoof_ids: tuple[str, ...] | list[str] = ()) -> list[Path]:
     out_dir = Path(out_dir)
     files = export_mtcnn(out_dir)
     from faceapp.embed.weights import load_spec
@@ -133,6 +159,8 @@ def export_all(out_dir: Path, model_ids: list[str], landmark_ids: tuple[str, ...
         by_file.setdefault(onnx_file(load_spec(m), out_dir), m)
     files += [export_embedder(m, out_dir) for m in by_file.values()]
     files += [export_landmarks(m, out_dir) for m in landmark_ids]
+    for m in antispoof_ids:
+        files += export_antispoof(m, out_dir)
     return files
 
 
@@ -142,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", action="append", dest="models", help="embedding model id (repeatable; default: every model whose weights are present)")
     p.add_argument("--landmark-model", action="append", dest="landmarks",
                    help="68-point landmark model id (repeatable; default: landmarks-v1)")
+    p.add_argument("--antispoof-model", action="append", dest="antispoof",
+                   help="anti-spoofing model id (repeatable; default: minifasnet-v1)")
     args = p.parse_args(argv)
-    files = export_all(args.out_dir, args.models or shipped_model_ids(), args.landmarks or ["landmarks-v1"])
+    files = export_all(args.out_dir, args.models or shipped_model_ids(), args.landmarks or ["landmarks-v1"],
+                       args.antispoof or ["minifasnet-v1"])
     json.dump({"files": [str(f) for f in files], "sizes": {f.name: f.stat().st_size for f in files}}, sys.stdout, indent=2)
     print()
     return 0
