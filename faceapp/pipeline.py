@@ -104,7 +104,7 @@ class FaceEngine:
         """The embedder's chip of one face; a dim face is brightened first
         (:func:`faceapp.detect.quality.normalize_brightness`), so the quality gate and the encoder
         both see the brightened face."""
-        face = align_face(image, detection, self.spec.template, self.spec.input_size)
+        face = align_face(image, detection, self.spec.template, self.spec.input_size, self.spec.border)
         chip = normalize_brightness(face.image, self.limits)
         if chip is face.image:
             return face

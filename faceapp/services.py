@@ -434,7 +434,7 @@ class FaceService:
                 ) from None
             s = float(chip.shape[0])
             det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
-            new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size)
+            new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size, self.engine.spec.border)
             emb = self.engine.embedder.embed([new.image])[0]
             items.append((t.id, emb, encode_jpeg(new.image)))
             if progress:

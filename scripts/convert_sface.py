@@ -303,6 +303,7 @@ SPEC_TEMPLATE = {
     "normalization": {"mean": list(MEAN), "scale": SCALE, "channel_order": "RGB"},
     "template": [list(p) for p in ALIGN_CROP_TEMPLATE],
     "template_note": "OpenCV FaceRecognizerSF::alignCrop's reference points (the ArcFace 112x112 template)",
+    "border": "black",  # alignCrop's warpAffine leaves chip pixels outside the photo zero
     # placeholder until scripts/calibrate_threshold.py --model sface-v1 --write: OpenCV's
     # L2 threshold 1.128 on unit features is squared L2 1.273
     "threshold": 1.273,

@@ -118,3 +118,35 @@ def test_nested_duplicate_detections_are_suppressed():
     assert suppress_nested([big, inner, other]) == [big, other]
     side_by_side = det(60, 0, 160, 100)  # overlaps 40% of the smaller: a second face
     assert suppress_nested([big, side_by_side]) == [big, side_by_side]
+
+
+def test_the_warp_fills_pixels_outside_the_photo_as_the_model_was_trained():
+    """A face at the photo's edge: chip pixels beyond it are the edge repeated (dlib-resnet-v1)
+    or zeros (sface-v1, as OpenCV's alignCrop leaves them)."""
+    from faceapp.detect.align import align_face
+    from faceapp.embed.weights import load_spec
+    from faceapp.types import BBox, Detection, Landmarks
+
+    image = np.full((60, 60, 3), 200, np.uint8)
+    spec = load_spec("sface-v1")
+    assert spec.border == "black" and load_spec("dlib-resnet-v1").border == "replicate"
+    # the template's own points shifted left by half the chip: the chip's left part is outside
+    det = Detection(BBox(0, 0, 60, 60), 1.0, Landmarks((spec.template * 0.5 - [28, 0]).astype(np.float32)))
+    black = align_face(image, det, spec.template, spec.input_size, "black").image
+    repl = align_face(image, det, spec.template, spec.input_size, "replicate").image
+    assert (black[:, :40] == 0).all() and (black[:, -20:] == 200).all()
+    assert (repl == 200).all()
+
+
+def test_a_spec_with_an_unknown_border_is_refused(tmp_path):
+    import json
+
+    from faceapp.embed.weights import WeightsSpec, load_spec
+    from faceapp.errors import WeightsError
+
+    spec = load_spec("sface-v1")
+    data = json.loads(spec.file.with_suffix(".json").read_text())
+    data["border"] = "mirror"
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match="border must be one of replicate, black"):
+        WeightsSpec.from_json(tmp_path / "x.json")

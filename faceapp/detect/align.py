@@ -41,14 +41,21 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: np.ndarray |
     return np.hstack([scale * rot, t[:, None]]).astype(np.float64)
 
 
-def align_face(image: np.ndarray, detection: Detection, template: np.ndarray, size: int) -> AlignedFace:
-    """Warp ``image`` so the detection's 5 landmarks land on ``template`` in a size x size crop."""
+_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "black": cv2.BORDER_CONSTANT}
+
+
+def align_face(image: np.ndarray, detection: Detection, template: np.ndarray, size: int,
+               border: str = "replicate") -> AlignedFace:
+    """Warp ``image`` so the detection's 5 landmarks land on ``template`` in a size x size crop.
+    ``border``: how chip pixels outside the photo are filled, "replicate" (its edge pixels) or
+    "black" (the model's spec says which its training chips had: ``WeightsSpec.border``)."""
     matrix = similarity_transform(detection.landmarks.points, template)
     chip = cv2.warpAffine(
         image,
         matrix,
         (int(size), int(size)),
         flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+        borderMode=_BORDERS[border],
+        borderValue=(0, 0, 0),
     )
     return AlignedFace(image=np.ascontiguousarray(chip), detection=detection, matrix=matrix)

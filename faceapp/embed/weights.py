@@ -25,6 +25,8 @@ from faceapp.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
+BORDERS = ("replicate", "black")  # WeightsSpec.border
+
 
 @dataclass(frozen=True, eq=False)
 class WeightsSpec:
@@ -41,6 +43,10 @@ class WeightsSpec:
     card: Path | None = None
     extra: dict | None = None
     flip_tta: bool = False  # embed as normalise(e(chip) + e(mirrored chip))
+    # how the alignment warp fills chip pixels that lie outside the photo (a face at its edge):
+    # "replicate" (the edge pixels repeated) or "black" (zeros, as OpenCV's alignCrop, SFace's own
+    # alignment, makes its chips: sface-v1 measured 99.23% -> 99.40% on LFW tight folds 1-5)
+    border: str = "replicate"
 
     @classmethod
     def from_json(cls, spec_path: Path) -> WeightsSpec:
@@ -54,6 +60,9 @@ class WeightsSpec:
             if not isinstance(flip, bool):
                 raise ValueError(f"flip_tta must be true or false (got {flip!r})")
             template = np.asarray(data["template"], dtype=np.float32).reshape(5, 2)
+            border = data.get("border", "replicate")
+            if border not in BORDERS:
+                raise ValueError(f"border must be one of {', '.join(BORDERS)} (got {border!r})")
             return cls(
                 model_id=str(data["model_id"]),
                 file=spec_path.parent / data["file"],
@@ -68,6 +77,7 @@ class WeightsSpec:
                 card=(spec_path.parent / data["card"]) if data.get("card") else None,
                 extra={k: v for k, v in data.items() if k not in _KNOWN},
                 flip_tta=flip,
+                border=border,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise WeightsError(f"model spec {spec_path} is incomplete or invalid: {exc}") from None
@@ -94,7 +104,7 @@ class WeightsSpec:
 
 _KNOWN = {
     "model_id", "file", "sha256", "architecture", "embedding_dim", "input_size",
-    "normalization", "template", "threshold", "card", "flip_tta",
+    "normalization", "template", "threshold", "card", "flip_tta", "border",
 }
 
 

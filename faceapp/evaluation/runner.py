@@ -72,7 +72,9 @@ class EvalCache:
         # (a model re-exported under the same id must not reuse its predecessor's encodings)
         spec = engine.spec
         tmpl = hashlib.sha1(np.asarray(spec.template, np.float32).tobytes()
-                            + f"{spec.sha256}:{int(getattr(spec, 'flip_tta', False))}".encode()).hexdigest()[:8]
+                            + f"{spec.sha256}:{int(getattr(spec, 'flip_tta', False))}".encode()
+                            + ("" if getattr(spec, "border", "replicate") == "replicate" else f":{spec.border}").encode()
+                            ).hexdigest()[:8]
         self.det_file = self.folder / f"detections-{FRONT_END}.json"
         self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}-{FRONT_END}.npz"
         self.detections: dict[str, list | None] = {}
