@@ -26,31 +26,42 @@ def _refuse_if_known(embedding: np.ndarray, pause_s: float):
     return guard
 
 
-def test_one_face_enrolled_at_two_doors_at_once_is_enrolled_once(db_url):
-    Store(db_url).close()  # schema and keys first, as an installed building would have
+def _at_two_doors(db_url: str, writes: dict) -> dict[str, str]:
+    """Run each write (name -> function of a Store) at its own door, both released at once:
+    name -> 'written' or 'refused' (AlreadyEnrolled)."""
     results: dict[str, str] = {}
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(writes))
 
     def door(name: str) -> None:
         with Store(db_url) as store:
             barrier.wait()
             try:
-                store.add_person(name, embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
-                                 guard=_refuse_if_known(FACE, 0.3), event="enrolled")
-                results[name] = "enrolled"
+                writes[name](store)
+                results[name] = "written"
             except AlreadyEnrolled:
                 results[name] = "refused"
 
-    threads = [threading.Thread(target=door, args=(n,)) for n in ("alice", "alias")]
+    threads = [threading.Thread(target=door, args=(n,)) for n in writes]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results.values()) == ["enrolled", "refused"]
+    return results
+
+
+def _enroll(name: str):
+    return lambda store: store.add_person(name, embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
+                                          guard=_refuse_if_known(FACE, 0.3), event="enrolled")
+
+
+def test_one_face_enrolled_at_two_doors_at_once_is_enrolled_once(db_url):
+    Store(db_url).close()  # schema and keys first, as an installed building would have
+    results = _at_two_doors(db_url, {"alice": _enroll("alice"), "alias": _enroll("alias")})
+    assert sorted(results.values()) == ["refused", "written"]
     with Store(db_url) as store:
         assert len(store.list_people()) == 1
         enrolled = [e for e in store.events() if e.kind == "enroll"]
-        assert [e.decided for e in enrolled] == [n for n, r in results.items() if r == "enrolled"]
+        assert [e.decided for e in enrolled] == [n for n, r in results.items() if r == "written"]
         assert store.verify_events().ok
 
 
@@ -92,28 +103,9 @@ def test_a_photo_added_at_one_door_while_another_enrolls_that_face_is_added_once
     with Store(db_url) as store:
         store.add_person("ann", embedding=np.array([0, 0, 1, 0], np.float32), model_id="m1", quality=1.0,
                          face_jpeg=b"j")
-    results: dict[str, str] = {}
-    barrier = threading.Barrier(2)
-
-    def door(what: str) -> None:
-        with Store(db_url) as store:
-            barrier.wait()
-            try:
-                if what == "add":
-                    store.add_template("ann", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
-                                       guard=_refuse_if_known(FACE, 0.3), event="photo added")
-                else:
-                    store.add_person("alias", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"j",
-                                     guard=_refuse_if_known(FACE, 0.3), event="enrolled")
-                results[what] = "written"
-            except AlreadyEnrolled:
-                results[what] = "refused"
-
-    threads = [threading.Thread(target=door, args=(w,)) for w in ("add", "enroll")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    add = lambda store: store.add_template("ann", embedding=FACE, model_id="m1", quality=1.0,  # noqa: E731
+                                           face_jpeg=b"j", guard=_refuse_if_known(FACE, 0.3), event="photo added")
+    results = _at_two_doors(db_url, {"add": add, "enroll": _enroll("alias")})
     assert sorted(results.values()) == ["refused", "written"]
     with Store(db_url) as store:
         faces = [t for t in store.templates() if np.allclose(t.embedding, FACE)]
