@@ -151,6 +151,7 @@ class EventsModel(_ListTableModel):
         self._events: list[Event] = []
         self.filters: dict = {}
         self.limit = 10000
+        self.failed: str | None = None
 
     def set_store(self, store) -> None:
         self.store = store
@@ -160,11 +161,13 @@ class EventsModel(_ListTableModel):
         if filters:
             self.filters = filters
         self.beginResetModel()
+        self.failed = None  # why the last refresh read nothing (a view shows it rather than "0 events")
         try:
             self._events = self.store.events(limit=self.limit, **self.filters) if self.store is not None else []
         except Exception as exc:
             self._events = []
-            self.error.emit(error_text(exc))
+            self.failed = error_text(exc)
+            self.error.emit(self.failed)
         self.endResetModel()
 
     def events(self) -> list[Event]:

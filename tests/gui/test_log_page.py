@@ -49,3 +49,22 @@ def test_export_csv_writes_the_events_shown(log_page, tmp_path):
     assert page.export_csv(str(path)) == 1
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     assert [(r["decision"], r["decided"], float(r["distance"])) for r in rows] == [("match", "Alice", 0.1)]
+
+
+def test_the_log_says_why_when_the_database_cannot_list_people(log_page, monkeypatch):
+    """A database server gone while the Log page is opened (the kiosk's admin pages during an
+    outage): the page says so instead of raising in a Qt slot; the list keeps 'anyone'."""
+    from faceapp.errors import StoreError
+
+    page = log_page
+
+    def down(*_a, **_k):
+        raise StoreError("cannot open database: connection refused")
+
+    names = [page.person.itemText(i) for i in range(page.person.count())]
+    monkeypatch.setattr(page.ctx.store, "list_people", down)
+    monkeypatch.setattr(page.ctx.store, "events", down)
+    page.activate()
+    assert "connection refused" in page.count.text()  # not "0 events"
+    assert [page.person.itemText(i) for i in range(page.person.count())] == names  # kept
+    assert page.model.rowCount() == 0

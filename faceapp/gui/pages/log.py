@@ -120,11 +120,16 @@ class LogPage(Page):
     def _refresh_people(self) -> None:
         if self.ctx.store is None:
             return
+        try:
+            names = [p.name for p in self.ctx.store.list_people()]
+        except Exception as exc:  # e.g. the database server is unreachable: say so, keep the page
+            self._say(error_text(exc), error=True)
+            return
         current = self.person.currentText()
         self.person.blockSignals(True)
         self.person.clear()
         self.person.addItem(ANYONE)
-        self.person.addItems([p.name for p in self.ctx.store.list_people()])
+        self.person.addItems(names)
         self.person.setCurrentText(current)
         self.person.blockSignals(False)
 
@@ -150,6 +155,9 @@ class LogPage(Page):
         self.model.refresh(**self.filters())
 
     def _counted(self) -> None:
+        if self.model.failed:
+            self._say(self.model.failed, error=True)  # not "0 events": the log could not be read
+            return
         n = self.model.rowCount()
         more = " (the newest; narrow the filters to see older ones)" if n >= self.model.limit else ""
         self._say(f"{n} event{'s' if n != 1 else ''}{more}")
