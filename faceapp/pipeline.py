@@ -21,6 +21,7 @@ import numpy as np
 
 from faceapp.config import Settings
 from faceapp.detect.align import align_face
+from faceapp.detect.edges import detect_with_edges
 from faceapp.detect.quality import QualityLimits, assess, normalize_brightness
 from faceapp.embed.weights import WeightsSpec, load_spec
 from faceapp.match.gallery import Gallery
@@ -96,8 +97,6 @@ class FaceEngine:
         again in a padded copy (its landmarks are wrong otherwise), and so is a ``still`` photo
         (enrollment, a photo to verify) in which no face was found
         (:func:`faceapp.detect.edges.detect_with_edges`); live frames never get that retry."""
-        from faceapp.detect.edges import detect_with_edges
-
         return detect_with_edges(self.detector.detect, image, still=still)
 
     def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
