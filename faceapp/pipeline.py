@@ -137,17 +137,13 @@ class FaceEngine:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face in a live frame and who it is (``best`` is None when nobody is within tau)."""
+    """One face in a live frame and its nearest people (``candidates``, closest first). Who it
+    is, is decided by the 1:K rule (``FaceService.recognize``, the door's ``OpenSetRule``),
+    never by ``threshold`` (tau) alone."""
 
     observation: FaceObservation
     candidates: tuple[Candidate, ...]
     threshold: float
-
-    @property
-    def best(self) -> Candidate | None:
-        if self.candidates and self.candidates[0].distance <= self.threshold:
-            return self.candidates[0]
-        return None
 
 
 @dataclass(frozen=True, eq=False)

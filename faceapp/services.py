@@ -262,7 +262,11 @@ class FaceService:
         ``recognize_far`` / ``recognize_margin``, the model's calibration curve, capped at tau."""
         from faceapp.match.open_set import OpenSetRule
 
-        return OpenSetRule.from_settings(self.settings, self.engine.spec, cap=self.threshold)
+        key = (self.settings.recognize_far, self.settings.recognize_margin, self.threshold, self.engine.spec.model_id)
+        cached = getattr(self, "_rule", None)
+        if cached is None or cached[0] != key:  # built once, not per frame (the Live page reads every face)
+            cached = self._rule = (key, OpenSetRule.from_settings(self.settings, self.engine.spec, cap=self.threshold))
+        return cached[1]
 
     def _look_alike(self, name: str, embedding, gallery: Gallery, *, force: bool, joining: int | None = None) -> dict:
         """Whether a face to enroll as ``name`` already belongs to someone in ``gallery``:
