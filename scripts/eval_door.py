@@ -482,17 +482,18 @@ def lfw_distractors(engine: FaceEngine, lfw: Path, n: int, cache_root: Path, sig
     if n <= 0:
         return [], np.empty((0, engine.spec.embedding_dim), np.float32)
     from faceapp.evaluation.protocols import read_lfw_people
-    from faceapp.evaluation.runner import EvalCache, embed_images
+    from faceapp.evaluation.runner import FRONT_END, EvalCache, embed_images
 
     names = []
     for which in ("devtest", "devtrain"):
         names += sorted(read_lfw_people(lfw, which))
     names = names[:n]
     folder = cache_root / f"lfw-{sig}"
-    shared = paths.cache_dir() / "eval" / "detections.json"  # detections are model- and code-free
-    if not (folder / "detections.json").is_file() and shared.is_file():
+    det_name = f"detections-{FRONT_END}.json"  # detections are model-free; the name carries the front end's version
+    shared = paths.cache_dir() / "eval" / det_name
+    if not (folder / det_name).is_file() and shared.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shared, folder / "detections.json")
+        shutil.copy(shared, folder / det_name)
     table = embed_images(engine, [lfw / "images" / m / f"{m}_0001.jpg" for m in names], cache=EvalCache(engine, folder))
     return [f"lfw:{m}" for m in names], table.embeddings
 

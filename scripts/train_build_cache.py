@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--format", choices=["webp", "jpg"], default="webp")
     ap.add_argument("--quality", type=int, default=80)
     ap.add_argument("--reuse-detections", type=Path, action="append", default=[],
-                    help="detections.json of an evaluation cache to reuse (read-only; repeatable)")
+                    help="detections-<front end>.json of an evaluation cache to reuse (read-only; repeatable)")
     ap.add_argument("--min-face", type=int, default=48, help="smallest face MTCNN looks for (pixels)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

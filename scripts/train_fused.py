@@ -6,7 +6,7 @@
 Stages (each cached under ``--work``; a second run reuses what is there):
 
 1. **Features.** Every LFW image and every celeba-subset image is detected (detections are
-   reused from the given JSON files, e.g. the evaluation cache's ``detections.json``; the image's
+   reused from the given JSON files, e.g. the evaluation cache's ``detections-<front end>.json`` (``faceapp.evaluation.runner.FRONT_END``); the image's
    central face, as ``faceapp eval``), aligned onto the fused model's 184x184 canvas through
    faceapp's own front end (``FaceEngine.align``: the same warp and brightness rule as the app),
    and encoded by both frozen backbones (:meth:`faceapp.embed.fused.FusedNet.forward_features`,

@@ -68,7 +68,7 @@ def build_dataset_cache(
     """Detect + align every image of ``dataset`` once and write ``out`` (.npz).
 
     Detections are checkpointed in ``<out>.detections.json`` (resumable); files listed in
-    ``reuse_detections`` (e.g. an evaluation cache's ``detections.json``) are read for images
+    ``reuse_detections`` (e.g. an evaluation cache's ``detections-<front end>.json``) are read for images
     already detected there. ``min_face`` is the smallest face (pixels) MTCNN's pyramid looks
     for: the labelled faces of LFW and celeba-subset are about 100 pixels, and 48 instead of
     the app's 20 halves the detection time with the same landmarks to a tenth of a pixel on
