@@ -27,6 +27,7 @@ import dataclasses
 import logging
 from datetime import UTC, datetime
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
@@ -634,6 +635,8 @@ class DoorPage(Page):
         self._flushing = True
 
         def done(result: tuple[int, int]) -> None:
+            if not shiboken6.isValid(self._flush):  # the screen was destroyed while this ran
+                return
             written, left = result
             self._flushing = False
             if written:
