@@ -99,6 +99,13 @@ class FaceEngine:
         (:func:`faceapp.detect.edges.detect_with_edges`); live frames never get that retry."""
         return detect_with_edges(self.detector.detect, image, still=still)
 
+    def refine(self, image: np.ndarray, previous: list[Detection]) -> list[Detection] | None:
+        """The faces at ``previous`` boxes in this ``image`` by the detector's last stage alone
+        (:meth:`faceapp.detect.detector.FaceDetector.refine`: the tracker's cheap step between
+        scans); None when the detector cannot do that (then the tracker detects in the region)."""
+        refine = getattr(self.detector, "refine", None)
+        return refine(image, previous) if refine is not None else None
+
     def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
         """The embedder's chip of one face; a dim face is brightened first
         (:func:`faceapp.detect.quality.normalize_brightness`), so the quality gate and the encoder
@@ -174,7 +181,8 @@ class FacePipeline:
             from faceapp.tracking import FaceTracker
 
             self.tracker = FaceTracker(engine.detect, detector_min_face=engine.detector_min_face,
-                                       min_face=engine.settings.min_face_size / 2, full_every=full_every)
+                                       min_face=engine.settings.min_face_size / 2, full_every=full_every,
+                                       refine=engine.refine)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """This frame's faces: through the tracker, or a full scan when tracking is off."""

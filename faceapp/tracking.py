@@ -4,9 +4,14 @@ MTCNN's cost grows with the pixels it scans and with how small a face it must fi
 frame takes four times a 640x480 one. Live frames repeat the last frame's faces, so
 :class:`FaceTracker` mostly looks only where they were:
 
-* **track frame**: the region around the last frame's faces (each box widened by ``margin`` of
-  its size on every side), downscaled so the smallest of those faces is about
-  ``track_face_px`` pixels (never upscaled), is all that is scanned;
+* **track frame**: each of the last frame's faces is looked for again at its last box by the
+  detector's last stage alone (``refine``: MTCNN's ONet re-crops the box, scores it, moves it
+  onto the face and gives new landmarks; about a millisecond a face against 20 or more for a
+  detection); a detector without that step scans the region around the last faces instead
+  (each box widened by ``margin`` of its size on every side), downscaled so the smallest of
+  those faces is about ``track_face_px`` pixels (never upscaled). A face not found again (it
+  moved too far in one frame, turned away or left) is dropped; when none is left the frame is
+  scanned (below);
 * **scan frame**: the whole frame, downscaled only as far as the smallest face that counts
   (``min_face``, :meth:`faceapp.pipeline.FaceEngine.relevant`'s floor) still reaches the
   detector's own minimum (``detector_min_face``), so no face that counts is missed.
@@ -34,6 +39,8 @@ import numpy as np
 from faceapp.types import BBox, Detection, Landmarks
 
 Detect = Callable[[np.ndarray], list[Detection]]
+# the faces at the given previous detections in this frame; None: the detector has no such step
+Refine = Callable[[np.ndarray, list[Detection]], "list[Detection] | None"]
 
 
 def map_back(detection: Detection, scale: float | tuple[float, float],
@@ -84,13 +91,14 @@ class FaceTracker:
     ``detect``: the detector (``FaceEngine.detect``); ``detector_min_face``: the smallest face
     (pixels) it finds; ``min_face``: the smallest face that counts (smaller ones are not
     tracked, and a scan need not find them); ``full_every``: the longest run of frames between
-    two scans."""
+    two scans; ``refine``: the detector's re-detection at given boxes (see the module doc)."""
 
     def __init__(self, detect: Detect, *, detector_min_face: float, min_face: float, full_every: int = 10,
-                 margin: float = 0.5, track_face_px: float | None = None) -> None:
+                 margin: float = 0.5, track_face_px: float | None = None, refine: Refine | None = None) -> None:
         if full_every < 1:
             raise ValueError(f"full_every must be at least 1 (got {full_every})")
         self.detect_fn = detect
+        self.refine_fn = refine
         self.detector_min_face = float(detector_min_face)
         self.min_face = float(min_face)
         self.full_every = int(full_every)
@@ -124,8 +132,11 @@ class FaceTracker:
             reason = "cadence"
         else:
             region = self._region(frame.shape)
-            scale = self.track_face_px / min(d.size for d in self.tracks)
-            found = detect_scaled(self.detect_fn, frame, scale, region)
+            found = self.refine_fn(frame, self.tracks) if self.refine_fn is not None else None
+            scale = 1.0
+            if found is None:  # no refine step: detect in the region around the faces
+                scale = self.track_face_px / min(d.size for d in self.tracks)
+                found = detect_scaled(self.detect_fn, frame, scale, region)
             self._since_scan += 1
             if found:
                 self.last = TrackStep("track", min(1.0, scale), region)

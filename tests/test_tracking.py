@@ -152,3 +152,109 @@ def test_a_camera_that_changes_size_is_scanned_whole_not_tracked_off_its_frame()
     found = tracker.detect(_frame((100, 80, 120), size=(480, 640)))
     assert tracker.last.mode == "scan" and tracker.last.reason == "new frame size"
     assert len(found) == 1 and abs(found[0].bbox.x1 - 100) <= 2
+
+
+# -- tracking by MTCNN's last stage alone (refine) ------------------------------------------------
+
+
+def test_square_crops_equal_mtcnn_crops_inside_and_pad_grey_outside():
+    """Inside the image a box's crop is exactly the one MTCNN's stages take (facenet-pytorch's
+    clipped slice, 'area' resampled); a box that leaves the image is padded with grey 128
+    instead of being clipped, so the face in it is not stretched."""
+    from faceapp.runtime.onnx_mtcnn import _crops, square_crops
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    inside = np.array([[20.4, 30.7, 68.4, 78.7]], np.float32)
+    ours = square_crops(image, inside, 48)
+    theirs, ok = _crops(image.transpose(2, 0, 1)[None].astype(np.float32), np.zeros(1, np.int64), inside, 48)
+    assert ok.all()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    # a box hanging 24 px over the left edge: its left half is grey (0.0039 after normalising)
+    # and the image's pixels keep their place in the right half (no stretching)
+    flat = np.full((120, 160, 3), 200, np.uint8)
+    left = square_crops(flat, np.array([[-23.0, 10.0, 24.0, 57.0]], np.float32), 48)[0]
+    assert np.allclose(left[:, :, :23], (128 - 127.5) / 128, atol=1e-6)
+    assert np.allclose(left[:, :, 25:], (200 - 127.5) / 128, atol=1e-6)
+
+
+def test_refine_runs_the_last_stage_on_squared_boxes_and_drops_low_scores():
+    """The ONet step on given boxes: each box made square around its centre, the network's
+    regression and landmarks applied as in MTCNN's third stage; a box scoring under the
+    threshold is gone. Checked with a stand-in network of known outputs."""
+    from faceapp.runtime.onnx_mtcnn import refine
+
+    seen = []
+
+    def onet(crops):
+        seen.append(crops.shape)
+        k = len(crops)
+        reg = np.tile(np.array([[0.1, 0.0, 0.1, 0.0]], np.float32), (k, 1))  # move right by 10%
+        lms = np.tile(np.array([[0.3, 0.7, 0.5, 0.35, 0.65, 0.4, 0.4, 0.6, 0.8, 0.8]], np.float32), (k, 1))
+        prob = np.array([[0.01, 0.99], [0.9, 0.1]], np.float32)[:k]
+        return reg, lms, prob
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    boxes, points = refine(onet, image, np.array([[50, 40, 89, 99], [200, 50, 240, 90]], np.float32), 0.7)
+    assert seen == [(2, 3, 48, 48)]
+    assert len(boxes) == 1 and boxes[0, 4] == pytest.approx(0.99)  # the second box scored 0.1: gone
+    # squared: the 39x59 box becomes 59x59 around its centre (x 40..99), then moved right by
+    # 0.1 of its 60-pixel width (MTCNN's inclusive pixel count)
+    np.testing.assert_allclose(boxes[0, :4], [40 + 6, 40, 99 + 6, 99], atol=1e-4)
+    np.testing.assert_allclose(points[0, 0], [60 * 0.3 + 40 - 1, 60 * 0.4 + 40 - 1], atol=1e-4)
+    assert refine(onet, image, np.empty((0, 4), np.float32), 0.7)[0].shape == (0, 5)
+
+
+def test_the_tracker_refines_tracked_faces_instead_of_detecting_and_scans_when_all_are_lost():
+    calls: list = []
+    refined: list = []
+
+    def refine(frame, previous):
+        refined.append(len(previous))
+        return _square_detector()(frame)  # stand-in: the squares, wherever they are now
+
+    tracker = FaceTracker(_square_detector(calls), detector_min_face=30, min_face=30, full_every=5, refine=refine)
+    tracker.detect(_frame((300, 300, 100)))
+    assert tracker.last.mode == "scan" and len(calls) == 1
+    found = tracker.detect(_frame((310, 305, 100)))
+    assert tracker.last.mode == "track" and len(calls) == 1 and refined == [1]  # no detection run
+    assert found[0].bbox.x1 == 310
+    tracker.detect(_frame(size=(1080, 1920)))  # the face is gone: nothing refined, so a scan
+    assert tracker.last.mode == "scan" and tracker.last.reason == "lost" and len(calls) == 2
+
+
+def test_a_detector_without_the_refine_step_is_tracked_by_region_detection():
+    calls: list = []
+    tracker = FaceTracker(_square_detector(calls), detector_min_face=30, min_face=30, full_every=5,
+                          refine=lambda frame, previous: None)
+    tracker.detect(_frame((300, 300, 100)))
+    tracker.detect(_frame((310, 305, 100)))
+    assert tracker.last.mode == "track" and len(calls) == 2 and calls[1] != (1080, 1920)  # a region
+
+
+def _lfw_in_frame(lfw_image, dx=0, dy=0, size=(480, 640)):
+    from faceapp.imageio import load_image
+
+    frame = np.full((*size, 3), 110, np.uint8)
+    frame[100 + dy : 350 + dy, 200 + dx : 450 + dx] = load_image(lfw_image("Aaron_Eckhart", 1))
+    return frame
+
+
+@pytest.mark.datasets
+def test_refine_follows_a_real_face_that_moved_and_embeds_as_a_full_detection(engine, lfw_image):
+    """MTCNN's ONet alone, given the face's box of the previous frame (the face has since moved
+    by 12 and 8 pixels), finds it again: its box within a few pixels of a whole detection's on
+    the new frame, the embedding far inside the threshold of the one from that detection."""
+    before = engine.relevant(engine.detect(_lfw_in_frame(lfw_image)))
+    frame = _lfw_in_frame(lfw_image, 12, 8)
+    full = engine.relevant(engine.detect(frame))
+    found = engine.refine(frame, before)
+    assert len(before) == len(full) == len(found) == 1
+    a, b = full[0].bbox, found[0].bbox
+    assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) < 0.08 * a.width
+    assert found[0].score > 0.9
+    ea = engine.observe(frame, full)[0].embedding
+    eb = engine.observe(frame, found)[0].embedding
+    assert float(((ea - eb) ** 2).sum()) < 0.1 * engine.threshold
+    # where the face was, on a frame without it: nothing
+    assert engine.refine(np.full((480, 640, 3), 110, np.uint8), before) == []

@@ -178,9 +178,11 @@ class AntiSpoof:
         """The network inputs for one face: per network its (size, size, 3) crop in the spec's
         channel order (uint8) and the crop's box in the frame."""
         image = _check_frame(frame_rgb)
-        if self.spec.channel_order == "BGR":
-            image = image[:, :, ::-1]
-        return [crop_face(image, bbox, n.scale, self.spec.input_size) for n in self.spec.networks]
+        out = [crop_face(image, bbox, n.scale, self.spec.input_size) for n in self.spec.networks]
+        if self.spec.channel_order == "BGR":  # after the resize (per channel, so the same pixels):
+            # reversing a whole 1080p frame's channels first made cv2 copy the crop's region
+            out = [(np.ascontiguousarray(crop[:, :, ::-1]), box) for crop, box in out]
+        return out
 
     # -- scores -----------------------------------------------------------------------------
     def probabilities_batch(self, items: Sequence[tuple[np.ndarray, BBox]]) -> np.ndarray:

@@ -8,7 +8,11 @@
 - identify: gallery search alone, for galleries of synthetic unit-length templates;
 - live loop: frames per second over a video (``--video``, any size), with the pipeline's face
   tracking (``--no-track``: every frame scanned whole) and, with ``--liveness`` (or the setting),
-  the 68 landmarks of each frame as the door's liveness challenge needs them.
+  the 68 landmarks of each frame as the door's liveness challenge needs them, and with the setting
+  ``antispoof`` (on by default) the anti-spoofing score of each frame's face, as the door computes it.
+
+The networks run on the inference runtime ``FACEAPP_BACKEND`` selects (torch in a source install,
+ONNX Runtime in the installers; see :mod:`faceapp.runtime`); the JSON says which (``backend``).
 """
 
 from __future__ import annotations
@@ -54,12 +58,14 @@ def frame_with_face(face: np.ndarray, size=(480, 640)) -> np.ndarray:
 
 
 def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, frames: int,
-              analyzer=None, track: bool = True) -> dict:
+              analyzer=None, track: bool = True, antispoof=None) -> dict:
     """Frames per second of the live loop (capture -> detect -> align -> embed -> match) over a
     video file: the given one (any size), or a 640x480 MJPG video of ``frame`` written to a temp
     folder. ``analyzer`` (liveness on): the 68 landmarks of every frame with a face, as the door
     computes them for its challenge. ``track``: the pipeline's face tracking (off: every frame
-    scanned whole, as before issue 16 item 6)."""
+    scanned whole, as before issue 16 item 6). ``antispoof`` (the setting, on by default): a maker
+    of :class:`faceapp.antispoof.AntiSpoofAttempt`; every frame's largest face is scored, as the
+    door scores each frame of an attempt."""
     import cv2
 
     from faceapp.capture.sources import VideoFileSource
@@ -85,8 +91,13 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
         size = ""
         t0 = time.perf_counter()
         count = 0
+        attempt = antispoof() if antispoof is not None else None
         for r in pipe.run(source.frames()):
             count += 1
+            if attempt is not None and r.faces:
+                t = time.perf_counter()
+                attempt.feed_result(r)
+                r.timings["antispoof"] = (time.perf_counter() - t) * 1e3
             size = f"{r.frame.shape[1]}x{r.frame.shape[0]}"
             if analyzer is not None and r.faces:
                 t = time.perf_counter()
@@ -105,6 +116,7 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
         "size": size,
         "tracking": track,
         "liveness": analyzer is not None,
+        "antispoof": antispoof is not None,
         "frames_with_face": faced,
         "full_scans": scans,
         "frames": count,
@@ -113,9 +125,21 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
     }
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    import torch
+def _threads(backend: str) -> int:
+    """The inference threads: torch's pool, or what the ONNX Runtime sessions were given."""
+    if backend == "torch":
+        import torch
 
+        return torch.get_num_threads()
+    from faceapp import runtime
+
+    return runtime.num_threads() or max(1, (os.cpu_count() or 2) - 1)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from faceapp import runtime
+
+    from faceapp.antispoof import antispoof_factory
     from faceapp.cli.main import _settings
     from faceapp.imageio import load_image
     from faceapp.match.gallery import Gallery
@@ -174,11 +198,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     live = live_loop(engine, frame, svc_gallery=Gallery.empty(engine.spec.embedding_dim), video=args.video,
                      frames=args.frames, analyzer=analyzer if (settings.liveness or args.liveness) else None,
-                     track=not args.no_track)
+                     track=not args.no_track, antispoof=antispoof_factory(settings))
 
     result = {
         "device": str(engine.embedder.device),
-        "torch_threads": torch.get_num_threads(),
+        "backend": runtime.backend(),
+        "threads": _threads(runtime.backend()),
         "model_id": engine.model_id,
         "frame": "640x480, one face",
         "model_load_ms": round(load_ms, 1),
@@ -194,7 +219,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"device {result['device']} ({result['torch_threads']} torch threads), model {engine.model_id}")
+        print(f"device {result['device']} ({result['backend']}, {result['threads']} threads), model {engine.model_id}")
         print(f"  models loaded in            {load_ms:8.1f} ms")
         print(f"  detect+align+embed (640x480) {total:8.1f} ms  (median of {args.runs})")
         for k, v in stages.items():
@@ -205,6 +230,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             print(f"  identify, {int(k):>9,} templates {v:8.3f} ms")
         print(f"  live loop over {live['frames']} frames of {live['source']} ({live['size']}, tracking "
               f"{'on' if live['tracking'] else 'off'}, liveness {'on' if live['liveness'] else 'off'}, "
+              f"anti-spoofing {'on' if live['antispoof'] else 'off'}, "
               f"{live['full_scans']} full scans): {live['fps']:.1f} frames/s")
         for k, v in live["stages_ms"].items():
             print(f"    {k:26s} {v:8.2f} ms (median)")

@@ -37,6 +37,7 @@ class FaceDetector:
         from faceapp import runtime
 
         self.min_score = float(min_score)
+        self.thresholds = [float(t) for t in thresholds]
         self._lock = threading.Lock()
         self.backend = runtime.backend()
         if self.backend == "onnx":  # the installers: MTCNN on ONNX Runtime, no torch
@@ -80,6 +81,33 @@ class FaceDetector:
         with self._lock, runtime.inference_mode(self.backend):
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         return [self._convert(b, p, pt) for b, p, pt in zip(boxes, probs, points, strict=True)]
+
+    def refine(self, image: np.ndarray, previous: Sequence[Detection]) -> list[Detection]:
+        """The faces at ``previous`` boxes (e.g. the last video frame's faces) in ``image``, by
+        MTCNN's last network alone (:func:`faceapp.runtime.onnx_mtcnn.refine`): each box is
+        re-cropped, scored, regressed and given new landmarks, about a millisecond a face instead
+        of a whole detection. A box whose face is gone (score at most the last stage's threshold)
+        gives nothing; the result is largest first, as :meth:`detect`'s."""
+        if not previous:
+            return []
+        from faceapp import runtime
+        from faceapp.runtime.onnx_mtcnn import OnnxMTCNN, refine
+
+        boxes = np.array([[d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2] for d in previous], dtype=np.float32)
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        if self.backend == "onnx":
+            def run(crops):
+                return OnnxMTCNN._run(self._mtcnn.onet, crops)
+        else:
+            import torch
+
+            def run(crops):
+                return [t.cpu().numpy() for t in self._mtcnn.onet(torch.from_numpy(crops).to(self.device))]
+        with self._lock, runtime.inference_mode(self.backend):
+            found, points = refine(run, image, boxes, self.thresholds[2])
+        if len(found) == 0:
+            return []
+        return self._convert(found[:, :4], found[:, 4], points)
 
     def _convert(self, boxes, probs, points) -> list[Detection]:
         # facenet-pytorch gives None for no face, and object arrays under numpy 2.

@@ -26,6 +26,19 @@ def test_area_resampling_matches_torch(shape, size):
     np.testing.assert_allclose(imresample(img, size), ref, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape, size", [((2, 3, 250, 250), (151, 151)), ((1, 3, 37, 53), (24, 24)), ((1, 3, 17, 9), (48, 48)),
+                                         ((1, 3, 1080, 1920), (433, 769)), ((1, 3, 101, 99), (200, 150))])
+def test_pyramid_resampling_from_summed_area_tables_matches_torch(shape, size):
+    """The detection pyramid's levels come from one summed-area table per frame (the dense
+    matrix products cost most of a 1080p detection): the same pixels as torch's 'area'."""
+    from faceapp.runtime.onnx_mtcnn import imresample_integral, integral_images
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (shape[0], shape[2], shape[3], 3), dtype=np.uint8)
+    ref = F.interpolate(torch.from_numpy(img.transpose(0, 3, 1, 2).astype(np.float32)), size=size, mode="area").numpy()
+    np.testing.assert_allclose(imresample_integral(integral_images(img), size), ref, rtol=0, atol=1e-4)
+
+
 def _random_boxes(rng, n, groups=3):
     xy = rng.uniform(0, 200, (n, 2)).astype(np.float32)
     wh = rng.uniform(5, 60, (n, 2)).astype(np.float32)
@@ -268,3 +281,24 @@ def test_landmarks_on_onnx_equal_torch_on_lfw_faces(onnx_backend, lfw_image, mon
     for img, face, pts in zip(images, faces, got, strict=True):
         assert pts.shape == (68, 2)
         np.testing.assert_allclose(pts, ref.predict(img, face), rtol=0, atol=0.01)
+
+
+@pytest.mark.datasets
+def test_refine_on_onnx_equals_torch(onnx_backend, lfw_image, monkeypatch):
+    """The tracker's step (ONet alone at the last frame's boxes) gives the same boxes, scores
+    and landmarks on both runtimes."""
+    from faceapp.detect.detector import FaceDetector
+    from faceapp.imageio import load_image
+
+    images = [load_image(lfw_image(p)) for p in PEOPLE[:3]]
+    found = {}
+    for backend in ("onnx", "torch"):
+        monkeypatch.setenv(runtime.BACKEND_ENV, backend)
+        det = FaceDetector(device="cpu")
+        found[backend] = [det.refine(np.roll(im, 6, axis=1), det.detect(im)) for im in images]
+    for a_list, b_list in zip(found["onnx"], found["torch"], strict=True):
+        assert len(a_list) == len(b_list) >= 1
+        for a, b in zip(a_list, b_list, strict=True):
+            np.testing.assert_allclose(a.landmarks.points, b.landmarks.points, atol=1e-2)
+            np.testing.assert_allclose([a.bbox.x1, a.bbox.y1, a.bbox.x2, a.bbox.y2], [b.bbox.x1, b.bbox.y1, b.bbox.x2, b.bbox.y2], atol=1e-2)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
