@@ -2,7 +2,7 @@
 
 Faces go through the project's own detector (MTCNN, central face) and 5-point alignment onto
 the template of ``--model`` (default dlib-resnet-v1: 150x150 chips), once; detections are
-checkpointed in ``<out>.detections.json`` so an interrupted build resumes.
+checkpointed in ``<out>.detections-<front end>.json`` so an interrupted build resumes.
 
     OMP_WAIT_POLICY=PASSIVE nice -n 10 .venv/bin/python scripts/train_build_cache.py \
         --dataset celeba --out artifacts/training/celeba.npz

@@ -141,3 +141,54 @@ def test_a_tight_crop_mtcnn_misses_is_found_in_a_still_photo_only(engine, lfw_di
     found = engine.detect(crop, still=True)
     assert len(found) == 1
     assert _error(found[0].landmarks.points, _reference_points(engine, path)) < 0.1
+
+
+def test_training_chips_get_the_edge_rule_after_batched_detection(tmp_path):
+    """The training set builder detects equal-sized photos in one batch; a face at the edge is
+    then detected again padded, as faceapp eval and enrollment do, and its chip is cut from the
+    padded detection (the cache stores those landmarks)."""
+    from PIL import Image
+
+    from faceapp.training.data import Identity, build_chip_set
+
+    edge_box = (0.0, 10.0, 60.0, 70.0)  # touches the left edge of the 100x100 photo
+    padded_box = (-5.0, 10.0, 55.0, 70.0)  # where the padded pass puts it (moved 5 px left)
+
+    class Detector:
+        def __init__(self):
+            self.padded_calls = 0
+
+        def detect_batch(self, images):
+            return [[_det(*edge_box)] for _ in images]
+
+        def detect(self, image):  # only the edge rule's padded pass comes here
+            self.padded_calls += 1
+            pad = (image.shape[1] - 100) // 2
+            x1, y1, x2, y2 = padded_box
+            return [_det(x1 + pad, y1 + pad, x2 + pad, y2 + pad)]
+
+    class Engine:
+        def __init__(self):
+            from faceapp.config import Settings
+            from faceapp.embed.weights import load_spec
+
+            self.settings = Settings(device="cpu")
+            self.detector = Detector()
+            self.spec = load_spec("dlib-resnet-v1")
+
+        def align(self, image, detection):
+            from faceapp.detect.align import align_face
+
+            return align_face(image, detection, self.spec.template, self.spec.input_size, self.spec.border)
+
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"p_{i}.png"
+        Image.fromarray(np.full((100, 100, 3), 90 + i, np.uint8)).save(p)
+        paths.append(p)
+    engine = Engine()
+    detections: dict = {}
+    build_chip_set([Identity("p", tuple(paths))], engine, root=tmp_path, detections=detections)
+    assert engine.detector.padded_calls == 2
+    boxes = [v[0] for v in detections.values()]
+    assert all(b == pytest.approx(list(padded_box)) for b in boxes)

@@ -60,7 +60,12 @@ def detect_with_edges(detect: Detect, image: np.ndarray, *, still: bool = False)
     detected again in a padded copy. Results are in ``image``'s coordinates, largest first; a
     box may reach past the image (the face does). Faces away from the edge are those of the first
     pass; an edge face found only without the border is kept."""
-    found = detect(image)
+    return redetect_edges(detect, image, detect(image), still=still)
+
+
+def redetect_edges(detect: Detect, image: np.ndarray, found: list[Detection], *, still: bool = False) -> list[Detection]:
+    """:func:`detect_with_edges` when the first pass's faces ``found`` are already known (e.g.
+    from one batch of several images): only the padded second pass runs here, when needed."""
     h, w = image.shape[:2]
     near = [d for d in found if edge_gap(d, w, h) < EDGE_MARGIN]
     if near:

@@ -67,7 +67,7 @@ def build_dataset_cache(
 ) -> ChipSet:
     """Detect + align every image of ``dataset`` once and write ``out`` (.npz).
 
-    Detections are checkpointed in ``<out>.detections.json`` (resumable); files listed in
+    Detections are checkpointed in ``<out>.detections-<front end>.json`` (resumable); files listed in
     ``reuse_detections`` (e.g. an evaluation cache's ``detections-<front end>.json``) are read for images
     already detected there. ``min_face`` is the smallest face (pixels) MTCNN's pyramid looks
     for: the labelled faces of LFW and celeba-subset are about 100 pixels, and 48 instead of
@@ -79,7 +79,11 @@ def build_dataset_cache(
 
     out = Path(out)
     identities, root = resolve_identities(dataset, min_images=min_images, max_images=max_images)
-    det_file = out.with_name(out.stem + ".detections.json")
+    from faceapp.evaluation.runner import FRONT_END
+
+    # the front end's version in the name, as the evaluation cache's: detections made before the
+    # edge rule (a plain '.detections.json') are not reused
+    det_file = out.with_name(f"{out.stem}.detections-{FRONT_END}.json")
     detections: dict = {}
     for f in [*reuse_detections, det_file]:
         try:

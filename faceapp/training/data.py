@@ -372,6 +372,7 @@ def build_chip_set(
     ``root`` makes ``sources`` relative (default: the common parent of the images).
     Raises InterruptedError when ``is_cancelled()`` turns true.
     """
+    from faceapp.detect.edges import redetect_edges
     from faceapp.evaluation.runner import central_face
     from faceapp.imageio import load_image
     from faceapp.types import BBox, Detection, Landmarks
@@ -395,9 +396,14 @@ def build_chip_set(
             raise InterruptedError("chip building cancelled")
         idx = todo[start : start + batch_size]
         images = [load_image(paths[i], max_side=max_side) for i in idx]
-        # equal-sized images (LFW: all 250x250) run through MTCNN as one batch
-        found = engine.detector.detect_batch(images) if hasattr(engine.detector, "detect_batch") \
-            else [engine.detect(im) for im in images]
+        # equal-sized images (LFW: all 250x250) run through MTCNN as one batch; then the front
+        # end's edge rule, as for every still photo (faceapp eval, enrollment): a face at the
+        # picture's edge, or a photo with no face found, is detected again in a padded copy
+        if hasattr(engine.detector, "detect_batch"):
+            found = [redetect_edges(engine.detector.detect, im, dets, still=True)
+                     for im, dets in zip(images, engine.detector.detect_batch(images), strict=True)]
+        else:
+            found = [engine.detect(im, still=True) for im in images]
         for i, img, dets in zip(idx, images, found, strict=True):
             det = central_face(dets, img.shape)
             detections[keys[i]] = (
