@@ -10,7 +10,10 @@ the time by a clock function (``tick`` when no frames come). It is a small state
        +------------------------------------------+--------- after reset_s ------------+
 
 *Verify* (1:1): the visitor claims a name first, then looks at the camera; each usable frame
-is a MATCH or NO_MATCH against that person. *Recognize* (1:K): nobody types; an attempt starts
+is a MATCH or NO_MATCH against that person. A claim costs nothing (a typed name; with
+``door_name_completion`` the screen suggests them), so an impostor can claim the enrolled person they look most like: a frame is a
+MATCH only when the face is within the recognize rule's threshold for the gallery's size of the
+claimed person (as a 1:K search would need) and no other enrolled person is nearer. *Recognize* (1:K): nobody types; an attempt starts
 when a face shows up, and each usable frame is a MATCH (a name) or NOT_RECOGNIZED. With a
 ``recognize_rule`` (:class:`faceapp.match.open_set.OpenSetRule`; :meth:`DoorMachine.from_settings`
 makes one from the settings ``recognize_far`` / ``recognize_margin`` and the model's calibration
@@ -191,8 +194,17 @@ def read_frame(
         d = distance_to(claimed, face.observation.embedding)
         if d is None:  # the claimed person has no template: nobody can be them
             return FrameVerdict(Decision.NO_MATCH, claimed, None, DoorHint.HOLD_STILL)
-        decision = Decision.MATCH if d <= threshold else Decision.NO_MATCH
-        return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL)
+        # Anyone may claim any name they know (with door_name_completion the screen even suggests
+        # them), so an impostor claims whoever they resemble most: a claim is judged like a 1:K search. The threshold is the one for
+        # the gallery's size (``rule``, capped at tau), and the face must be nearer the claimed
+        # person than anyone else enrolled.
+        limit = threshold
+        people = getattr(result, "gallery_size", None)
+        if rule is not None and people:
+            limit = min(threshold, rule.threshold(people))
+        nearer = any(c.name != claimed and c.distance < d for c in face.candidates)
+        decision = Decision.MATCH if d <= limit and not nearer else Decision.NO_MATCH
+        return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL, threshold=limit)
     cands = list(face.candidates)
     if rule is not None:
         people = getattr(result, "gallery_size", None)

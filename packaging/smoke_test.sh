@@ -102,6 +102,14 @@ echo "$door" > "$OUT/door-headless.jsonl"
 pad=$(grep -o 'anti-spoofing: median live score [0-9.]* over [0-9]* frames' <<<"$door" | head -1)
 [ -n "$pad" ] || { echo "$door"; cat "$OUT/door-headless.log"; fail "the installed door did not run the anti-spoofing network"; }
 ok "antispoof = true; the headless door's decision: $(grep -o '"decision": "[a-z_]*"' <<<"$door" | head -1), $pad (${door_ms} ms)"
+# faceapp benchmark runs in the bundle (no torch): its live loop on the installers' runtime,
+# with the anti-spoofing network scoring every frame as the door does
+set +e; "$FACEAPP" benchmark --image "$LFW/Colin_Powell/Colin_Powell_0001.jpg" --runs 2 --sizes 1000 --frames 30 --json \
+    > "$OUT/benchmark.json" 2>"$OUT/benchmark.log"; rc=$?; set -e
+[ $rc = 0 ] || { cat "$OUT/benchmark.log"; fail "faceapp benchmark: exit $rc"; }
+bench=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); l=d['live_loop']; assert d['backend']=='onnx' and l['antispoof'] and l['frames']==30, d; print(f\"{l['fps']:.1f} frames/s over {l['frames']} frames, anti-spoofing {l['stages_ms']['antispoof']} ms\")" "$OUT/benchmark.json") \
+  || { cat "$OUT/benchmark.json"; fail "faceapp benchmark's live loop is not the door's (onnx, anti-spoofing on)"; }
+ok "faceapp benchmark on ONNX Runtime: $bench"
 DB=$HOME/.local/share/faceapp/faceapp.db
 [ -f "$DB" ] || fail "the database is not in the user's data folder ($DB)"
 ok "enroll ${enroll_ms} ms, verify ${verify_ms} ms; database in $DB"

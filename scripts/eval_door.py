@@ -416,6 +416,86 @@ def run_door(settings: Settings, threshold: float, clip: dict, results: list[Fra
     return attempts
 
 
+def run_verify(settings: Settings, threshold: float, clip: dict, results: list[FrameResult], claim: str,
+               gallery: Gallery, *, antispoof=None) -> list[dict]:
+    """Verify mode (1:1): the visitor of the clip claims ``claim`` at the clip's first frame and
+    again whenever the door is waiting after a decision; every attempt's outcome. A grant is a
+    false accept unless the clip shows ``claim`` (the caller knows)."""
+    from faceapp.antispoof import antispoof_factory
+
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731
+    pad = antispoof_factory(settings, antispoof=antispoof) if antispoof is not None else None
+    machine = DoorMachine.from_settings(settings, DoorMode.VERIFY, threshold=threshold, clock=clock,
+                                        distance_to=gallery.distance_to, antispoof=pad)
+    attempts, started = [], None
+    for r in results:
+        now[0] = r.index / clip["fps"]
+        if machine.state.phase is DoorPhase.WAITING:
+            machine.claim(claim)
+            started = now[0]
+        state = machine.feed(r)
+        if state.decided_now:
+            o = state.outcome
+            attempts.append({"decision": o.decision.value, "granted": o.granted, "distance": o.distance,
+                             "start_s": round(started or 0.0, 3), "decided_s": round(now[0], 3)})
+    if machine.state.phase is DoorPhase.WATCHING and started is not None:
+        attempts.append({"decision": "unfinished", "granted": False, "start_s": round(started, 3)})
+    return attempts
+
+
+def verify_summary(per_claim: dict[str, dict[str, list[dict]]], shows: dict[str, str | None],
+                   attack_clips: dict[str, str]) -> dict:
+    """Counts over every (clip, claimed person): ``shows`` gives the person each clip shows
+    (None: nobody enrolled). Impostor claims are those of another person than the one shown."""
+    out = {"genuine_claims": 0, "genuine_attempts": 0, "genuine_granted": 0, "impostor_claims": 0,
+           "impostor_attempts": 0, "false_accepts": 0, "claims_falsely_accepted": [], "attack_claims": 0,
+           "attack_attempts": 0, "attacks_granted": 0}
+    for clip, claims in per_claim.items():
+        for claim, atts in claims.items():
+            decided = [a for a in atts if a["decision"] != "unfinished"]
+            granted = [a for a in decided if a["granted"]]
+            if clip in attack_clips:
+                if claim == shows.get(clip):
+                    out["attack_claims"] += 1
+                    out["attack_attempts"] += len(decided)
+                    out["attacks_granted"] += len(granted)
+                continue
+            if claim == shows.get(clip):
+                out["genuine_claims"] += 1
+                out["genuine_attempts"] += len(decided)
+                out["genuine_granted"] += len(granted)
+            else:
+                out["impostor_claims"] += 1
+                out["impostor_attempts"] += len(decided)
+                out["false_accepts"] += len(granted)
+                if granted:
+                    distances = ", ".join(f"{a['distance']:.3f}" for a in granted)
+                    out["claims_falsely_accepted"].append(f"{clip} as {claim} ({distances})")
+    return out
+
+
+def verify_run(settings: Settings, threshold: float, clips: dict, gallery: Gallery, claims: list[str],
+               genuine: dict[str, str], own_names: list[str], attack_clips: dict[str, str], cached_pad) -> dict:
+    """Verify mode over every clip and every claim of ``claims`` (the enrolled real people)."""
+    shows = {cname: genuine.get(cname) or (c.get("person", cname) if c.get("person", cname) in own_names else None)
+             for cname, c in clips.items()}
+    per_claim: dict[str, dict[str, list[dict]]] = {}
+    for cname, c in clips.items():
+        if cached_pad is not None:
+            cached_pad.load(c, c["pad"])
+        results = frame_results(c, gallery, threshold, settings.top_k)
+        per_claim[cname] = {claim: run_verify(settings, threshold, c, results, claim, gallery, antispoof=cached_pad)
+                            for claim in claims}
+    v = verify_summary(per_claim, shows, attack_clips)
+    log.info("verify, %d people: genuine %d/%d attempts granted (%d claims); impostors %d false accepts in %d "
+             "attempts (%d claims)%s; attacks granted %d / %d", len(gallery.people), v["genuine_granted"],
+             v["genuine_attempts"], v["genuine_claims"], v["false_accepts"], v["impostor_attempts"],
+             v["impostor_claims"], (": " + "; ".join(v["claims_falsely_accepted"])) if v["claims_falsely_accepted"] else "",
+             v["attacks_granted"], v["attack_attempts"])
+    return {"people": len(gallery.people), "threshold": threshold, "summary": v, "attempts": per_claim}
+
+
 def _median(xs) -> float | None:
     return float(np.median(xs)) if len(xs) else None
 
@@ -541,6 +621,9 @@ def main() -> int:
     ap.add_argument("--still-seconds", type=float, default=6.0, help="how long a still (an attack) is held up")
     ap.add_argument("--no-track", dest="track", action="store_false",
                     help="scan every sampled frame whole (the door's pipeline tracks faces by default)")
+    ap.add_argument("--verify", action="store_true",
+                    help="also verify mode (1:1) in each 'all clips' gallery: every clip claims every enrolled "
+                         "real person (the still's and the clips'), at its start and again after each decision")
     ap.add_argument("--cache", default=str(paths.cache_dir() / "door-eval"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="write the results here")
@@ -655,6 +738,9 @@ def main() -> int:
                      s["not_recognized"], s["timeout"], s["spoof"], s["liveness_failed"], s["attempts"],
                      s["attacks"]["granted"], s["attacks"]["attempts"],
                      per_clip.get(GENUINE_CLIP, [{}])[0].get("kind") if per_clip.get(GENUINE_CLIP) else None)
+            if args.verify and which == "all clips":
+                out.setdefault("verify", {})[key] = verify_run(settings, threshold, clips, gallery, list(stills) + own_names,
+                                                               genuine, own_names, attack_clips, cached_pad)
     print(markdown(out))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

@@ -166,9 +166,34 @@ def test_verify_grants_the_claimed_person_by_distance_to_them():
     m = machine(DoorMode.VERIFY, distance_to=distance_to)
     m.claim(" bob ")
     for _ in range(3):
-        s = m.feed(ALICE)  # the candidates do not matter in verify mode, only the distance
+        s = m.feed(frame(_face([("bob", 0.30), ("alice", 0.80)])))
     assert seen == ["bob"] * 3
     assert (s.outcome.decision, s.outcome.claimed, s.outcome.name) == (Decision.MATCH, "bob", "bob")
+
+
+def test_verify_denies_a_face_nearer_to_someone_else_than_to_the_claimed_person():
+    """Anyone can claim any name (the door even suggests them), so a face within tau of the
+    claimed person is not theirs when another enrolled person is nearer: Alice claiming Bob."""
+    m = machine(DoorMode.VERIFY, distance_to=lambda name, emb: 0.30)
+    m.claim("bob")
+    for _ in range(3):
+        s = m.feed(ALICE)  # alice 0.20 is nearer than bob's 0.30 (within tau)
+    assert (s.outcome.decision, s.outcome.name, s.outcome.claimed) == (Decision.NO_MATCH, None, "bob")
+
+
+def test_verify_judges_the_claim_by_the_threshold_for_the_gallery_size():
+    """A stranger can claim whoever they resemble most, so a claim is as safe as a 1:K search
+    only with the 1:K threshold for the gallery's size (from the per-attempt FAR target)."""
+    rule = OpenSetRule(_curve(), attempt_far=1e-2, margin=0.0, cap=TAU)
+    close = frame(_face([("alice", 0.12), ("bob", 0.60)]))
+    assert rule.threshold(1000) < 0.12 < rule.threshold(10)
+    for people, decision in ((10, Decision.MATCH), (1000, Decision.NO_MATCH)):
+        m = machine(DoorMode.VERIFY, distance_to=lambda name, emb: 0.12, recognize_rule=rule)
+        m.claim("alice")
+        for _ in range(3):
+            s = m.feed(sized(close, people))
+        assert s.outcome.decision is decision
+        assert s.outcome.threshold == pytest.approx(rule.threshold(people))
 
 
 def test_verify_denies_when_the_distance_is_above_the_threshold():
