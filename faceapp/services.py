@@ -23,7 +23,8 @@ from faceapp.errors import AlreadyEnrolled, FaceRejected, ImageError, ModelMisma
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
-from faceapp.types import Decision, Detection, IdentifyResult, Person, QualityReport, VerifyResult
+from faceapp.types import (AlignedFace, BBox, Decision, Detection, IdentifyResult, Landmarks, Person, QualityReport,
+                           VerifyResult)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,16 @@ class Probe:
     faces: int
     detections: tuple[Detection, ...] = ()  # every face that counts (e.g. to draw them)
     landmarks: object = None  # faceapp.landmarks.analyze.FaceLandmarks of the face (check_landmarks)
+
+
+def realign_chip(chip: np.ndarray, old, new) -> AlignedFace:
+    """A stored aligned face of model spec ``old`` (a ``WeightsSpec``) as model ``new`` wants it:
+    the old model's template points are where the landmarks sit in its chip (at the chip's
+    size), so the chip is warped onto the new template exactly; what the old chip did not hold
+    is filled as ``new`` fills its borders. Used to re-embed templates from their crops."""
+    s = float(chip.shape[0])
+    det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
+    return align_face(chip, det, new.template, new.input_size, new.border)
 
 
 class FaceService:
@@ -424,8 +435,6 @@ class FaceService:
             raise ModelMismatch(
                 f"templates of unknown model(s) {', '.join(missing)} cannot be re-embedded; enroll those people again"
             )
-        from faceapp.types import BBox, Detection, Landmarks
-
         items = []
         for i, t in enumerate(todo):
             old = specs[t.model_id]
@@ -436,9 +445,7 @@ class FaceService:
                     f"template {t.id} of {t.person_name!r} holds no usable face photo ({exc}); nothing was re-embedded: "
                     "remove that person or enroll them again"
                 ) from None
-            s = float(chip.shape[0])
-            det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
-            new = align_face(chip, det, self.engine.spec.template, self.engine.spec.input_size, self.engine.spec.border)
+            new = realign_chip(chip, old, self.engine.spec)
             emb = self.engine.embedder.embed([new.image])[0]
             items.append((t.id, emb, encode_jpeg(new.image)))
             if progress:
