@@ -2,6 +2,8 @@
 
     FACEAPP_DATASETS=/work/shared/datasets python scripts/train_fused.py --work ~/.cache/faceapp/fused \
         [--reuse-detections FILE ...] [--write]
+    ... --work ~/.cache/faceapp/fused-flip --flip [--partial] [--json FILE]   # flip TTA (docs/fused/flip.md)
+    ... --time-only [--json FILE]                                           # time per face only
 
 Stages (each cached under ``--work``; a second run reuses what is there):
 
@@ -13,9 +15,18 @@ Stages (each cached under ``--work``; a second run reuses what is there):
    256-d) in two views: the chip, and one photometric variant chosen at random per image among the benchmark's transforms applied to the chip (``lowres``: down to 64/250 of
    its size and back; ``jpeg``: quality 15; ``dark``: gamma 2.5, then the app's brightness rule;
    ``blur``: Gaussian, sigma 1.2).
+   ``--flip``: instead a second view of each image's mirror: each backbone's own chip (dlib's
+   150x150, SFace's 112x112, both cut from the canvas) flipped left-right and encoded
+   (:func:`forward_views`), so that flip TTA is ``Embedder``'s ``flip_tta`` on each backbone;
+   cached in another ``--work`` (a cache of other views is refused). Images are detected and
+   encoded View 2's pair images first, then DevTest's, then the rest, with checkpoints
+   (``detections-*.json``, ``features-*.partial.npz``) a killed run resumes from; ``--partial``
+   measures the training-free models on the views already complete, from those checkpoints.
 2. **Heads.** A linear 256 -> 128 head, initialised with the training features' 128 principal
    directions, trained with :class:`faceapp.training.head.HeadTrainer` (P x K sampler, batch-hard
    mining, triplet loss, AdamW, cosine schedule; early stopping on held-out identities; no flip TTA: it would double the time per face).
+   With ``--flip`` also ``head-flipaug``: the same, the mirrors as a second view of each training
+   image (one of the two drawn per step), validated with flip TTA.
    Training sets: celeba-subset plus LFW people with at least two images --
    - ``devtest`` head: LFW View 1 DevTrain people only (so DevTest's people are unseen); 15% of
      the training identities (by a seeded draw) are held out for validation and calibration;
@@ -25,7 +36,12 @@ Stages (each cached under ``--work``; a second run reuses what is there):
    (:func:`faceapp.training.view2.unrestricted_kfold`: fold i's pairs scored by fold i's head);
    the same pairs under each backbone alone (the features' two halves) and under their plain
    concatenation (no training) beside it, with paired exact McNemar tests of the head against
-   each. Images with no face found get the mean landmarks, as in ``faceapp eval``.
+   each. Images with no face found get the mean landmarks, as in ``faceapp eval``. With
+   ``--flip`` every model also with flip TTA (``+flip``: normalise(e(chip) + e(mirror)), e each
+   model's unit encoding), every head variant tested against every other model, and the shipping
+   rule (:func:`faceapp.evaluation.shipping.decide`, View 2 as the gate) for the best head
+   variant against dlib-resnet-v1 and sface-v1. ``--time-faces``: time per face (one face per
+   call) of the fused network without and with flip TTA, and of SFace alone.
 4. ``--write``: the devtest head becomes ``resources/models/fused_v1.pt`` (head only) and its
    spec ``fused_v1.json`` with tau at FAR 1e-3 and a calibration curve, both measured on the
    held-out validation identities (never trained on), and the figures in ``--json``.
@@ -48,7 +64,7 @@ sys.path.insert(0, str(REPO))
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VIEWS = ("chip",)  # a second, photometric-variant view: ("chip", "variant")
+VIEWS = ("chip",)  # with --flip ("chip", "flip"); a photometric-variant view: ("chip", "variant")
 BACKBONE_IDS = ("dlib-resnet-v1", "sface-v1")
 VARIANTS = ("lowres", "jpeg", "dark", "blur")
 SEED = 13
@@ -126,9 +142,40 @@ def _images(dataset: str) -> tuple[list[Path], list[str], Path]:
     return paths, names, root
 
 
+def _priority(dataset: str, paths: list[Path], root: Path) -> np.ndarray:
+    """The order images are detected and encoded in (a killed run's checkpoint then holds whole
+    views first): LFW's View 2 pair images (0), DevTest's (1), the rest (2)."""
+    pri = np.full(len(paths), 2)
+    if dataset == "lfw":
+        rel = [str(p.relative_to(root)) for p in paths]
+        for rank, view in ((1, "devtest"), (0, "10fold")):
+            a, b, _, _ = _pairs(_views_dir() / f"{view}.csv")
+            want = set(a) | set(b)
+            pri[[i for i, r in enumerate(rel) if r in want]] = rank
+    return pri
+
+
 def _views_dir() -> Path:
-    """The View 2 / DevTest pair CSVs that ``faceapp eval lfw`` writes (path_a,path_b,same,fold)."""
-    return Path.home() / ".cache/faceapp/lfw-views"
+    """The View 2 / DevTest pair CSVs that ``faceapp eval lfw`` writes (path_a,path_b,same,fold);
+    written here from LFW's protocol files where they are missing (a fresh machine)."""
+    import csv
+
+    from faceapp.evaluation.protocols import read_lfw_pairs
+
+    folder = Path.home() / ".cache/faceapp/lfw-views"
+    for view in ("10fold", "devtest"):
+        out = folder / f"{view}.csv"
+        if out.is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path_a", "path_b", "same", "fold"])
+            for pr in read_lfw_pairs(Path(os.environ["FACEAPP_DATASETS"]) / "lfw", view):
+                w.writerow([str(Path(pr.path_a).absolute()), str(Path(pr.path_b).absolute()), int(pr.same), pr.fold])
+        tmp.replace(out)
+    return folder
 
 
 def _eval_cache(spec, folder: Path) -> dict:
@@ -142,7 +189,23 @@ def _eval_cache(spec, folder: Path) -> dict:
     return {k.rsplit("|", 1)[0]: v for k, v in zip(z["keys"].tolist(), z["values"], strict=True)}
 
 
-def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | None = None) -> dict:
+def forward_views(net, x, flip: bool):
+    """(N, 3, 184, 184) canvases -> (N, 1, 256) :meth:`FusedNet.forward_features`, or with
+    ``flip`` (N, 2, 256): view 1 = the same features of each backbone's mirrored chip (each
+    branch's 150x150 / 112x112 chip flipped left-right, as ``Embedder``'s ``flip_tta`` mirrors a
+    backbone's chip; mirroring the canvas instead would shift SFace's crop by 1/3 pixel and
+    reflect dlib's SFace-fitted placement)."""
+    import torch
+
+    if not flip:
+        return net.forward_features(x)[:, None]
+    xd, xs = net.branch_chips(x)
+    xd, xs = torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)])
+    f = torch.cat([net.dlib((xd - net.mean_dlib) / net.scale_dlib), net.sface((xs - net.mean_sface) / net.scale_sface)], dim=1)
+    return f.reshape(2, len(x), -1).transpose(0, 1)
+
+
+def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | None = None, views: tuple[str, ...] = VIEWS) -> dict:
     import torch
 
     from faceapp.config import Settings
@@ -157,6 +220,9 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     out = work / f"features-{dataset}.npz"
     if out.is_file():
         z = np.load(out, allow_pickle=False)
+        have = tuple(z["views"].tolist()) if "views" in z.files else VIEWS
+        if have != tuple(views):
+            raise SystemExit(f"{out} holds the views {have}, not {tuple(views)}: use another --work")
         return {k: z[k] for k in z.files}
     paths, names, root = _images(dataset)
     dets: dict = {}
@@ -171,66 +237,93 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     spec = _fused_spec()
     engine = FaceEngine(Settings(device="cpu"), spec=spec)
     keys = [_det_key(p) for p in paths]
-    todo = [i for i, k in enumerate(keys) if k not in dets]
-    _log(f"{dataset}: {len(paths)} images, {len(todo)} to detect")
-    for start in range(0, len(todo), 16):
-        idx = todo[start:start + 16]
-        ims = [load_image(paths[i], max_side=engine.settings.max_image_side) for i in idx]
-        found = engine.detector.detect_batch(ims) if hasattr(engine.detector, "detect_batch") else [engine.detect(im) for im in ims]
-        for i, im, ds in zip(idx, ims, found, strict=True):
-            d = central_face(engine.relevant(ds), im.shape)
-            dets[keys[i]] = None if d is None else [[d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2], d.score, d.landmarks.points.tolist()]
-        if start % 800 == 0:
-            _log(f"{dataset}: detected {start + len(idx)}/{len(todo)}")
-    det_file.write_text(json.dumps({k: dets[k] for k in keys}))
-    found_pts = [np.asarray(dets[k][2], np.float32) for k in keys if dets[k] is not None]
-    mean_pts = np.mean(found_pts, axis=0)
+    pri = _priority(dataset, paths, root)
+
+    def detect(todo: list[int]) -> None:
+        _log(f"{dataset}: {len(todo)} to detect")
+        for start in range(0, len(todo), 16):
+            idx = todo[start:start + 16]
+            ims = [load_image(paths[i], max_side=engine.settings.max_image_side) for i in idx]
+            found = engine.detector.detect_batch(ims) if hasattr(engine.detector, "detect_batch") else [engine.detect(im) for im in ims]
+            for i, im, ds in zip(idx, ims, found, strict=True):
+                d = central_face(engine.relevant(ds), im.shape)
+                dets[keys[i]] = None if d is None else [[d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2], d.score, d.landmarks.points.tolist()]
+            if start % 800 == 0:
+                _log(f"{dataset}: detected {start + len(idx)}/{len(todo)}")
+                det_file.write_text(json.dumps({k: dets[k] for k in keys if k in dets}))  # a killed run resumes here
+        det_file.write_text(json.dumps({k: dets[k] for k in keys if k in dets}))
+
     torch.set_num_threads(max(1, int(os.environ.get("FUSED_THREADS", "1"))))
     net = FusedNet().eval()
     rng = np.random.default_rng(SEED)
     choice = rng.integers(0, len(VARIANTS), len(paths))
-    feats = np.empty((len(paths), len(VIEWS), 256), np.float32)
-    no_face = np.array([dets[k] is None for k in keys])
+    feats = np.empty((len(paths), len(views), 256), np.float32)
     # the backbones' own encodings of the same detections, where `faceapp eval` has cached them
     # (each on its own template: what forward_features computes up to the canvas resampling,
     # within 0.01 squared L2, tests/test_fused.py); the rest are computed on the canvas
     cached = [_eval_cache(load_spec(m), eval_cache) for m in BACKBONE_IDS] if eval_cache else [{}, {}]
-    todo = []
+    enc_todo = []
+    partial = work / f"features-{dataset}.partial.npz"  # a killed run resumes from here
+    done_mask = np.zeros(len(paths), bool)
+    if partial.is_file():
+        z = np.load(partial, allow_pickle=False)
+        if z["paths"].tolist() == [str(p) for p in paths] and z["feats"].shape == feats.shape:
+            done_mask, feats[:] = z["done"], z["feats"]
     for i, k in enumerate(keys):
         pk = k.rsplit("|", 1)[0]
-        if len(VIEWS) == 1 and pk in cached[0] and pk in cached[1]:
+        if done_mask[i]:
+            continue
+        if len(views) == 1 and pk in cached[0] and pk in cached[1]:
             feats[i, 0] = np.concatenate([cached[0][pk], cached[1][pk]])
         else:
-            todo.append(i)
-    _log(f"{dataset}: {len(paths) - len(todo)} from the evaluation caches, {len(todo)} to encode")
-    t0 = time.time()
-    batch = 32
-    for done in range(0, len(todo), batch):
-        rows = todo[done:done + batch]
-        chips, var = [], []
-        for i in rows:
-            img = load_image(paths[i], max_side=engine.settings.max_image_side)
-            rec = dets[keys[i]]
-            if rec is None:
-                det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
-            else:
-                det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
-            chip = engine.align(img, det).image
-            chips.append(chip)
-            if len(VIEWS) > 1:
-                var.append(variant_chip(chip, VARIANTS[choice[i]], engine.limits))
-        views = [torch.as_tensor(np.stack(c)).permute(0, 3, 1, 2).float() for c in (chips, var) if c]
-        with torch.inference_mode():
-            f = net.forward_features(torch.cat(views)).numpy()
-        feats[rows] = f.reshape(len(views), len(rows), -1).transpose(1, 0, 2)
-        if (done // batch) % 25 == 0:
-            el = time.time() - t0
-            n = done + len(rows)
-            _log(f"{dataset}: encoded {n}/{len(todo)}, {el:.0f}s ({1000 * el / n:.0f} ms/image)")
+            enc_todo.append(i)
+    _log(f"{dataset}: {len(paths)} images, {len(paths) - len(enc_todo)} from the evaluation caches or a killed run, {len(enc_todo)} to encode")
+    n_done, t_enc = 0, 0.0
+    mean_pts = None
+
+    def encode(todo: list[int]) -> None:
+        nonlocal n_done, t_enc
+        batch = 32
+        for done in range(0, len(todo), batch):
+            t0 = time.time()
+            rows = todo[done:done + batch]
+            chips, var = [], []
+            for i in rows:
+                img = load_image(paths[i], max_side=engine.settings.max_image_side)
+                rec = dets[keys[i]]
+                if rec is None:
+                    det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
+                else:
+                    det = Detection(BBox(*rec[0]), float(rec[1]), Landmarks(np.asarray(rec[2], np.float32)))
+                chip = engine.align(img, det).image
+                chips.append(chip)
+                if "variant" in views:
+                    var.append(variant_chip(chip, VARIANTS[choice[i]], engine.limits))
+            x = [torch.as_tensor(np.stack(c)).permute(0, 3, 1, 2).float() for c in (chips, var) if c]
+            with torch.inference_mode():
+                f = [forward_views(net, x[0], "flip" in views)] + [net.forward_features(v)[:, None] for v in x[1:]]
+            feats[rows] = torch.cat(f, dim=1).numpy()
+            done_mask[rows] = True
+            n_done += len(rows)
+            t_enc += time.time() - t0
+            if (done // batch) % 25 == 0 or done + batch >= len(todo):
+                np.savez(partial, paths=np.array([str(p) for p in paths]), feats=feats, done=done_mask)
+                _log(f"{dataset}: encoded {n_done}/{len(enc_todo)}, {t_enc:.0f}s ({1000 * t_enc / n_done:.0f} ms/image)")
+
+    # priority group by group (View 2's images, DevTest's, the rest): detect, then encode those
+    # with a face; the faces not found last, on the mean landmarks of all found
+    for group in np.unique(pri):
+        detect([i for i, k in enumerate(keys) if pri[i] == group and k not in dets])
+        encode([i for i in enc_todo if pri[i] == group and dets[keys[i]] is not None])
+    found_pts = [np.asarray(dets[k][2], np.float32) for k in keys if dets[k] is not None]
+    mean_pts = np.mean(found_pts, axis=0)
+    encode([i for i in enc_todo if dets[keys[i]] is None])
+    no_face = np.array([dets[k] is None for k in keys])
     rel = np.array([str(p.relative_to(root)) for p in paths])
     res = {"paths": rel, "names": np.array(names), "feats": feats, "no_face": no_face,
-           "variant": np.array([VARIANTS[c] for c in choice])}
+           "variant": np.array([VARIANTS[c] for c in choice]), "views": np.array(views)}
     np.savez(out, **res)
+    partial.unlink(missing_ok=True)
     return res
 
 
@@ -245,12 +338,20 @@ def _pca_head(feats: np.ndarray) -> np.ndarray:
     return vt[:128].astype(np.float32)
 
 
-def train_head(train_f: np.ndarray, train_lab: np.ndarray, val_f: np.ndarray, val_lab: np.ndarray, *, epochs: int) -> tuple[np.ndarray, dict]:
+#: the heads trained: name -> (training views, validated with flip TTA). "head": on the chips
+#: alone (as without --flip); "head-flipaug" (--flip): each image's chip and mirror are two
+#: views of one sample (HeadTrainer draws one at random per step), validated with flip TTA.
+HEADS = {"head": (1, False), "head-flipaug": (2, True)}
+
+
+def train_head(train_f: np.ndarray, train_lab: np.ndarray, val_f: np.ndarray, val_lab: np.ndarray, *, epochs: int,
+               views: int = 1, flip_tta: bool = False) -> tuple[np.ndarray, dict]:
     from faceapp.training.head import HeadConfig, HeadTrainer
 
+    train_f = train_f[:, :views]
     w0 = _pca_head(train_f)
-    cfg = HeadConfig(epochs=epochs, p=64, k=4, lr=2e-3, miner="batch-hard", loss="triplet", margin=0.2,
-                     monitor="tar_at_far_1e-3", flip_tta=False, patience=8, seed=SEED, weight_decay=0.0)
+    cfg = HeadConfig(epochs=epochs, p=64, k=4, lr=2e-3, miner="batch-hard", loss="triplet", margin=0.2, views=views,
+                     monitor="tar_at_far_1e-3", flip_tta=flip_tta, patience=8, seed=SEED, weight_decay=0.0)
     tr = HeadTrainer(cfg, w0)
     hist = tr.fit(train_f, train_lab, val_f, val_lab)
     return tr.best_weight.numpy(), {"best_epoch": hist.get("best_epoch"), "best_score": hist.get("best_score"),
@@ -294,19 +395,143 @@ def _pairs(csv: Path):
         np.array([int(r["same"]) for r in rows], bool), np.array([int(r["fold"]) for r in rows])
 
 
-def _embed(feats: np.ndarray, part: str, w: np.ndarray | None = None) -> np.ndarray:
-    """(N, V, 256) -> (N, D) unit embeddings of view 0 (the chip itself) under ``part``."""
+def _embed(feats: np.ndarray, part: str, w: np.ndarray | None = None, tta: bool = False) -> np.ndarray:
+    """(N, V, 256) -> (N, D) unit embeddings of view 0 (the chip itself) under ``part`` (dlib,
+    sface, concat, or a head ``w``); with ``tta`` flip test-time augmentation as ``Embedder``'s
+    ``flip_tta``: normalise(e(chip) + e(mirror)), e = the unit encoding of view 0 and view 1."""
     def unit(x):
         return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
-    f = feats[:, 0]
-    if part == "dlib":
-        return unit(f[:, :128])
-    if part == "sface":
-        return unit(f[:, 128:])
-    if part == "concat":
-        return unit(f)
-    return unit(f @ w.T)
+    def one(f):
+        if part == "dlib":
+            return unit(f[:, :128])
+        if part == "sface":
+            return unit(f[:, 128:])
+        if part == "concat":
+            return unit(f)
+        return unit(f @ w.T)
+
+    e = one(feats[:, 0])
+    return unit(e + one(feats[:, 1])) if tta else e
+
+
+def _variants(flip: bool) -> list[tuple[str, str, bool]]:
+    """(name, part, tta) of every measured model: each backbone alone, their concatenation, the
+    heads; with ``flip`` each also with flip TTA (name + "+flip") and the flip-trained head."""
+    parts = ("dlib", "sface", "concat", "head") + (("head-flipaug",) if flip else ())
+    return [(p + ("+flip" if t else ""), p, t) for p in parts for t in ((False, True) if flip else (False,))]
+
+
+def _mcnemar(ch: np.ndarray, cb: np.ndarray) -> dict:
+    from faceapp.match.calibration import mcnemar_exact
+
+    a, b = int((ch & ~cb).sum()), int((cb & ~ch).sum())
+    return {"only_head": a, "only_other": b, "p": mcnemar_exact(a, b)}
+
+
+def _head_tests(out: dict, correct: dict, candidates: tuple[str, ...] = ("head",)) -> None:
+    """Each head variant of ``out`` (each name starting with one of ``candidates``) against every
+    other variant (paired exact McNemar; ``only_head``: pairs only the row's model gets right)."""
+    for h in out:
+        if h.startswith(candidates):
+            for o in out:
+                if o != h:
+                    out[h][f"mcnemar_vs_{o}"] = _mcnemar(correct[h], correct[o])
+
+
+def partial_report(work: Path, flip: bool) -> dict:
+    """``--partial``: the training-free variants (each backbone, their concatenation; with and
+    without flip TTA) on each view whose pair images are all encoded, from the finished features
+    or a killed (or running) run's checkpoint; the same distances, folds and tests as the full run."""
+    from faceapp.match.calibration import evaluate_pairs, kfold_correct
+    from faceapp.training.view2 import unrestricted_kfold
+
+    part = work / "features-lfw.partial.npz"
+    if (work / "features-lfw.npz").is_file():
+        z = np.load(work / "features-lfw.npz")
+        rel, feats, done = z["paths"].tolist(), z["feats"], np.ones(len(z["paths"]), bool)
+    else:
+        z = np.load(part)
+        base = Path(os.environ["FACEAPP_DATASETS"]) / "lfw/images"
+        rel, feats, done = [str(Path(q).relative_to(base)) for q in z["paths"].tolist()], z["feats"], z["done"]
+    index = {q: i for i, q in enumerate(rel)}
+    variants = [v for v in _variants(flip) if not v[1].startswith("head")]
+    report: dict = {"partial": True, "lfw_images_encoded": int(done.sum()), "lfw_images": len(rel)}
+    cands = ("concat", "sface+flip", "dlib+flip")
+    for view, key in (("devtest", "devtest"), ("10fold", "view2_unrestricted")):
+        a, b, same, fold = _pairs(_views_dir() / f"{view}.csv")
+        missing = len({q for q in a + b if q not in index or not done[index[q]]})
+        if missing:
+            report[key] = f"not measured: {missing} of its pair images not encoded yet"
+            continue
+        out, corr = {}, {}
+        for name, p, tta in variants:
+            d = _dist(_embed(feats, p, None, tta), index, a, b)
+            if view == "devtest":
+                corr[name] = kfold_correct(d, same, 10)
+                out[name] = {**_summary(evaluate_pairs(d, same)), "kfold10": float(corr[name].mean())}
+            else:
+                m = unrestricted_kfold(np.stack([d] * 10), same, fold)
+                corr[name] = (d <= np.asarray(m["fold_thresholds"])[fold]) == same
+                out[name] = _summary(m)
+        _head_tests(out, corr, cands)
+        report[key] = out
+    return report
+
+
+def time_per_face(n: int = 30, warmup: int = 5) -> dict:
+    """Median milliseconds of one face per call on this CPU (torch, the threads set by the
+    caller): the fused network on one 184x184 canvas without and with flip TTA (head weights
+    random: the time does not depend on them), and SFace's branch alone on its 112x112 chip."""
+    import torch
+    import torch.nn.functional as F
+
+    from faceapp.embed.fused import CANVAS_SIZE, FusedNet
+
+    net = FusedNet().eval()
+    g = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        net.head.weight.copy_(torch.randn(net.head.weight.shape, generator=g))
+    x = torch.rand(1, 3, CANVAS_SIZE, CANVAS_SIZE, generator=g) * 255
+    xs = ((net.branch_chips(x)[1] - net.mean_sface) / net.scale_sface).contiguous()
+
+    def fused_flip():
+        e = F.normalize(net.forward_head(forward_views(net, x, True)[0]), dim=1)
+        return F.normalize(e.sum(0, keepdim=True), dim=1)
+
+    def sface_flip():
+        e = net.sface(torch.cat([xs, xs.flip(3)]))
+        return F.normalize(e[:1] + e[1:], dim=1)
+
+    runs = {"fused": lambda: net(x), "fused+flip": fused_flip, "sface": lambda: net.sface(xs), "sface+flip": sface_flip}
+    wall: dict = {k: [] for k in runs}
+    cpu: dict = {k: [] for k in runs}
+    with torch.inference_mode():
+        for r in range(warmup + n):  # the models in turn, call by call: each sees the same load
+            for name, fn in runs.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                if r >= warmup:
+                    wall[name].append(1000 * (time.perf_counter() - t0))
+                    cpu[name].append(1000 * (time.process_time() - c0))
+    out = {k: {"median_ms": float(np.median(wall[k])), "min_ms": float(np.min(wall[k])), "max_ms": float(np.max(wall[k])),
+               "cpu_median_ms": float(np.median(cpu[k]))} for k in runs}
+    out["protocol"] = (f"one face per call, median of {n} after {warmup} warm-up calls, the models called in turn, torch "
+                       f"{torch.__version__}, {torch.get_num_threads()} thread(s), CPU: {_cpu_name()}; the network only "
+                       "(no detection/alignment); cpu_median_ms: the process's CPU time per call (what a shared, "
+                       "loaded machine's wall time hides)")
+    out["load_average_at_end"] = os.getloadavg()
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _dist(emb: np.ndarray, index: dict, a: list[str], b: list[str]) -> np.ndarray:
@@ -322,54 +547,81 @@ def _summary(m: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--work", type=Path, help="the cache folder (required but with --time-only)")
     ap.add_argument("--reuse-detections", type=Path, action="append", default=[])
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--eval-cache", type=Path, help="faceapp eval's cache folder: reuse its dlib-resnet-v1 and sface-v1 encodings")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--write", action="store_true", help="ship the devtest head as resources/models/fused_v1.*")
     ap.add_argument("--skip-view2", action="store_true")
+    ap.add_argument("--flip", action="store_true",
+                    help="also encode each backbone's mirrored chip (a second feature view; use another --work): "
+                         "measures flip TTA and heads trained with the mirrors as extra samples")
+    ap.add_argument("--time-faces", type=int, default=30, metavar="N",
+                    help="time per face (median of N single-face calls; 0: not measured)")
+    ap.add_argument("--time-only", action="store_true", help="only measure the time per face (into --json)")
+    ap.add_argument("--partial", action="store_true",
+                    help="no training: the backbones and their concatenation (with --flip also with flip TTA) on the "
+                         "views whose images --work's features (or a running run's checkpoint) hold (into --json)")
     args = ap.parse_args(argv)
+    if args.work is None and not args.time_only:
+        ap.error("--work is required")
+    if args.write and args.flip:
+        ap.error("--write ships the plain devtest head: run it without --flip")
     import torch
 
-    from faceapp.match.calibration import evaluate_pairs, kfold_correct, mcnemar_exact, threshold_at_far, tar_at_far
+    from faceapp.match.calibration import evaluate_pairs, kfold_correct, threshold_at_far, tar_at_far
     from faceapp.evaluation.protocols import read_lfw_people
     from faceapp.training.data import view2_training_people
     from faceapp.training.view2 import unrestricted_kfold
 
     torch.set_num_threads(1)
+    if args.time_only:
+        t = time_per_face(args.time_faces or 30)
+        print(json.dumps(t, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps({"time_per_face": t}, indent=1, default=float))
+        return 0
+    if args.partial:
+        rep = partial_report(args.work, args.flip)
+        if args.time_faces:
+            rep["time_per_face"] = time_per_face(args.time_faces)
+        print(json.dumps(rep, indent=1, default=float))
+        if args.json:
+            args.json.write_text(json.dumps(rep, indent=1, default=float))
+        return 0
     args.work.mkdir(parents=True, exist_ok=True)
-    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache)
-    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache)
+    views = ("chip", "flip") if args.flip else VIEWS
+    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache, views)
+    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache, views)
     index = {p: i for i, p in enumerate(lfw["paths"].tolist())}
     lfw_dir = Path(os.environ["FACEAPP_DATASETS"]) / "lfw"
     report: dict = {"features": {"lfw_images": int(len(lfw["paths"])), "lfw_no_face": int(lfw["no_face"].sum()),
                                  "celeba_images": int(len(celeba["paths"])), "celeba_no_face": int(celeba["no_face"].sum())}}
 
-    # DevTest head: DevTrain people + celeba
+    variants = _variants(args.flip)
+    heads = {h: HEADS[h] for h in dict.fromkeys(v[1] for v in variants) if h in HEADS}
+
+    # DevTest heads: DevTrain people + celeba
     dev_people = set(read_lfw_people(lfw_dir, "devtrain"))
     tr_f, tr_l, va_f, va_l = _training_set(lfw, celeba, dev_people)
     _log(f"devtest head: {len(tr_l)} train images / {len(np.unique(tr_l))} ids, {len(va_l)} val images")
-    w_dev, info = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs)
-    report["devtest_head"] = info
+    w_dev = {}
+    for h, (nv, tta) in heads.items():
+        w_dev[h], report[f"devtest_{h}"] = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs, views=nv, flip_tta=tta)
     views = _views_dir()
     a, b, same, _ = _pairs(views / "devtest.csv")
-    dev = {}
-    for part in ("dlib", "sface", "concat", "head"):
-        d = _dist(_embed(lfw["feats"], part, w_dev), index, a, b)
-        dev[part] = {**_summary(evaluate_pairs(d, same)), "kfold10": float(kfold_correct(d, same, 10).mean())}
-        dev[part]["_d"] = d
-    for part in ("dlib", "sface", "concat"):
-        ch, cb = kfold_correct(dev["head"]["_d"], same, 10), kfold_correct(dev[part]["_d"], same, 10)
-        dev["head"][f"mcnemar_vs_{part}"] = {"only_head": int((ch & ~cb).sum()), "only_other": int((cb & ~ch).sum()),
-                                            "p": mcnemar_exact(int((ch & ~cb).sum()), int((cb & ~ch).sum()))}
-    for part in dev:
-        dev[part].pop("_d")
+    dev, dev_correct = {}, {}
+    for name, part, tta in variants:
+        d = _dist(_embed(lfw["feats"], part, w_dev.get(part), tta), index, a, b)
+        dev_correct[name] = kfold_correct(d, same, 10)
+        dev[name] = {**_summary(evaluate_pairs(d, same)), "kfold10": float(dev_correct[name].mean())}
+    _head_tests(dev, dev_correct)
     report["devtest"] = dev
     _log("devtest: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in dev.items()}))
 
-    # calibration on the held-out validation identities
-    e_val = _embed(va_f, "head", w_dev)
+    # calibration of the (plain) devtest head on the held-out validation identities
+    e_val = _embed(va_f, "head", w_dev["head"])
     i, j = np.triu_indices(len(va_l), 1)
     d_all = ((e_val[i] - e_val[j]) ** 2).sum(1)
     s_all = va_l[i] == va_l[j]
@@ -390,16 +642,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_view2:
         folds = read_lfw_people(lfw_dir, "10fold")
         a, b, same, fold = _pairs(views / "10fold.csv")
-        dists = {p: [] for p in ("dlib", "sface", "concat", "head")}
-        fold_info = []
+        dists = {v[0]: [] for v in variants}
+        fold_info = {h: [] for h in heads}
         for k in range(10):
             keep = view2_training_people(folds, k)
             tr_f, tr_l, va_f, va_l = _training_set(lfw, celeba, keep)
-            w_k, info = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs)
-            fold_info.append(info)
-            for part in dists:
-                dists[part].append(_dist(_embed(lfw["feats"], part, w_k), index, a, b))
-            _log(f"fold {k + 1}: trained ({info['best_epoch']} epochs best, {info['seconds']:.0f}s)")
+            w_k = {}
+            for h, (nv, tta) in heads.items():
+                w_k[h], info = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs, views=nv, flip_tta=tta)
+                fold_info[h].append(info)
+                _log(f"fold {k + 1} {h}: trained ({info['best_epoch']} epochs best, {info['seconds']:.0f}s)")
+            for name, part, tta in variants:
+                dists[name].append(_dist(_embed(lfw["feats"], part, w_k.get(part), tta), index, a, b))
         v2 = {p: unrestricted_kfold(np.stack(d), same, fold) for p, d in dists.items()}
         out = {p: _summary(m) for p, m in v2.items()}
 
@@ -408,20 +662,41 @@ def main(argv: list[str] | None = None) -> int:
             thr = np.asarray(m["fold_thresholds"])[fold]
             return (pooled <= thr) == same
 
-        ch = correct(v2["head"], dists["head"])
-        for part in ("dlib", "sface", "concat"):
-            cb = correct(v2[part], dists[part])
-            out["head"][f"mcnemar_vs_{part}"] = {"only_head": int((ch & ~cb).sum()), "only_other": int((cb & ~ch).sum()),
-                                                 "p": mcnemar_exact(int((ch & ~cb).sum()), int((cb & ~ch).sum()))}
-        out["fold_heads"] = fold_info
+        _head_tests(out, {p: correct(v2[p], dists[p]) for p in v2})
         report["view2_unrestricted"] = out
-        _log("view2: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in out.items() if k != "fold_heads"}))
+        for h, info in fold_info.items():
+            report["view2_unrestricted"]["fold_heads" if h == "head" else f"fold_heads_{h}"] = info
+        _log("view2: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in out.items() if not k.startswith("fold_heads")}))
+        report["shipping_rule"] = _shipping(out, dev)
+
+    if args.time_faces:
+        report["time_per_face"] = time_per_face(args.time_faces)
+        _log("time per face: " + json.dumps({k: v for k, v in report["time_per_face"].items() if isinstance(v, dict)}))
 
     if args.write:
-        write_model(w_dev, report, curve)
+        write_model(w_dev["head"], report, curve)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
+
+
+def _shipping(view2: dict, dev: dict) -> dict:
+    """The shipping rule (:func:`faceapp.evaluation.shipping.decide`) for the best head variant
+    on View 2 (by accuracy, then TAR at FAR 1e-3), against the current default (dlib-resnet-v1)
+    and each backbone alone (no flip), on View 2 (the gate measured here; the ``tight`` gate is
+    not) and DevTest (a guard)."""
+    from faceapp.evaluation.shipping import decide
+
+    best = max((h for h in view2 if h.startswith("head")), key=lambda h: (view2[h]["accuracy"], view2[h]["tar_at_far_1e-3"]))
+
+    def cmp(res, acc_key):
+        return {o: {"accuracy_a": res[o][acc_key], "accuracy_b": res[best][acc_key],
+                    "only_a_correct": res[best][f"mcnemar_vs_{o}"]["only_other"],
+                    "only_b_correct": res[best][f"mcnemar_vs_{o}"]["only_head"]} for o in ("dlib", "sface")}
+
+    d = decide({"lfw-view2": cmp(view2, "accuracy"), "devtest": cmp(dev, "kfold10")}, gates=("lfw-view2",))
+    return {"candidate": best, **d.to_dict(),
+            "note": "gates measured here: LFW View 2 only (the rule's 'tight' gate is not run by this script)"}
 
 
 def write_model(weight: np.ndarray, report: dict, curve: dict) -> None:
