@@ -11,6 +11,7 @@ database was open until it is.
 from __future__ import annotations
 
 import logging
+import threading
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout, QWidget
@@ -29,9 +30,12 @@ class AdminEvents:
     def __init__(self) -> None:
         self.ctx = None
         self.pending: list[str] = []
+        self._writing = False  # a background write is running (it writes until nothing is pending)
+        self._lock = threading.Lock()
 
     def __call__(self, text: str) -> None:
-        self.pending.append(text)
+        with self._lock:
+            self.pending.append(text)
         self.flush()
 
     def attach(self, ctx) -> None:
@@ -41,19 +45,37 @@ class AdminEvents:
         self.flush()
 
     def flush(self) -> None:
+        """Write what is pending in the background: one writer at a time, which also takes what
+        comes while it writes, so the log keeps the order in which the checks happened (two
+        writes in flight could commit either way round) and a shutdown that waits for the
+        background work finds everything written."""
         ctx = self.ctx
         if ctx is None or ctx.store is None:
             return
-        texts, self.pending = self.pending, []
+        with self._lock:
+            if self._writing or not self.pending:
+                return
+            self._writing = True
         store = ctx.store
 
         def write() -> int:
-            for text in texts:
-                store.log_event(ADMIN_EVENT_KIND, detail=text)
-            return len(texts)
+            written = 0
+            while True:
+                with self._lock:
+                    texts, self.pending = self.pending, []
+                    if not texts:
+                        self._writing = False
+                        return written
+                for text in texts:
+                    store.log_event(ADMIN_EVENT_KIND, detail=text)
+                written += len(texts)
 
-        ctx.task(write, name="admin-log", on_result=lambda _n: ctx.events_changed.emit(),
-                 on_error=lambda e: log.warning("admin events not logged: %s", e))
+        def failed(exc) -> None:
+            with self._lock:
+                self._writing = False  # what came meanwhile goes with the next check
+            log.warning("admin events not logged: %s", exc)
+
+        ctx.task(write, name="admin-log", on_result=lambda _n: ctx.events_changed.emit(), on_error=failed)
 
 
 def check_text(check: PinCheck) -> str:
