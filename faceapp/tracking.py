@@ -6,7 +6,7 @@ frame takes four times a 640x480 one. Live frames repeat the last frame's faces,
 
 * **track frame**: each of the last frame's faces is looked for again at its last box by the
   detector's last stage alone (``refine``: MTCNN's ONet re-crops the box, scores it, moves it
-  onto the face and gives new landmarks; about a millisecond a face against 20 or more for a
+  onto the face and gives new landmarks; 2 to 5 ms a frame on the 2-core CPU against 20 to 25 for a
   detection); a detector without that step scans the region around the last faces instead
   (each box widened by ``margin`` of its size on every side), downscaled so the smallest of
   those faces is about ``track_face_px`` pixels (never upscaled). A face not found again (it
