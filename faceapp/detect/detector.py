@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from faceapp.device import resolve_device
+from faceapp import runtime
 from faceapp.errors import WeightsError
+from faceapp.runtime.onnx_mtcnn import refine as refine_boxes
 from faceapp.types import BBox, Detection, Landmarks
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class FaceDetector:
 
             self.device = runtime.onnx_device(device)
             self._mtcnn = OnnxMTCNN(min_face_size=int(min_face_size), thresholds=list(thresholds))
+            self._run_onet = lambda crops: OnnxMTCNN._run(self._mtcnn.onet, crops)  # refine's network
             return
         runtime.torchvision_shim.install()  # torch's CPU build has no torchvision: a stand-in NMS
         try:
@@ -63,6 +66,12 @@ class FaceDetector:
             ).eval()
         except (OSError, RuntimeError) as exc:
             raise WeightsError(f"the MTCNN weights could not be loaded: {exc}") from None
+        import torch
+
+        def run_onet(crops):  # refine's network
+            return [t.cpu().numpy() for t in self._mtcnn.onet(torch.from_numpy(crops).to(self.device))]
+
+        self._run_onet = run_onet
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in one RGB uint8 image (H, W, 3), largest first; ``[]`` when there is none."""
@@ -90,21 +99,10 @@ class FaceDetector:
         gives nothing; the result is largest first, as :meth:`detect`'s."""
         if not previous:
             return []
-        from faceapp import runtime
-        from faceapp.runtime.onnx_mtcnn import OnnxMTCNN, refine
-
         boxes = np.array([[d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2] for d in previous], dtype=np.float32)
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        if self.backend == "onnx":
-            def run(crops):
-                return OnnxMTCNN._run(self._mtcnn.onet, crops)
-        else:
-            import torch
-
-            def run(crops):
-                return [t.cpu().numpy() for t in self._mtcnn.onet(torch.from_numpy(crops).to(self.device))]
         with self._lock, runtime.inference_mode(self.backend):
-            found, points = refine(run, image, boxes, self.thresholds[2])
+            found, points = refine_boxes(self._run_onet, image, boxes, self.thresholds[2])
         if len(found) == 0:
             return []
         return self._convert(found[:, :4], found[:, 4], points)
