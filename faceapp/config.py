@@ -231,7 +231,7 @@ class Settings:
     antispoof: bool = _doc(
         "Door: also judge each attempt with the anti-spoofing network (MiniFASNet: print / screen / mask); an "
         "attempt whose frames' median live score is below antispoof_threshold is denied as SPOOF. On by default: "
-        "it runs wherever the other networks do (PyTorch, or ONNX Runtime in the installers).",
+        "it runs wherever the other networks do (ONNX Runtime on a CPU, PyTorch on a GPU).",
         # measured at the door on the real videos (scripts/eval_door.py --antispoof, docs/door-benchmark.md):
         # 0 SPOOF denials of real people in 84 real attempts, genuine acceptance 39/40 (97.5%, off: 44/44),
         # every print / screen attack attempt denied (8/8; off: 6 of 6 decided granted)

@@ -19,4 +19,14 @@ if [ "${CI:-}" = "true" ]; then export FACEAPP_REQUIRE_DATASETS=1 FACEAPP_REQUIR
 if [ -n "${FACEAPP_DATASETS:-}" ] && command -v xvfb-run >/dev/null && [ -z "${FACEAPP_SKIP_SCREENSHOTS:-}" ]; then
   bash scripts/screenshots.sh artifacts/screenshots --raw
 fi
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then exec .venv/bin/python -m pytest "$@"; fi
+# The whole suite runs the networks as the app does on this machine: with ONNX Runtime on a CPU
+# (faceapp/runtime/__init__.py). A second pass runs the end-to-end pipeline tests (enrollment,
+# verification, the door, tracking, evaluation, landmarks) on torch, which a GPU machine and any
+# network without a current ONNX export use; the two runtimes' outputs are compared network by
+# network in tests/packaging/test_onnx_backend.py.
+.venv/bin/python -m pytest
+echo "[tests] the end-to-end pipeline tests again on torch (FACEAPP_BACKEND=torch)" >&2
+FACEAPP_BACKEND=torch exec .venv/bin/python -m pytest -q tests/test_services.py tests/test_edges.py tests/test_tracking.py \
+  tests/test_door_antispoof.py tests/test_headless_door.py tests/test_eval_runner.py tests/test_detect_fixes.py \
+  tests/test_enroll_lookalike.py tests/landmarks

@@ -39,18 +39,30 @@ esac
 FACENET="facenet-pytorch==2.6.0"
 stamp_src="$TORCH|$FACENET|$(cat requirements.txt pyproject.toml | sha256sum)"
 stamp_file="$VENV/.faceapp-setup-stamp"
-if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_src" ] && "$VENV/bin/python" -c "import faceapp, torch, facenet_pytorch" 2>/dev/null; then
-  exit 0
+if ! { [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_src" ] && "$VENV/bin/python" -c "import faceapp, torch, facenet_pytorch" 2>/dev/null; }; then
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+  PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+  log "installing $TORCH (first time: a few minutes)"
+  "${PIP[@]}" install $TORCH
+  log "installing requirements"
+  "${PIP[@]}" install -r requirements.txt
+  # facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and an old Pillow in its metadata but runs on
+  # current ones (faceapp converts its numpy-2 object arrays): install it without its pins.
+  "${PIP[@]}" install --no-deps "$FACENET"
+  "${PIP[@]}" install --no-deps -e .
+  echo "$stamp_src" > "$stamp_file"
+  log "ready: $VENV"
 fi
-[ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-log "installing $TORCH (first time: a few minutes)"
-"${PIP[@]}" install $TORCH
-log "installing requirements"
-"${PIP[@]}" install -r requirements.txt
-# facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and an old Pillow in its metadata but runs on
-# current ones (faceapp converts its numpy-2 object arrays): install it without its pins.
-"${PIP[@]}" install --no-deps "$FACENET"
-"${PIP[@]}" install --no-deps -e .
-echo "$stamp_src" > "$stamp_file"
-log "ready: $VENV"
+
+# -- the networks for ONNX Runtime --------------------------------------------------------
+# On a CPU faceapp runs its networks with ONNX Runtime (about twice torch's speed on a small
+# CPU; faceapp/runtime/__init__.py), from files exported from the shipped weights into
+# resources/models/onnx (git-ignored). Only files that are missing or were made from other
+# weights are written (a second run only reads their metadata: about 4 s); FACEAPP_SKIP_ONNX_EXPORT=1
+# skips this, and the networks then run on torch.
+if [ -z "${FACEAPP_SKIP_ONNX_EXPORT:-}" ]; then
+  if ! out=$(OMP_NUM_THREADS=1 "$VENV/bin/python" -m faceapp.runtime.export "$ROOT/resources/models/onnx" --if-stale 2>&1); then
+    log "exporting the ONNX networks failed (they will run on torch):"
+    printf '%s\n' "$out" | tail -5 >&2
+  fi
+fi

@@ -46,8 +46,12 @@ ATTACKS = {"Silent-Face-Anti-Spoofing_image_F1.jpg", "Silent-Face-Anti-Spoofing_
 
 @pytest.fixture(scope="module")
 def antispoof() -> AntiSpoof:
+    """The project's own MiniFASNet on torch (the networks themselves are tested here; on a CPU
+    the app runs their ONNX export, checked against these further down)."""
     torch.set_num_threads(1)
-    return AntiSpoof(device="cpu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(runtime.BACKEND_ENV, "torch")
+        return AntiSpoof(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +125,8 @@ def test_the_spec_names_both_networks_their_scales_and_the_preprocessing():
         assert (folder / name).is_file(), name
 
 
-def test_a_replaced_weights_file_is_refused(tmp_path):
+def test_a_replaced_weights_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")  # where the weights file itself is read (the export reads it too)
     spec = load_antispoof_spec()
     src = spec.networks[0].file.parent
     for f in ("minifasnet_v1.toml", spec.networks[0].file.name, spec.networks[1].file.name):

@@ -133,3 +133,82 @@ def test_onnx_export_runs_like_torch(net: FusedNet, tmp_path) -> None:
     with torch.no_grad():
         want = net(x).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def _flip_reference(net: FusedNet, x: torch.Tensor) -> torch.Tensor:
+    """Flip TTA as scripts/train_fused.py measured it: each backbone on its own chip and on that
+    chip mirrored, e = normalise(head(features)), normalise(e(chips) + e(mirrors))."""
+    import torch.nn.functional as F
+
+    xd, xs = net.branch_chips(x)
+
+    def e(d, s):
+        f = torch.cat([net.dlib((d - net.mean_dlib) / net.scale_dlib), net.sface((s - net.mean_sface) / net.scale_sface)], 1)
+        return F.normalize(net.head(f), dim=1)
+
+    return F.normalize(e(xd, xs) + e(xd.flip(3), xs.flip(3)), dim=1)
+
+
+def test_flip_tta_mirrors_each_branch_chip_not_the_canvas(net: FusedNet) -> None:
+    x = _canvas_batch(2, seed=3)
+    with torch.no_grad():
+        plain = net(x)
+        net.flip_tta = True
+        try:
+            flipped = net(x)
+        finally:
+            net.flip_tta = False
+        want = _flip_reference(net, x)
+        canvas_mirrored = torch.nn.functional.normalize(net(x) + net(x.flip(3)), dim=1)
+    np.testing.assert_allclose(flipped.numpy(), want.numpy(), atol=1e-5)
+    np.testing.assert_allclose(flipped.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    assert (flipped - plain).abs().max() > 1e-3  # the mirrors count
+    assert (flipped - canvas_mirrored).abs().max() > 1e-4  # not the canvas mirrored
+
+
+def _flip_spec(tmp_path, net: FusedNet):
+    """A fused-flip spec on a random head written to tmp_path (the shipped backbones)."""
+    import dataclasses
+    import hashlib
+
+    pt = tmp_path / "fused_flip_test.pt"
+    torch.save(net.head_state_dict(), pt)
+    base = load_spec("sface-v1")
+    return dataclasses.replace(
+        base, model_id="fused-flip-test", file=pt, sha256=hashlib.sha256(pt.read_bytes()).hexdigest(),
+        architecture="fused_dlib_sface", input_size=CANVAS_SIZE, mean=(0.0, 0.0, 0.0), scale=1.0,
+        template=canvas_template(base.template).astype(np.float32), flip_tta=True, border="replicate",
+        extra={"backbones": dict(net.backbone_sha256)})
+
+
+def test_embedder_runs_a_fused_flip_spec_through_the_network_on_both_runtimes(net: FusedNet, tmp_path, monkeypatch) -> None:
+    """The embedder must not mirror the fused canvas itself (as it does for dlib-resnet-flip-v1);
+    the ONNX export carries the flip in its graph and gives torch's encodings."""
+    pytest.importorskip("onnxruntime")
+    from faceapp import runtime
+    from faceapp.embed.embedder import Embedder
+    from faceapp.runtime.export import export_embedder
+
+    spec = _flip_spec(tmp_path, net)
+    monkeypatch.setattr("faceapp.embed.weights.load_spec", lambda m, *a, **k: spec if m == spec.model_id else load_spec(m, *a, **k))
+    chips = list(np.random.default_rng(1).integers(0, 256, (2, CANVAS_SIZE, CANVAS_SIZE, 3), dtype=np.uint8))
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    got = Embedder(spec, device="cpu").embed(chips)
+    x = torch.as_tensor(np.stack(chips).transpose(0, 3, 1, 2).astype(np.float32))
+    with torch.no_grad():
+        want = _flip_reference(net, x).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+    out = tmp_path / "onnx"
+    export_embedder(spec.model_id, out)
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(out))
+    emb = Embedder(spec, device="cpu")
+    assert emb.backend == "onnx" and not emb.model.flip_tta  # mirrored inside the graph
+    np.testing.assert_allclose(emb.embed(chips), want, atol=1e-4)
+    import dataclasses
+
+    from faceapp.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="flip TTA"):  # a plain spec on a flip export
+        Embedder(dataclasses.replace(spec, flip_tta=False), device="cpu")

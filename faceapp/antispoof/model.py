@@ -150,15 +150,19 @@ class AntiSpoof:
         self.threshold = float(spec.threshold if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"anti-spoofing threshold must be within 0..1 (got {self.threshold})")
-        self.backend = runtime.backend()
+        self.backend = runtime.backend(device)
         self.networks = []  # as loaded (the released layout; torch only)
-        if self.backend == "onnx":  # the installers: ONNX Runtime on the CPU, no torch
+        if self.backend == "onnx":  # on the CPU (and always in the installers): ONNX Runtime
             from faceapp.runtime.onnx_antispoof import OnnxAntiSpoofNet
 
             self.device = runtime.onnx_device(device)
-            self._runners = [OnnxAntiSpoofNet(spec, n) for n in spec.networks]
-            self._torch = None
-            return
+            runners = runtime.onnx_or_torch(lambda: [OnnxAntiSpoofNet(spec, n) for n in spec.networks],
+                                            f"anti-spoofing model {spec.model_id}")
+            if runners is not None:
+                self._runners = runners
+                self._torch = None
+                return
+            self.backend = "torch"
         import torch
 
         from faceapp.antispoof.network import fuse_batch_norms, minifasnet_from_state_dict

@@ -11,8 +11,9 @@
   the 68 landmarks of each frame as the door's liveness challenge needs them, and with the setting
   ``antispoof`` (on by default) the anti-spoofing score of each frame's face, as the door computes it.
 
-The networks run on the inference runtime ``FACEAPP_BACKEND`` selects (torch in a source install,
-ONNX Runtime in the installers; see :mod:`faceapp.runtime`); the JSON says which (``backend``).
+The networks run on the inference runtime :func:`faceapp.runtime.backend` picks (by default ONNX
+Runtime on a CPU, torch on a GPU; ``FACEAPP_BACKEND`` overrides it); the JSON says which
+(``backend``: the embedder's; ``backends``: each network's).
 """
 
 from __future__ import annotations
@@ -137,8 +138,6 @@ def _threads(backend: str) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from faceapp import runtime
-
     from faceapp.antispoof import antispoof_factory
     from faceapp.cli.main import _settings
     from faceapp.imageio import load_image
@@ -202,8 +201,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     result = {
         "device": str(engine.embedder.device),
-        "backend": runtime.backend(),
-        "threads": _threads(runtime.backend()),
+        "backend": engine.embedder.backend,
+        "backends": {"detector": engine.detector.backend, "embedder": engine.embedder.backend,
+                     "landmarks": analyzer.predictor.backend},
+        "threads": _threads(engine.embedder.backend),
         "model_id": engine.model_id,
         "frame": "640x480, one face",
         "model_load_ms": round(load_ms, 1),

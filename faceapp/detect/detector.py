@@ -41,14 +41,18 @@ class FaceDetector:
         self.min_score = float(min_score)
         self.thresholds = [float(t) for t in thresholds]
         self._lock = threading.Lock()
-        self.backend = runtime.backend()
-        if self.backend == "onnx":  # the installers: MTCNN on ONNX Runtime, no torch
+        self.backend = runtime.backend(device)
+        if self.backend == "onnx":  # on the CPU (and always in the installers): ONNX Runtime
             from faceapp.runtime.onnx_mtcnn import OnnxMTCNN
 
             self.device = runtime.onnx_device(device)
-            self._mtcnn = OnnxMTCNN(min_face_size=int(min_face_size), thresholds=list(thresholds))
-            self._run_onet = lambda crops: OnnxMTCNN._run(self._mtcnn.onet, crops)  # refine's network
-            return
+            mtcnn = runtime.onnx_or_torch(
+                lambda: OnnxMTCNN(min_face_size=int(min_face_size), thresholds=list(thresholds)), "MTCNN")
+            if mtcnn is not None:
+                self._mtcnn = mtcnn
+                self._run_onet = lambda crops: OnnxMTCNN._run(mtcnn.onet, crops)  # refine's network
+                return
+            self.backend = "torch"
         runtime.torchvision_shim.install()  # torch's CPU build has no torchvision: a stand-in NMS
         try:
             from facenet_pytorch import MTCNN

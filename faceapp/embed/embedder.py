@@ -29,18 +29,23 @@ class Embedder:
         self.spec = spec
         self.batch_size = int(batch_size)
         self._lock = threading.Lock()
-        self.backend = runtime.backend()
-        if self.backend == "onnx":  # the installers: ONNX Runtime on the CPU, no torch
+        self.backend = runtime.backend(device)
+        if self.backend == "onnx":  # on the CPU (and always in the installers): ONNX Runtime
             from faceapp.runtime.onnx_embedder import OnnxEmbedNet
 
             self.device = runtime.onnx_device(device)
-            self.model = OnnxEmbedNet(spec)
-            self._mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-            return
+            self.model = runtime.onnx_or_torch(lambda: OnnxEmbedNet(spec), f"embedding model {spec.model_id}")
+            if self.model is not None:
+                self._mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+                return
+            self.backend = "torch"
         import torch
 
         self.device = resolve_device(device)
         model = network.build(spec.architecture)
+        self._model_flips = bool(getattr(model, "handles_flip", False))  # the fused model: inside the network
+        if self._model_flips:
+            model.flip_tta = spec.flip_tta
         state = spec.load_state_dict(map_location="cpu")
         try:
             model.load_state_dict(state)
@@ -86,7 +91,7 @@ class Embedder:
                 batch = np.stack(chips[start : start + self.batch_size])
                 x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
                 x = (x - self._mean) / self.spec.scale
-                if self.spec.flip_tta:  # x is (N, 3, H, W): flipping W mirrors the chips
+                if self.spec.flip_tta and not self._model_flips:  # x is (N, 3, H, W): flipping W mirrors the chips
                     # one pass over chips + mirrors: ~20% faster on a CPU than two passes
                     both = self.model(torch.cat([x, x.flip(3)])).float()
                     emb = torch.nn.functional.normalize(both[: len(x)] + both[len(x) :], dim=1)

@@ -22,6 +22,13 @@ bias) is the only trained layer: trained with the project's P x K sampler, batch
 and triplet loss on those features (``scripts/train_fused.py``), starting from the principal
 directions of the training features. :meth:`FusedNet.forward` returns unit-length encodings.
 
+Flip test-time augmentation (a spec's ``flip_tta``, model ``fused-flip-v1``) is done inside
+the network (:attr:`FusedNet.flip_tta`), not by mirroring the canvas: the branch chips are not
+centred on it, so a mirrored canvas would shift SFace's crop by 1/3 pixel and mirror dlib's
+SFace-fitted placement. Each backbone encodes its own chip and that chip mirrored, and the
+encoding is ``normalise(e(chips) + e(mirrored chips))`` with ``e = normalise(head(features))``,
+as ``scripts/train_fused.py --flip`` measured it.
+
 The weights file holds the head only (``head.weight``); the backbones come from their own
 shipped, checksummed files (``dlib-resnet-v1``, ``sface-v1``), named with their sha256 in the
 fused spec's ``backbones`` entry, so that 60 MB of weights are not shipped twice.
@@ -80,10 +87,16 @@ def _grid(matrix: np.ndarray, out_size: int, in_size: int) -> torch.Tensor:
 
 
 class FusedNet(nn.Module):
-    """184x184 RGB canvas (0..255, unnormalised) -> 128-d unit encoding (module docstring)."""
+    """184x184 RGB canvas (0..255, unnormalised) -> 128-d unit encoding (module docstring).
 
-    def __init__(self, *, load_backbones: bool = True) -> None:
+    ``flip_tta``: also encode each backbone's mirrored chip (the embedder sets it from the
+    spec; :attr:`handles_flip` tells it not to mirror the canvas itself)."""
+
+    handles_flip = True
+
+    def __init__(self, *, load_backbones: bool = True, flip_tta: bool = False) -> None:
         super().__init__()
+        self.flip_tta = bool(flip_tta)
         from faceapp.embed import network
 
         d, s = _spec_json(BACKBONES[0]), _spec_json(BACKBONES[1])
@@ -124,7 +137,15 @@ class FusedNet(nn.Module):
         return self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.forward_head(self.forward_features(x)), dim=1)
+        if not self.flip_tta:
+            return F.normalize(self.forward_head(self.forward_features(x)), dim=1)
+        n = x.shape[0]
+        xd, xs = self.branch_chips(x)
+        xd, xs = torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)])  # one pass over chips + mirrors
+        ed = self.dlib((xd - self.mean_dlib) / self.scale_dlib)
+        es = self.sface((xs - self.mean_sface) / self.scale_sface)
+        e = F.normalize(self.forward_head(torch.cat([ed, es], dim=1)), dim=1)
+        return F.normalize(e[:n] + e[n:], dim=1)
 
     def head_state_dict(self) -> dict:
         """What a fused weights file holds: the head only (the backbones ship in their own files)."""

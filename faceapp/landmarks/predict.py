@@ -51,13 +51,15 @@ class LandmarkPredictor:
         self._lock = threading.Lock()
         self.flip = bool(flip)  # also run the mirror image and average (2x the time, ~7% lower error)
         self._mean = np.asarray(self.spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-        self.backend = runtime.backend()
-        if self.backend == "onnx":
+        self.backend = runtime.backend(device)
+        if self.backend == "onnx":  # on the CPU (and always in the installers): ONNX Runtime
             from faceapp.runtime.onnx_landmarks import OnnxLandmarkNet
 
             self.device = runtime.onnx_device(device)
-            self._net = OnnxLandmarkNet(self.spec)
-            return
+            self._net = runtime.onnx_or_torch(lambda: OnnxLandmarkNet(self.spec), f"landmark model {self.spec.model_id}")
+            if self._net is not None:
+                return
+            self.backend = "torch"
         from faceapp.device import resolve_device
         from faceapp.landmarks.model import landmark_net
 

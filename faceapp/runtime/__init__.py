@@ -1,19 +1,32 @@
 """Which inference runtime runs the networks: PyTorch (source installs, GPU) or ONNX Runtime
 (the installers: a CPU-only bundle without torch).
 
-``backend()`` decides once per call from ``$FACEAPP_BACKEND`` (``auto`` | ``torch`` | ``onnx``):
-``auto`` takes torch when torch and facenet-pytorch are importable, else ONNX Runtime. Only
-inference changes; training, evaluation tooling and the CNN course toolkit stay PyTorch.
+``backend(device)`` decides from ``$FACEAPP_BACKEND`` (``auto`` | ``torch`` | ``onnx``) and the
+device a network is asked to run on:
 
-The ONNX files are exported from the same weights by :mod:`faceapp.runtime.export` (the
-installer build does that) and are found in ``$FACEAPP_ONNX_DIR``, else ``<models>/onnx``
-(inside a frozen bundle: ``<bundle>/resources/models/onnx``). Both runtimes give the same
-encodings to 1e-4 (tests/packaging/test_onnx_backend.py).
+- ``torch`` / ``onnx``: that runtime, whatever is installed (an error names what is missing);
+- ``auto`` (the default): ONNX Runtime wherever the networks run on the CPU, torch on a GPU.
+  Without torch (the installers) that is always ONNX Runtime; in a source install it is ONNX
+  Runtime when the device is ``cpu``, or ``auto`` and no CUDA GPU is present. ONNX Runtime
+  runs the same networks about twice as fast on a small CPU (README, "Big cameras"), which is
+  what a door on a 2-core box needs.
+
+In ``auto`` a network whose ONNX file is missing, or was exported from other weights (a model
+trained or converted since ``scripts/setup.sh`` last exported), runs on torch instead when torch
+is installed (:func:`onnx_or_torch`, logged once per file); with ``onnx`` asked for explicitly,
+or without torch, that is an error. Only inference changes; training, evaluation tooling and the
+CNN course toolkit stay PyTorch.
+
+The ONNX files are exported from the same weights by :mod:`faceapp.runtime.export`
+(``scripts/setup.sh`` and the installer build do that) and are found in ``$FACEAPP_ONNX_DIR``,
+else ``<models>/onnx`` (inside a frozen bundle: ``<bundle>/resources/models/onnx``). Both
+runtimes give the same detections and encodings (tests/packaging/test_onnx_backend.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
@@ -27,6 +40,8 @@ BACKENDS = ("auto", "torch", "onnx")
 MTCNN_FILES = {"pnet": "mtcnn_pnet.onnx", "rnet": "mtcnn_rnet.onnx", "onet": "mtcnn_onet.onnx"}
 
 _threads: int | None = None
+_fallbacks_logged: set[str] = set()
+log = logging.getLogger(__name__)
 
 
 def torch_available() -> bool:
@@ -34,14 +49,65 @@ def torch_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "facenet_pytorch"))
 
 
-def backend() -> str:
-    """``"torch"`` or ``"onnx"``: the runtime the detector and the embedder use."""
+def onnx_runtime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def backend_choice() -> str:
+    """``$FACEAPP_BACKEND`` checked: ``"auto"``, ``"torch"`` or ``"onnx"``."""
     choice = (os.environ.get(BACKEND_ENV) or "auto").strip().lower()
     if choice not in BACKENDS:
         raise ConfigError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)} (got {choice!r})")
-    if choice == "auto":
-        return "torch" if torch_available() else "onnx"
     return choice
+
+
+def _cuda_wanted(device: str) -> bool:
+    """Whether ``device`` puts torch networks on a CUDA GPU (``auto``: when one is present)."""
+    device = (device or "auto").strip().lower()
+    if device == "cpu":
+        return False
+    if device == "cuda" or device.startswith("cuda:"):
+        return True
+    import torch  # "auto" (or a bad name, which resolve_device refuses with its own message)
+
+    return bool(torch.cuda.is_available())
+
+
+def backend(device: str = "auto") -> str:
+    """``"torch"`` or ``"onnx"``: the runtime a network asked to run on ``device`` uses (see the
+    module's docstring). A network constructor that gets ``"onnx"`` builds its runner through
+    :func:`onnx_or_torch`, which may still fall back to torch in ``auto``."""
+    choice = backend_choice()
+    if choice != "auto":
+        return choice
+    if not torch_available():
+        return "onnx"
+    if not onnx_runtime_available() or _cuda_wanted(device):
+        return "torch"
+    return "onnx"
+
+
+def can_fall_back() -> bool:
+    """True when a network that cannot run on ONNX Runtime may run on torch instead: ``auto``
+    with torch installed."""
+    return backend_choice() == "auto" and torch_available()
+
+
+def onnx_or_torch(build, what: str):
+    """``build()`` (an ONNX runner), or None where its file is missing or stale (WeightsError)
+    and :func:`can_fall_back`: the caller then runs that network on torch. Anything else, and
+    every error when no fallback is allowed, propagates."""
+    from faceapp.errors import WeightsError
+
+    try:
+        return build()
+    except WeightsError as exc:
+        if not can_fall_back():
+            raise
+        if what not in _fallbacks_logged:
+            _fallbacks_logged.add(what)
+            log.warning("%s runs on torch: %s (scripts/setup.sh exports the ONNX files)", what, exc)
+        return None
 
 
 def onnx_dir() -> Path:
@@ -70,7 +136,7 @@ def set_num_threads(n: int) -> None:
     """Threads for inference: torch's intra-op pool, or the ONNX sessions created afterwards."""
     global _threads
     _threads = max(1, int(n))
-    if backend() == "torch":
+    if torch_available() and backend_choice() != "onnx":  # torch runs some or all networks
         import torch
 
         torch.set_num_threads(_threads)

@@ -31,7 +31,15 @@ class OnnxEmbedNet:
     def __init__(self, spec, model_dir: Path | None = None) -> None:
         self.session = runtime.checked_session(onnx_file(spec, model_dir), spec)
         self.input_name = self.session.get_inputs()[0].name
-        self.flip_tta = bool(getattr(spec, "flip_tta", False))
+        meta = self.session.get_modelmeta().custom_metadata_map
+        want = bool(getattr(spec, "flip_tta", False))
+        in_graph = meta.get("flip_in_graph")  # the fused model mirrors each backbone's chip inside its graph
+        if in_graph is not None and (in_graph == "1") != want:
+            from faceapp.errors import WeightsError
+
+            raise WeightsError(f"{onnx_file(spec, model_dir)} was exported {'with' if in_graph == '1' else 'without'} "
+                               f"flip TTA, model {spec.model_id} runs {'with' if want else 'without'} it; rebuild it")
+        self.flip_tta = want and in_graph is None
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]

@@ -91,11 +91,55 @@ def test_backend_choice(monkeypatch):
     assert runtime.backend() == "onnx"
     monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
     assert runtime.backend() == "torch"
-    monkeypatch.setenv(runtime.BACKEND_ENV, "auto")
-    assert runtime.backend() == ("torch" if runtime.torch_available() else "onnx")
     monkeypatch.setenv(runtime.BACKEND_ENV, "tensorflow")
     with pytest.raises(ConfigError):
         runtime.backend()
+
+
+def test_auto_runs_onnx_on_the_cpu_and_torch_on_a_gpu(monkeypatch):
+    """A source install has both runtimes: on the CPU ONNX Runtime is about twice as fast
+    (README, "Big cameras"), on a GPU only torch runs."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv(runtime.BACKEND_ENV, raising=False)
+    assert runtime.backend("cpu") == "onnx"
+    assert runtime.backend("cuda") == "torch"
+    assert runtime.backend("cuda:1") == "torch"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.backend("auto") == runtime.backend() == "onnx"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.backend("auto") == "torch"
+    assert runtime.backend("cpu") == "onnx"  # asked for the CPU on a GPU machine
+    monkeypatch.setattr(runtime, "onnx_runtime_available", lambda: False)
+    assert runtime.backend("cpu") == "torch"
+    monkeypatch.setattr(runtime, "torch_available", lambda: False)
+    assert runtime.backend("cpu") == runtime.backend("auto") == "onnx"  # the installers
+
+
+def test_auto_falls_back_to_torch_only_where_it_may(tmp_path, monkeypatch, caplog):
+    """auto with torch: a network whose ONNX file is missing runs on torch (and says so);
+    with onnx asked for, or without torch (the installers), that is an error."""
+    pytest.importorskip("onnxruntime")
+    from faceapp.detect.detector import FaceDetector
+
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(tmp_path))  # no files here
+    monkeypatch.delenv(runtime.BACKEND_ENV, raising=False)
+    monkeypatch.setattr(runtime, "_fallbacks_logged", set())
+    assert runtime.can_fall_back()
+    with caplog.at_level("WARNING", logger="faceapp.runtime"):
+        det = FaceDetector(device="cpu")
+    assert det.backend == "torch"
+    assert "MTCNN runs on torch" in caplog.text and "missing" in caplog.text
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    assert not runtime.can_fall_back()
+    with pytest.raises(WeightsError, match="missing"):
+        FaceDetector(device="cpu")
+    monkeypatch.setenv(runtime.BACKEND_ENV, "auto")
+    monkeypatch.setattr(runtime, "torch_available", lambda: False)
+    with pytest.raises(WeightsError, match="missing"):
+        FaceDetector(device="cpu")
+    assert runtime.onnx_or_torch(lambda: "runner", "x") == "runner"
+    with pytest.raises(ValueError):  # only a missing or stale file falls back
+        runtime.onnx_or_torch(lambda: (_ for _ in ()).throw(ValueError("bug")), "x")
 
 
 def test_onnx_runs_on_the_cpu_and_refuses_cuda():
@@ -146,6 +190,88 @@ def test_embedder_onnx_file_of_other_weights_is_refused(onnx_backend):
     spec = dataclasses.replace(load_spec("dlib-resnet-v1"), sha256="0" * 64)
     with pytest.raises(WeightsError, match="other weights"):
         Embedder(spec, device="cpu")
+
+
+def test_stale_embedder_file_falls_back_to_torch_in_auto(onnx_dir, tmp_path, monkeypatch):
+    """A model whose weights changed since the export (a retrained or replaced model) still runs
+    in auto, on torch, with torch's encodings; never from the stale file."""
+    import shutil
+
+    import onnx
+
+    from faceapp.embed.embedder import Embedder
+    from faceapp.embed.weights import load_spec
+
+    monkeypatch.delenv(runtime.BACKEND_ENV, raising=False)
+    spec = load_spec("dlib-resnet-v1")
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(onnx_dir))
+    assert Embedder(spec, device="cpu").backend == "onnx"
+    for f in runtime.MTCNN_FILES.values():
+        shutil.copy(onnx_dir / f, tmp_path / f)
+    proto = onnx.load(str(onnx_dir / "dlib_resnet_v1.onnx"))
+    for entry in proto.metadata_props:  # as if exported from the weights before a retraining
+        if entry.key == "source_sha256":
+            entry.value = "0" * 64
+    onnx.save(proto, str(tmp_path / "dlib_resnet_v1.onnx"))
+    monkeypatch.setenv(runtime.ONNX_DIR_ENV, str(tmp_path))
+    emb = Embedder(spec, device="cpu")
+    assert emb.backend == "torch"
+    chip = np.random.default_rng(0).integers(0, 256, (1, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    monkeypatch.setenv(runtime.BACKEND_ENV, "torch")
+    np.testing.assert_allclose(emb.embed(list(chip)), Embedder(spec, device="cpu").embed(list(chip)), atol=1e-6)
+
+
+def test_export_if_stale_rewrites_only_missing_or_stale_files(onnx_dir, tmp_path):
+    import shutil
+
+    from faceapp.embed.weights import load_spec
+    from faceapp.runtime.export import current, export_embedder, export_mtcnn
+
+    spec = load_spec("dlib-resnet-v1")
+    made = onnx_dir / "dlib_resnet_v1.onnx"
+    assert current(made, spec.sha256)
+    assert not current(made, "0" * 64)
+    assert not current(tmp_path / "missing.onnx", spec.sha256)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert not current(tmp_path / "junk.onnx", spec.sha256)
+    assert all(current(onnx_dir / f) for f in runtime.MTCNN_FILES.values())
+    assert not current(made)  # an embedder's file is not MTCNN's
+
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    shutil.copy(made, folder / made.name)
+    before = (folder / made.name).stat().st_mtime_ns
+    assert export_embedder("dlib-resnet-v1", folder, if_stale=True) == folder / made.name
+    assert (folder / made.name).stat().st_mtime_ns == before  # current: kept
+    for f in runtime.MTCNN_FILES.values():
+        shutil.copy(onnx_dir / f, folder / f)
+    (folder / runtime.MTCNN_FILES["rnet"]).write_bytes(b"truncated")
+    export_mtcnn(folder, if_stale=True)
+    assert all(current(folder / f) for f in runtime.MTCNN_FILES.values())  # the broken one rewritten
+
+
+def test_the_source_install_runs_onnx_on_the_cpu():
+    """scripts/setup.sh exports the networks into the checkout (resources/models/onnx): what
+    the README's commands start then runs on ONNX Runtime on a CPU. Checked where the set-up
+    ran (always in CI)."""
+    import os
+
+    from faceapp.antispoof.model import AntiSpoof
+    from faceapp.detect.detector import FaceDetector
+    from faceapp.embed.embedder import Embedder
+    from faceapp.embed.weights import load_spec
+    from faceapp.landmarks.predict import LandmarkPredictor
+
+    folder = paths.models_dir() / "onnx"
+    if os.environ.get(runtime.ONNX_DIR_ENV) or os.environ.get(runtime.BACKEND_ENV):
+        pytest.skip("FACEAPP_ONNX_DIR / FACEAPP_BACKEND set: not the source install's defaults")
+    if not folder.is_dir() and os.environ.get("CI") != "true":
+        pytest.skip(f"{folder} not exported (bash scripts/setup.sh does it)")
+    assert FaceDetector(device="cpu").backend == "onnx"
+    assert Embedder(load_spec("dlib-resnet-v1"), device="cpu").backend == "onnx"
+    assert Embedder(load_spec("sface-v1"), device="cpu").backend == "onnx"
+    assert LandmarkPredictor(device="cpu").backend == "onnx"
+    assert AntiSpoof(device="cpu").backend == "onnx"
 
 
 def test_embedder_onnx_equals_torch_on_the_same_chips(onnx_backend, monkeypatch):

@@ -153,7 +153,11 @@ def test_head_training_on_lfw_people_lowers_the_loss_and_the_pull_holds_the_head
     ids = [i for i in lfw_identities(lfw_dir, "devtrain", min_images=6, max_images=6) if i.name in names]
     chips = build_chip_set(ids, engine)
     spec = engine.spec
-    feats = backbone_features(engine.embedder.model, chips.chips, mean=spec.mean, scale=spec.scale, augmented=1)
+    from faceapp.embed import network
+
+    backbone = network.build(spec.architecture)  # training needs the torch network (inference may run ONNX)
+    backbone.load_state_dict(spec.load_state_dict(map_location="cpu"))
+    feats = backbone_features(backbone.eval(), chips.chips, mean=spec.mean, scale=spec.scale, augmented=1)
     assert feats.shape == (36, 3, 256)
     g = torch.Generator().manual_seed(0)
     w0 = torch.randn(128, 2, generator=g) @ torch.randn(2, 256, generator=g) * 0.05  # rank 2: a poor start
