@@ -39,11 +39,23 @@ Stages (each cached under ``--work``; a second run reuses what is there):
    each. Images with no face found get the mean landmarks, as in ``faceapp eval``. With
    ``--flip`` every model also with flip TTA (``+flip``: normalise(e(chip) + e(mirror)), e each
    model's unit encoding), every head variant tested against every other model, and the shipping
-   rule (:func:`faceapp.evaluation.shipping.decide`, View 2 as the gate) for the best head
-   variant against dlib-resnet-v1 and sface-v1. ``--time-faces``: time per face (one face per
-   call) of the fused network without and with flip TTA, and of SFace alone.
-4. ``--write``: the devtest head becomes ``resources/models/fused_v1.pt`` (head only) and its
-   spec ``fused_v1.json`` with tau at FAR 1e-3 and a calibration curve, both measured on the
+   rule (:func:`faceapp.evaluation.shipping.decide`, View 2 as the gate) for the candidate
+   against dlib-resnet-v1 and sface-v1. The candidate is chosen before any test pair is looked
+   at (:func:`choose_candidate`): the head variant (with or without flip TTA) with the best
+   mean TAR at FAR 1e-3 on the held-out validation identities of the ten View 2 fold heads
+   (``validation`` in the JSON has every model on every fold's and the devtest head's
+   validation pairs). ``--time-faces``: time per face (one face per call) of the fused network
+   without and with flip TTA, and of SFace alone.
+   ``--variant CSV`` (repeatable; e.g. ``tight-folds1-5.csv`` of ``scripts/make_lfw_variants.py``):
+   that framing variant's images through the product's front end for stills (the edge rule,
+   :meth:`FaceEngine.detect` with ``still=True``; the face nearest the centre; no face: the
+   mean landmarks, as ``faceapp eval pairs``), every model scored under the same unrestricted
+   protocol as View 2 (the variant's pairs of LFW fold i by fold i's heads, trained without fold
+   i's people), McNemar tests, and each variant in the shipping rule (``tight`` a gate, the
+   others guards).
+4. ``--write``: the candidate's devtest head becomes ``resources/models/fused_v1.pt`` (head
+   only; ``fused_flip_v1.*``, model ``fused-flip-v1`` with ``flip_tta``, when the candidate uses
+   flip TTA) and its spec with tau at FAR 1e-3 and a calibration curve, both measured on the
    held-out validation identities (never trained on), and the figures in ``--json``.
 """
 
@@ -327,6 +339,89 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     return res
 
 
+def _variant_pairs(csv_path: Path):
+    """A variant's pairs: image paths (absolute), labels, folds 0-based (the CSV holds LFW's 1..10)."""
+    import csv as _csv
+
+    rows = list(_csv.DictReader(csv_path.open()))
+    base = csv_path.parent
+    a = [str((base / r["path_a"]).resolve()) for r in rows]
+    b = [str((base / r["path_b"]).resolve()) for r in rows]
+    return a, b, np.array([int(r["same"]) for r in rows], bool), np.array([int(r["fold"]) - 1 for r in rows])
+
+
+def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict:
+    """Features of a variant CSV's images (cached in ``work``), detected as ``faceapp eval
+    pairs`` detects a still photo: the edge rule, the face nearest the centre; an image with no
+    face gets the mean landmarks of the others (and is counted in ``no_face``)."""
+    import torch
+
+    from faceapp.config import Settings
+    from faceapp.embed.fused import FusedNet
+    from faceapp.evaluation.runner import central_face
+    from faceapp.imageio import load_image
+    from faceapp.pipeline import FaceEngine
+    from faceapp.types import BBox, Detection, Landmarks
+
+    out = work / f"features-variant-{csv_path.stem}.npz"
+    if out.is_file():
+        z = np.load(out, allow_pickle=False)
+        if tuple(z["views"].tolist()) != tuple(views):
+            raise SystemExit(f"{out} holds the views {tuple(z['views'].tolist())}, not {tuple(views)}: use another --work")
+        return {k: z[k] for k in z.files}
+    a, b, _, _ = _variant_pairs(csv_path)
+    paths = sorted(set(a) | set(b))
+    engine = FaceEngine(Settings(device="cpu"), spec=_fused_spec())
+    dets = []
+    for n, path in enumerate(paths):
+        im = load_image(Path(path), max_side=engine.settings.max_image_side)
+        dets.append(central_face(engine.relevant(engine.detect(im, still=True)), im.shape))
+        if n % 500 == 0:
+            _log(f"{csv_path.stem}: detected {n + 1}/{len(paths)}")
+    found = [d.landmarks.points for d in dets if d is not None]
+    mean_pts = np.mean(found, axis=0).astype(np.float32)
+    torch.set_num_threads(max(1, int(os.environ.get("FUSED_THREADS", "1"))))
+    net = FusedNet().eval()
+    feats = np.empty((len(paths), len(views), 256), np.float32)
+    t0 = time.time()
+    for start in range(0, len(paths), 32):
+        chips = []
+        for i in range(start, min(start + 32, len(paths))):
+            img = load_image(Path(paths[i]), max_side=engine.settings.max_image_side)
+            det = dets[i] or Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
+            chips.append(engine.align(img, det).image)
+        x = torch.as_tensor(np.stack(chips)).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            feats[start:start + len(chips)] = forward_views(net, x, "flip" in views).numpy()
+        if start % 800 == 0:
+            _log(f"{csv_path.stem}: encoded {start + len(chips)}/{len(paths)}, {time.time() - t0:.0f}s")
+    res = {"paths": np.array(paths), "feats": feats, "no_face": np.array([d is None for d in dets]), "views": np.array(views)}
+    np.savez(out, **res)
+    return res
+
+
+def score_variant(csv_path: Path, feats: dict, variants, fold_weights: list[dict]) -> tuple[dict, dict]:
+    """Every model on a variant's pairs, unrestricted: a pair of LFW fold i scored by fold i's
+    heads; the threshold of fold i chosen on the variant's other folds' pairs (as View 2)."""
+    from faceapp.training.view2 import unrestricted_kfold
+
+    a, b, same, fold = _variant_pairs(csv_path)
+    index = {p: i for i, p in enumerate(feats["paths"].tolist())}
+    present = np.unique(fold)
+    f_local = np.searchsorted(present, fold)  # the folds present, renumbered 0..k-1
+    res, correct = {}, {}
+    for name, part, tta in variants:
+        d = np.stack([_dist(_embed(feats["feats"], part, fold_weights[k].get(part), tta), index, a, b) for k in present])
+        m = unrestricted_kfold(d, same, f_local)
+        res[name] = {**_summary(m), "fold_accuracies": m["fold_accuracies"]}
+        pooled = d[f_local, np.arange(len(f_local))]
+        correct[name] = (pooled <= np.asarray(m["fold_thresholds"])[f_local]) == same
+    _head_tests(res, correct)
+    res["no_face"] = int(feats["no_face"].sum())
+    res["folds"] = [int(k) + 1 for k in present]
+    return res, correct
+
+
 # ------------------------------------------------------------------------------------------
 # stage 2: heads
 # ------------------------------------------------------------------------------------------
@@ -413,6 +508,46 @@ def _embed(feats: np.ndarray, part: str, w: np.ndarray | None = None, tta: bool 
 
     e = one(feats[:, 0])
     return unit(e + one(feats[:, 1])) if tta else e
+
+
+def validation_metrics(val_f: np.ndarray, val_lab: np.ndarray, variants, weights: dict) -> dict:
+    """Every model of ``variants`` on all pairs of the held-out validation identities (images
+    never trained on): TAR at FAR 1e-3 (the heads' early-stopping monitor), EER and the pair
+    counts. ``weights``: the head weights by part."""
+    from faceapp.match.calibration import tar_at_far
+
+    i, j = np.triu_indices(len(val_lab), 1)
+    same = val_lab[i] == val_lab[j]
+    out = {}
+    for name, part, tta in variants:
+        e = _embed(val_f, part, weights.get(part), tta).astype(np.float64)
+        d = np.maximum(2.0 - 2.0 * (e @ e.T)[i, j], 0.0)  # squared L2 of unit vectors
+        tar, _ = tar_at_far(d, same, 1e-3)
+        out[name] = {"tar_at_far_1e-3": float(tar), "eer": _eer(d, same)}
+    return {"models": out, "genuine_pairs": int(same.sum()), "impostor_pairs": int((~same).sum())}
+
+
+def _eer(d: np.ndarray, same: np.ndarray) -> float:
+    gen, imp = np.sort(d[same]), np.sort(d[~same])
+    t = np.unique(d)  # every distance is a threshold: exact
+    frr = 1.0 - np.searchsorted(gen, t, side="right") / len(gen)
+    far = np.searchsorted(imp, t, side="right") / len(imp)
+    k = int(np.argmin(np.abs(frr - far)))
+    return float((frr[k] + far[k]) / 2)
+
+
+def choose_candidate(fold_validation: list[dict]) -> dict:
+    """The head variant to test and ship, from validation data alone: the best mean TAR at FAR
+    1e-3 over the fold heads' validation identities; a tie (within 1e-4) goes to the cheaper
+    model (without flip TTA, which doubles the time per face), then to the plain head."""
+    heads = [m for m in fold_validation[0]["models"] if m.startswith("head")]
+    mean = {m: float(np.mean([v["models"][m]["tar_at_far_1e-3"] for v in fold_validation])) for m in heads}
+    cost = lambda m: (m.endswith("+flip"), "flipaug" in m)  # noqa: E731
+    top = max(mean.values())
+    best = min((m for m in heads if mean[m] >= top - 1e-4), key=cost)
+    return {"candidate": best, "mean_val_tar_at_far_1e-3": mean,
+            "rule": "best mean validation TAR@FAR1e-3 over the View 2 fold heads' held-out identities; "
+                    "ties within 1e-4 to the model without flip TTA, then the plain head"}
 
 
 def _variants(flip: bool) -> list[tuple[str, str, bool]]:
@@ -554,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--write", action="store_true", help="ship the devtest head as resources/models/fused_v1.*")
     ap.add_argument("--skip-view2", action="store_true")
+    ap.add_argument("--variant", type=Path, action="append", default=[], metavar="CSV",
+                    help="also score every model on this framing variant's pairs (make_lfw_variants.py), unrestricted")
     ap.add_argument("--flip", action="store_true",
                     help="also encode each backbone's mirrored chip (a second feature view; use another --work): "
                          "measures flip TTA and heads trained with the mirrors as extra samples")
@@ -566,11 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.work is None and not args.time_only:
         ap.error("--work is required")
-    if args.write and args.flip:
-        ap.error("--write ships the plain devtest head: run it without --flip")
     import torch
 
-    from faceapp.match.calibration import evaluate_pairs, kfold_correct, threshold_at_far, tar_at_far
+    from faceapp.match.calibration import evaluate_pairs, kfold_correct
     from faceapp.evaluation.protocols import read_lfw_people
     from faceapp.training.data import view2_training_people
     from faceapp.training.view2 import unrestricted_kfold
@@ -609,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
     w_dev = {}
     for h, (nv, tta) in heads.items():
         w_dev[h], report[f"devtest_{h}"] = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs, views=nv, flip_tta=tta)
+    report["validation"] = {"devtest_head": validation_metrics(va_f, va_l, variants, w_dev)}
+    dev_val = (va_f, va_l)
     views = _views_dir()
     a, b, same, _ = _pairs(views / "devtest.csv")
     dev, dev_correct = {}, {}
@@ -620,30 +757,13 @@ def main(argv: list[str] | None = None) -> int:
     report["devtest"] = dev
     _log("devtest: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in dev.items()}))
 
-    # calibration of the (plain) devtest head on the held-out validation identities
-    e_val = _embed(va_f, "head", w_dev["head"])
-    i, j = np.triu_indices(len(va_l), 1)
-    d_all = ((e_val[i] - e_val[j]) ** 2).sum(1)
-    s_all = va_l[i] == va_l[j]
-    tau = float(threshold_at_far(d_all, s_all, 1e-3))
-    tar, _ = tar_at_far(d_all, s_all, 1e-3)
-    grid = np.round(np.arange(0.01, 2.0001, 0.01), 2)
-    imp = np.sort(d_all[~s_all])
-    gen = np.sort(d_all[s_all])
-    curve = {"threshold": grid.tolist(),
-             "far": [float(np.searchsorted(imp, t, side="right") / len(imp)) for t in grid],
-             "tar": [float(np.searchsorted(gen, t, side="right") / len(gen)) for t in grid],
-             "genuine_pairs": int(s_all.sum()), "impostor_pairs": int((~s_all).sum())}
-    report["calibration"] = {"tau": tau, "tar_at_tau": float(tar), "genuine_pairs": int(s_all.sum()),
-                             "impostor_pairs": int((~s_all).sum()),
-                             "protocol": "all pairs of the devtest head's held-out validation identities (15% of celeba + DevTrain people, seed 13; never trained on)"}
-    _log(f"tau {tau:.4f}, TAR {tar:.4f} on {int(s_all.sum())} genuine / {int((~s_all).sum())} impostor pairs")
-
     if not args.skip_view2:
         folds = read_lfw_people(lfw_dir, "10fold")
         a, b, same, fold = _pairs(views / "10fold.csv")
         dists = {v[0]: [] for v in variants}
         fold_info = {h: [] for h in heads}
+        fold_val: list[dict] = []
+        fold_w: list[dict] = []
         for k in range(10):
             keep = view2_training_people(folds, k)
             tr_f, tr_l, va_f, va_l = _training_set(lfw, celeba, keep)
@@ -652,6 +772,8 @@ def main(argv: list[str] | None = None) -> int:
                 w_k[h], info = train_head(tr_f, tr_l, va_f, va_l, epochs=args.epochs, views=nv, flip_tta=tta)
                 fold_info[h].append(info)
                 _log(f"fold {k + 1} {h}: trained ({info['best_epoch']} epochs best, {info['seconds']:.0f}s)")
+            fold_val.append(validation_metrics(va_f, va_l, variants, w_k))
+            fold_w.append(w_k)
             for name, part, tta in variants:
                 dists[name].append(_dist(_embed(lfw["feats"], part, w_k.get(part), tta), index, a, b))
         v2 = {p: unrestricted_kfold(np.stack(d), same, fold) for p, d in dists.items()}
@@ -667,67 +789,121 @@ def main(argv: list[str] | None = None) -> int:
         for h, info in fold_info.items():
             report["view2_unrestricted"]["fold_heads" if h == "head" else f"fold_heads_{h}"] = info
         _log("view2: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in out.items() if not k.startswith("fold_heads")}))
-        report["shipping_rule"] = _shipping(out, dev)
+        report["validation"]["view2_fold_heads"] = fold_val
+        report["candidate"] = choose_candidate(fold_val)
+        _log(f"candidate (validation only): {report['candidate']['candidate']} "
+             f"{json.dumps(report['candidate']['mean_val_tar_at_far_1e-3'])}")
+        var_res = {}
+        for csv_path in args.variant:
+            vf = variant_features(csv_path.resolve(), args.work, views)
+            var_res[csv_path.stem], _ = score_variant(csv_path.resolve(), vf, variants, fold_w)
+            _log(f"{csv_path.stem}: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in var_res[csv_path.stem].items() if isinstance(v, dict)}))
+        if var_res:
+            report["variants"] = var_res
+        report["shipping_rule"] = _shipping(out, dev, report["candidate"]["candidate"], var_res)
 
     if args.time_faces:
         report["time_per_face"] = time_per_face(args.time_faces)
         _log("time per face: " + json.dumps({k: v for k, v in report["time_per_face"].items() if isinstance(v, dict)}))
 
     if args.write:
-        write_model(w_dev["head"], report, curve)
+        if "candidate" not in report:
+            ap.error("--write needs the View 2 fold heads to choose the candidate: run it without --skip-view2")
+        name = report["candidate"]["candidate"]
+        part, tta = name.removesuffix("+flip"), name.endswith("+flip")
+        report["calibration"], curve = calibrate(dev_val[0], dev_val[1], part, w_dev[part], tta)
+        report["calibration"]["model"] = name
+        _log(f"{name}: tau {report['calibration']['tau']:.4f}, TAR {report['calibration']['tar_at_tau']:.4f}")
+        write_model(w_dev[part], report, curve, flip_tta=tta)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
 
 
-def _shipping(view2: dict, dev: dict) -> dict:
-    """The shipping rule (:func:`faceapp.evaluation.shipping.decide`) for the best head variant
-    on View 2 (by accuracy, then TAR at FAR 1e-3), against the current default (dlib-resnet-v1)
-    and each backbone alone (no flip), on View 2 (the gate measured here; the ``tight`` gate is
-    not) and DevTest (a guard)."""
+def calibrate(val_f: np.ndarray, val_lab: np.ndarray, part: str, w: np.ndarray, tta: bool) -> tuple[dict, dict]:
+    """tau at FAR 1e-3 and the FAR / TAR curve of a head on all pairs of the devtest head's
+    held-out validation identities (never trained on)."""
+    from faceapp.match.calibration import tar_at_far, threshold_at_far
+
+    e_val = _embed(val_f, part, w, tta)
+    i, j = np.triu_indices(len(val_lab), 1)
+    d_all = ((e_val[i] - e_val[j]) ** 2).sum(1)
+    s_all = val_lab[i] == val_lab[j]
+    tau = float(threshold_at_far(d_all, s_all, 1e-3))
+    tar, _ = tar_at_far(d_all, s_all, 1e-3)
+    grid = np.round(np.arange(0.01, 2.0001, 0.01), 2)
+    imp, gen = np.sort(d_all[~s_all]), np.sort(d_all[s_all])
+    curve = {"threshold": grid.tolist(),
+             "far": [float(np.searchsorted(imp, t, side="right") / len(imp)) for t in grid],
+             "tar": [float(np.searchsorted(gen, t, side="right") / len(gen)) for t in grid],
+             "genuine_pairs": int(s_all.sum()), "impostor_pairs": int((~s_all).sum())}
+    cal = {"tau": tau, "tar_at_tau": float(tar), "genuine_pairs": int(s_all.sum()), "impostor_pairs": int((~s_all).sum()),
+           "protocol": "all pairs of the devtest head's held-out validation identities (15% of celeba + DevTrain people, seed 13; never trained on)"}
+    return cal, curve
+
+
+def _shipping(view2: dict, dev: dict, best: str, variants: dict | None = None) -> dict:
+    """The shipping rule (:func:`faceapp.evaluation.shipping.decide`) for the candidate chosen
+    on validation data (:func:`choose_candidate`), against the current default (dlib-resnet-v1)
+    and each backbone alone (no flip): View 2 and the ``tight`` variant (a CSV whose name starts
+    with ``tight``) are gates, DevTest and every other variant guards."""
     from faceapp.evaluation.shipping import decide
 
-    best = max((h for h in view2 if h.startswith("head")), key=lambda h: (view2[h]["accuracy"], view2[h]["tar_at_far_1e-3"]))
 
     def cmp(res, acc_key):
         return {o: {"accuracy_a": res[o][acc_key], "accuracy_b": res[best][acc_key],
                     "only_a_correct": res[best][f"mcnemar_vs_{o}"]["only_other"],
                     "only_b_correct": res[best][f"mcnemar_vs_{o}"]["only_head"]} for o in ("dlib", "sface")}
 
-    d = decide({"lfw-view2": cmp(view2, "accuracy"), "devtest": cmp(dev, "kfold10")}, gates=("lfw-view2",))
+    comparisons = {"lfw-view2": cmp(view2, "accuracy"), "devtest": cmp(dev, "kfold10")}
+    tight = None
+    for stem, res in (variants or {}).items():
+        bench = stem.split("-")[0]  # tight-folds1-5 -> tight
+        comparisons[bench] = cmp(res, "accuracy")
+        tight = stem if bench == "tight" else tight
+    d = decide(comparisons, gates=("lfw-view2", "tight"))
     return {"candidate": best, **d.to_dict(),
-            "note": "gates measured here: LFW View 2 only (the rule's 'tight' gate is not run by this script)"}
+            "note": "gates: LFW View 2 and " + (f"tight ({tight})" if tight else "tight (not run: no --variant tight CSV, so it cannot ship)")
+                    + "; guards: DevTest and the other variants given"}
 
 
-def write_model(weight: np.ndarray, report: dict, curve: dict) -> None:
+def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool = False) -> None:
+    """The head as a shipped model: ``fused_v1.{pt,json}`` (model ``fused-v1``), or with
+    ``flip_tta`` ``fused_flip_v1.{pt,json}`` (``fused-flip-v1``: each backbone also encodes its
+    mirrored chip, :meth:`faceapp.embed.fused.FusedNet.forward`)."""
     import torch
 
     from faceapp.embed.fused import CANVAS_SIZE, FusedNet, canvas_template
     from faceapp.embed.weights import load_spec
 
+    stem, model_id = ("fused_flip_v1", "fused-flip-v1") if flip_tta else ("fused_v1", "fused-v1")
     net = FusedNet(load_backbones=False)
-    pt = REPO / "resources/models/fused_v1.pt"
+    pt = REPO / f"resources/models/{stem}.pt"
     torch.save({"head.weight": torch.as_tensor(weight)}, pt)
     sha = hashlib.sha256(pt.read_bytes()).hexdigest()
     cal = report["calibration"]
+    command = "FACEAPP_DATASETS=... python scripts/train_fused.py --work DIR" + (" --flip" if flip_tta else "") + " --write"
     spec = {
-        "model_id": "fused-v1", "file": pt.name, "sha256": sha, "architecture": "fused_dlib_sface",
+        "model_id": model_id, "file": pt.name, "sha256": sha, "architecture": "fused_dlib_sface",
         "embedding_dim": 128, "input_size": CANVAS_SIZE,
         "normalization": {"mean": [0.0, 0.0, 0.0], "scale": 1.0, "channel_order": "RGB"},
         "template": canvas_template(load_spec("sface-v1").template).round(4).tolist(),
         "template_note": "SFace's ArcFace template at 1.5x plus (8, 1): a 184x184 canvas holding SFace's 112 crop and dlib's 150 chip (faceapp/embed/fused.py)",
         "threshold": round(cal["tau"], 4),
         "threshold_note": "tau at FAR 0.001 on held-out validation identities (scripts/train_fused.py)",
+        **({"flip_tta": True, "note": "each backbone also encodes its own chip mirrored: normalise(e(chips) + e(mirrored chips)), "
+                                      "e = normalise(head(features)); the head was trained with the mirrors as extra views"}
+           if flip_tta else {}),
         "backbones": net.backbone_sha256,
-        "card": "fused_v1.md",
-        "summary": "faceapp's own: dlib's ResNet + SFace joined by a triplet-trained head (see its card)",
+        "card": f"{stem}.md",
+        "summary": "faceapp's own: dlib's ResNet + SFace joined by a triplet-trained head"
+                   + (", with flip TTA" if flip_tta else "") + " (see its card)",
         "license": "head: faceapp's; backbones: dlib-resnet-v1 (CC0) and sface-v1 (Apache-2.0, see sface_v1_LICENSE.md)",
-        "calibration": {**cal, "command": "FACEAPP_DATASETS=... python scripts/train_fused.py --work DIR --write",
-                        "far_target": 0.001, "threshold": round(cal["tau"], 4),
-                        "curve": {**curve, "protocol": cal["protocol"], "command": "python scripts/train_fused.py --work DIR --write"}},
+        "calibration": {**cal, "command": command, "far_target": 0.001, "threshold": round(cal["tau"], 4),
+                        "curve": {**curve, "protocol": cal["protocol"], "command": command}},
     }
-    (REPO / "resources/models/fused_v1.json").write_text(json.dumps(spec, indent=2) + "\n")
-    _log(f"wrote {pt} ({sha[:12]}) and fused_v1.json")
+    (REPO / f"resources/models/{stem}.json").write_text(json.dumps(spec, indent=2) + "\n")
+    _log(f"wrote {pt} ({sha[:12]}) and {stem}.json")
 
 
 if __name__ == "__main__":

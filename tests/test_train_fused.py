@@ -75,3 +75,76 @@ def test_variants_and_tests(tf) -> None:
     tf._head_tests(out, {"sface": np.array([True, False, False]), "head+flip": np.array([True, True, True])})
     assert out["head+flip"]["mcnemar_vs_sface"] == {"only_head": 2, "only_other": 0, "p": 0.5}
     assert out["sface"] == {}
+
+
+def _fold_val(scores: dict[str, float]) -> dict:
+    return {"models": {m: {"tar_at_far_1e-3": v, "eer": 0.01} for m, v in scores.items()}}
+
+
+def test_candidate_is_chosen_on_validation_alone_cheapest_on_a_tie(tf) -> None:
+    """The model to test and ship comes from the fold heads' held-out validation identities
+    (never the test pairs): the best mean TAR@FAR1e-3; a tie goes to the cheaper model."""
+    folds = [_fold_val({"dlib": 0.99, "head": 0.97, "head+flip": 0.975, "head-flipaug": 0.96, "head-flipaug+flip": 0.98}),
+             _fold_val({"dlib": 0.99, "head": 0.97, "head+flip": 0.975, "head-flipaug": 0.96, "head-flipaug+flip": 0.97})]
+    c = tf.choose_candidate(folds)
+    # head-flipaug+flip's mean (0.975) ties head+flip's: the one trained without mirrors wins
+    assert c["candidate"] == "head+flip"
+    assert c["mean_val_tar_at_far_1e-3"]["head-flipaug+flip"] == pytest.approx(0.975)
+    folds[1]["models"]["head-flipaug+flip"]["tar_at_far_1e-3"] = 0.975
+    assert tf.choose_candidate(folds)["candidate"] == "head-flipaug+flip"  # best alone by 0.0025
+    for f in folds:  # all within 1e-4: the plain head, no flip TTA (half the time per face)
+        for m in ("head", "head+flip", "head-flipaug", "head-flipaug+flip"):
+            f["models"][m]["tar_at_far_1e-3"] = 0.98 + (0.00005 if m == "head-flipaug+flip" else 0.0)
+    c = tf.choose_candidate(folds)
+    assert c["candidate"] == "head"
+    assert "dlib" not in c["mean_val_tar_at_far_1e-3"]  # only the project's own heads are candidates
+
+
+def test_validation_metrics_on_separable_features(tf) -> None:
+    """Features where each identity is its own direction: every model separates them, so the
+    TAR at FAR 1e-3 is 1 and the EER 0; a head that maps everything to one point cannot."""
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(20), 4)
+    centres = rng.standard_normal((20, 256))
+    f = centres[ids] + 0.01 * rng.standard_normal((80, 256))
+    feats = np.stack([f, f], axis=1).astype(np.float32)  # (N, 2 views, 256)
+    good = rng.standard_normal((128, 256)).astype(np.float32)
+    bad = np.zeros((128, 256), np.float32)
+    bad[0, 0] = 1.0  # every encoding is nearly the same
+    out = tf.validation_metrics(feats, ids, [("concat", "concat", False), ("head", "head", False), ("bad", "bad", False)],
+                                {"head": good, "bad": bad})
+    assert out["genuine_pairs"] == 20 * 6 and out["impostor_pairs"] == 80 * 79 // 2 - 120
+    assert out["models"]["concat"]["tar_at_far_1e-3"] == 1.0 and out["models"]["concat"]["eer"] == 0.0
+    assert out["models"]["head"]["tar_at_far_1e-3"] == 1.0
+    assert out["models"]["bad"]["eer"] > 0.2
+
+
+def test_variant_pairs_are_scored_by_their_own_folds_heads(tf, tmp_path) -> None:
+    """A variant's pair of LFW fold i is scored by fold i's head only (trained without fold i's
+    people): a head that is perfect on fold 1's people and useless elsewhere shows up as such."""
+    rng = np.random.default_rng(0)
+    n_id, per = 40, 2
+    centres = rng.standard_normal((n_id, 256))
+    f = centres.repeat(per, 0) + 0.05 * rng.standard_normal((n_id * per, 256))
+    paths = [str(tmp_path / f"img{i}.jpg") for i in range(n_id * per)]
+    rows = ["path_a,path_b,same,fold"]
+    for k in range(n_id):  # identity k: fold 1 for k < 20, fold 2 after
+        fold = 1 if k < 20 else 2
+        rows.append(f"img{2 * k}.jpg,img{2 * k + 1}.jpg,1,{fold}")
+        j = (k + 1) % 20 + (0 if k < 20 else 20)
+        rows.append(f"img{2 * k}.jpg,img{2 * j}.jpg,0,{fold}")
+    csv = tmp_path / "tight-folds1-2.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    feats = {"paths": np.array(paths), "feats": np.stack([f, f], 1).astype(np.float32),
+             "no_face": np.zeros(len(paths), bool)}
+    good = rng.standard_normal((128, 256)).astype(np.float32)
+    bad = np.zeros((128, 256), np.float32)
+    bad[0, 0] = 1.0
+    bad += 1e-6 * rng.standard_normal((128, 256)).astype(np.float32)
+    res, correct = tf.score_variant(csv, feats, [("concat", "concat", False), ("head", "head", False)],
+                                    [{"head": good}, {"head": bad}] + [{"head": bad}] * 8)
+    assert res["folds"] == [1, 2] and res["no_face"] == 0
+    assert res["concat"]["accuracy"] == 1.0
+    assert res["head"]["fold_accuracies"][0] == 1.0  # fold 1 by the good head
+    assert res["head"]["fold_accuracies"][1] < 0.9  # fold 2 by the useless one
+    assert res["head"]["mcnemar_vs_concat"]["only_other"] == int((~correct["head"]).sum())
