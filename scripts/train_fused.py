@@ -351,17 +351,16 @@ def _variant_pairs(csv_path: Path):
 
 
 def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict:
-    """Features of a variant CSV's images (cached in ``work``), detected as ``faceapp eval
-    pairs`` detects a still photo: the edge rule, the face nearest the centre; an image with no
-    face gets the mean landmarks of the others (and is counted in ``no_face``)."""
+    """Features of a variant CSV's images (cached in ``work``) on exactly the chips ``faceapp eval
+    pairs`` makes (:func:`faceapp.evaluation.runner.aligned_chips`: a still photo's detection
+    with the edge rule, the face nearest the centre; an image with no face gets the mean
+    landmarks of the others and is counted in ``no_face``)."""
     import torch
 
     from faceapp.config import Settings
     from faceapp.embed.fused import FusedNet
-    from faceapp.evaluation.runner import central_face
-    from faceapp.imageio import load_image
+    from faceapp.evaluation.runner import EvalCache, _key, aligned_chips
     from faceapp.pipeline import FaceEngine
-    from faceapp.types import BBox, Detection, Landmarks
 
     out = work / f"features-variant-{csv_path.stem}.npz"
     if out.is_file():
@@ -372,30 +371,24 @@ def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict
     a, b, _, _ = _variant_pairs(csv_path)
     paths = sorted(set(a) | set(b))
     engine = FaceEngine(Settings(device="cpu"), spec=_fused_spec())
-    dets = []
-    for n, path in enumerate(paths):
-        im = load_image(Path(path), max_side=engine.settings.max_image_side)
-        dets.append(central_face(engine.relevant(engine.detect(im, still=True)), im.shape))
-        if n % 500 == 0:
-            _log(f"{csv_path.stem}: detected {n + 1}/{len(paths)}")
-    found = [d.landmarks.points for d in dets if d is not None]
-    mean_pts = np.mean(found, axis=0).astype(np.float32)
+    # exactly faceapp eval pairs' chips (its own detection cache for this variant, so that the
+    # mean-landmark fallback is this variant's mean)
+    _log(f"{csv_path.stem}: detecting {len(paths)} images")
+    cache = EvalCache(engine, work / f"eval-{csv_path.stem}")
+    chips, no_face = aligned_chips(engine, [Path(p) for p in paths], cache)
     torch.set_num_threads(max(1, int(os.environ.get("FUSED_THREADS", "1"))))
     net = FusedNet().eval()
     feats = np.empty((len(paths), len(views), 256), np.float32)
     t0 = time.time()
     for start in range(0, len(paths), 32):
-        chips = []
-        for i in range(start, min(start + 32, len(paths))):
-            img = load_image(Path(paths[i]), max_side=engine.settings.max_image_side)
-            det = dets[i] or Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
-            chips.append(engine.align(img, det).image)
-        x = torch.as_tensor(np.stack(chips)).permute(0, 3, 1, 2).float()
+        x = torch.as_tensor(chips[start:start + 32]).permute(0, 3, 1, 2).float()
         with torch.inference_mode():
-            feats[start:start + len(chips)] = forward_views(net, x, "flip" in views).numpy()
+            feats[start:start + len(x)] = forward_views(net, x, "flip" in views).numpy()
         if start % 800 == 0:
-            _log(f"{csv_path.stem}: encoded {start + len(chips)}/{len(paths)}, {time.time() - t0:.0f}s")
-    res = {"paths": np.array(paths), "feats": feats, "no_face": np.array([d is None for d in dets]), "views": np.array(views)}
+            _log(f"{csv_path.stem}: encoded {start + len(x)}/{len(paths)}, {time.time() - t0:.0f}s")
+    missing = np.array([cache.detections.get(_key(Path(p))) is None for p in paths])
+    assert int(missing.sum()) == no_face
+    res = {"paths": np.array(paths), "feats": feats, "no_face": missing, "views": np.array(views)}
     np.savez(out, **res)
     return res
 
@@ -726,9 +719,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(rep, indent=1, default=float))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
-    views = ("chip", "flip") if args.flip else VIEWS
-    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache, views)
-    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache, views)
+    feat_views = ("chip", "flip") if args.flip else VIEWS
+    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache, feat_views)
+    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache, feat_views)
     index = {p: i for i, p in enumerate(lfw["paths"].tolist())}
     lfw_dir = Path(os.environ["FACEAPP_DATASETS"]) / "lfw"
     report: dict = {"features": {"lfw_images": int(len(lfw["paths"])), "lfw_no_face": int(lfw["no_face"].sum()),
@@ -795,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{json.dumps(report['candidate']['mean_val_tar_at_far_1e-3'])}")
         var_res = {}
         for csv_path in args.variant:
-            vf = variant_features(csv_path.resolve(), args.work, views)
+            vf = variant_features(csv_path.resolve(), args.work, feat_views)
             var_res[csv_path.stem], _ = score_variant(csv_path.resolve(), vf, variants, fold_w)
             _log(f"{csv_path.stem}: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in var_res[csv_path.stem].items() if isinstance(v, dict)}))
         if var_res:
@@ -814,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         report["calibration"], curve = calibrate(dev_val[0], dev_val[1], part, w_dev[part], tta)
         report["calibration"]["model"] = name
         _log(f"{name}: tau {report['calibration']['tau']:.4f}, TAR {report['calibration']['tar_at_tau']:.4f}")
-        write_model(w_dev[part], report, curve, flip_tta=tta)
+        write_model(w_dev[part], report, curve, flip_tta=tta, head=part)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
@@ -867,7 +860,7 @@ def _shipping(view2: dict, dev: dict, best: str, variants: dict | None = None) -
                     + "; guards: DevTest and the other variants given"}
 
 
-def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool = False) -> None:
+def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool = False, head: str = "head") -> None:
     """The head as a shipped model: ``fused_v1.{pt,json}`` (model ``fused-v1``), or with
     ``flip_tta`` ``fused_flip_v1.{pt,json}`` (``fused-flip-v1``: each backbone also encodes its
     mirrored chip, :meth:`faceapp.embed.fused.FusedNet.forward`)."""
@@ -892,8 +885,11 @@ def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool
         "threshold": round(cal["tau"], 4),
         "threshold_note": "tau at FAR 0.001 on held-out validation identities (scripts/train_fused.py)",
         **({"flip_tta": True, "note": "each backbone also encodes its own chip mirrored: normalise(e(chips) + e(mirrored chips)), "
-                                      "e = normalise(head(features)); the head was trained with the mirrors as extra views"}
+                                      "e = normalise(head(features)); the head was trained "
+                                      + ("with the mirrors as extra views" if head == "head-flipaug" else "on the chips alone")}
            if flip_tta else {}),
+        "head": {"variant": head, "candidate": report.get("candidate", {}).get("candidate"),
+                 "training": report.get(f"devtest_{head}", {}).get("config")},
         "backbones": net.backbone_sha256,
         "card": f"{stem}.md",
         "summary": "faceapp's own: dlib's ResNet + SFace joined by a triplet-trained head"
