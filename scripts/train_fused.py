@@ -799,15 +799,16 @@ def main(argv: list[str] | None = None) -> int:
         report["time_per_face"] = time_per_face(args.time_faces)
         _log("time per face: " + json.dumps({k: v for k, v in report["time_per_face"].items() if isinstance(v, dict)}))
 
-    if args.write:
-        if "candidate" not in report:
-            ap.error("--write needs the View 2 fold heads to choose the candidate: run it without --skip-view2")
+    if args.write and "candidate" not in report:
+        ap.error("--write needs the View 2 fold heads to choose the candidate: run it without --skip-view2")
+    if "candidate" in report:  # the candidate's devtest head: tau at FAR 1e-3 on its validation identities
         name = report["candidate"]["candidate"]
         part, tta = name.removesuffix("+flip"), name.endswith("+flip")
         report["calibration"], curve = calibrate(dev_val[0], dev_val[1], part, w_dev[part], tta)
         report["calibration"]["model"] = name
         _log(f"{name}: tau {report['calibration']['tau']:.4f}, TAR {report['calibration']['tar_at_tau']:.4f}")
-        write_model(w_dev[part], report, curve, flip_tta=tta, head=part)
+        if args.write:
+            write_model(w_dev[part], report, curve, flip_tta=tta, head=part)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
