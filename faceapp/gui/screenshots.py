@@ -265,6 +265,7 @@ def _run(out: Path, work: Path) -> int:
     win.log.apply_filters()
     _shot(win, out, "log")
     win.close()
+    ctx.shutdown()  # as the app does on exit: workers stopped, store closed, networks released
     app.processEvents()
     return 0
 
