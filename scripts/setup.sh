@@ -58,10 +58,19 @@ fi
 # On a CPU faceapp runs its networks with ONNX Runtime (about twice torch's speed on a small
 # CPU; faceapp/runtime/__init__.py), from files exported from the shipped weights into
 # resources/models/onnx (git-ignored). Only files that are missing or were made from other
-# weights are written (a second run only reads their metadata: about 4 s); FACEAPP_SKIP_ONNX_EXPORT=1
-# skips this, and the networks then run on torch.
-if [ -z "${FACEAPP_SKIP_ONNX_EXPORT:-}" ]; then
-  if ! out=$(OMP_NUM_THREADS=1 "$VENV/bin/python" -m faceapp.runtime.export "$ROOT/resources/models/onnx" --if-stale 2>&1); then
+# weights are written. A stamp of what the files depend on (the model specs and weights' names
+# and sizes, the exporter, the exported files) skips even that check when nothing changed, so
+# that starting the app does not pay the 4 s of reading every file's metadata.
+# FACEAPP_SKIP_ONNX_EXPORT=1 skips this, and the networks then run on torch.
+ONNX_DIR="$ROOT/resources/models/onnx"
+onnx_stamp() {
+  (cd "$ROOT" && ls -l --time-style=+%s resources/models "$ONNX_DIR" 2>/dev/null | grep -v " \.stamp$"
+   cat resources/models/*.json resources/models/*.toml faceapp/runtime/export.py "$stamp_file" 2>/dev/null) | sha256sum
+}
+if [ -z "${FACEAPP_SKIP_ONNX_EXPORT:-}" ] && [ "$(cat "$ONNX_DIR/.stamp" 2>/dev/null)" != "$(onnx_stamp)" ]; then
+  if out=$(OMP_NUM_THREADS=1 "$VENV/bin/python" -m faceapp.runtime.export "$ONNX_DIR" --if-stale 2>&1); then
+    onnx_stamp > "$ONNX_DIR/.stamp"
+  else
     log "exporting the ONNX networks failed (they will run on torch):"
     printf '%s\n' "$out" | tail -5 >&2
   fi
