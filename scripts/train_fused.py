@@ -212,8 +212,7 @@ def forward_views(net, x, flip: bool):
     if not flip:
         return net.forward_features(x)[:, None]
     xd, xs = net.branch_chips(x)
-    xd, xs = torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)])
-    f = torch.cat([net.dlib((xd - net.mean_dlib) / net.scale_dlib), net.sface((xs - net.mean_sface) / net.scale_sface)], dim=1)
+    f = net.chip_features(torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)]))
     return f.reshape(2, len(x), -1).transpose(0, 1)
 
 
@@ -503,30 +502,27 @@ def _embed(feats: np.ndarray, part: str, w: np.ndarray | None = None, tta: bool 
     return unit(e + one(feats[:, 1])) if tta else e
 
 
+def _all_pairs(e: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared L2 distances of all pairs of unit encodings ``e`` (from their Gram matrix, not
+    (pairs x dim) differences: a million pairs of 256-d vectors would be 1 GB) and whether each
+    pair is one identity."""
+    e = np.asarray(e, np.float64)
+    i, j = np.triu_indices(len(labels), 1)
+    return np.maximum(2.0 - 2.0 * (e @ e.T)[i, j], 0.0), labels[i] == labels[j]
+
+
 def validation_metrics(val_f: np.ndarray, val_lab: np.ndarray, variants, weights: dict) -> dict:
     """Every model of ``variants`` on all pairs of the held-out validation identities (images
     never trained on): TAR at FAR 1e-3 (the heads' early-stopping monitor), EER and the pair
     counts. ``weights``: the head weights by part."""
-    from faceapp.match.calibration import tar_at_far
+    from faceapp.match.calibration import eer, tar_at_far
 
-    i, j = np.triu_indices(len(val_lab), 1)
-    same = val_lab[i] == val_lab[j]
-    out = {}
+    out, same = {}, None
     for name, part, tta in variants:
-        e = _embed(val_f, part, weights.get(part), tta).astype(np.float64)
-        d = np.maximum(2.0 - 2.0 * (e @ e.T)[i, j], 0.0)  # squared L2 of unit vectors
+        d, same = _all_pairs(_embed(val_f, part, weights.get(part), tta), val_lab)
         tar, _ = tar_at_far(d, same, 1e-3)
-        out[name] = {"tar_at_far_1e-3": float(tar), "eer": _eer(d, same)}
+        out[name] = {"tar_at_far_1e-3": float(tar), "eer": eer(d, same)[0]}
     return {"models": out, "genuine_pairs": int(same.sum()), "impostor_pairs": int((~same).sum())}
-
-
-def _eer(d: np.ndarray, same: np.ndarray) -> float:
-    gen, imp = np.sort(d[same]), np.sort(d[~same])
-    t = np.unique(d)  # every distance is a threshold: exact
-    frr = 1.0 - np.searchsorted(gen, t, side="right") / len(gen)
-    far = np.searchsorted(imp, t, side="right") / len(imp)
-    k = int(np.argmin(np.abs(frr - far)))
-    return float((frr[k] + far[k]) / 2)
 
 
 def choose_candidate(fold_validation: list[dict]) -> dict:
@@ -819,10 +815,7 @@ def calibrate(val_f: np.ndarray, val_lab: np.ndarray, part: str, w: np.ndarray, 
     held-out validation identities (never trained on)."""
     from faceapp.match.calibration import tar_at_far, threshold_at_far
 
-    e_val = _embed(val_f, part, w, tta)
-    i, j = np.triu_indices(len(val_lab), 1)
-    d_all = ((e_val[i] - e_val[j]) ** 2).sum(1)
-    s_all = val_lab[i] == val_lab[j]
+    d_all, s_all = _all_pairs(_embed(val_f, part, w, tta), val_lab)
     tau = float(threshold_at_far(d_all, s_all, 1e-3))
     tar, _ = tar_at_far(d_all, s_all, 1e-3)
     grid = np.round(np.arange(0.01, 2.0001, 0.01), 2)

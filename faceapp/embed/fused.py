@@ -126,12 +126,15 @@ class FusedNet(nn.Module):
         xs = F.grid_sample(x, self.grid_sface.expand(n, -1, -1, -1), mode="bilinear", padding_mode="border", align_corners=False)
         return xd, xs
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Canvases -> (N, 256): dlib's unit encoding, then SFace's."""
-        xd, xs = self.branch_chips(x)
+    def chip_features(self, xd: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """Branch chips (0..255; :meth:`branch_chips`) -> (N, 256): dlib's unit encoding, then SFace's."""
         ed = self.dlib((xd - self.mean_dlib) / self.scale_dlib)
         es = self.sface((xs - self.mean_sface) / self.scale_sface)
         return torch.cat([ed, es], dim=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Canvases -> (N, 256): dlib's unit encoding, then SFace's."""
+        return self.chip_features(*self.branch_chips(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
@@ -141,10 +144,8 @@ class FusedNet(nn.Module):
             return F.normalize(self.forward_head(self.forward_features(x)), dim=1)
         n = x.shape[0]
         xd, xs = self.branch_chips(x)
-        xd, xs = torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)])  # one pass over chips + mirrors
-        ed = self.dlib((xd - self.mean_dlib) / self.scale_dlib)
-        es = self.sface((xs - self.mean_sface) / self.scale_sface)
-        e = F.normalize(self.forward_head(torch.cat([ed, es], dim=1)), dim=1)
+        f = self.chip_features(torch.cat([xd, xd.flip(3)]), torch.cat([xs, xs.flip(3)]))  # one pass over chips + mirrors
+        e = F.normalize(self.forward_head(f), dim=1)
         return F.normalize(e[:n] + e[n:], dim=1)
 
     def head_state_dict(self) -> dict:

@@ -13,7 +13,7 @@ device a network is asked to run on:
 
 In ``auto`` a network whose ONNX file is missing, or was exported from other weights (a model
 trained or converted since ``scripts/setup.sh`` last exported), runs on torch instead when torch
-is installed (:func:`onnx_or_torch`, logged once per file); with ``onnx`` asked for explicitly,
+is installed (:func:`onnx_or_torch`, logged once per network); with ``onnx`` asked for explicitly,
 or without torch, that is an error. Only inference changes; training, evaluation tooling and the
 CNN course toolkit stay PyTorch.
 
