@@ -115,6 +115,13 @@ class Settings:
         limit=Limit(0.0, 4.0, low_open=True, high_open=True),
     )
     top_k: int = _doc("How many nearest people identify reports (1..50).", default=5, limit=Limit(1, 50))
+    threads: int = _doc(
+        "CPU threads for the networks (ONNX Runtime's sessions or torch's pool), 0..256; 0 = every core "
+        "(idle threads sleep rather than spin, so the window and the camera still get the CPU when the "
+        "networks wait). Fewer leaves cores to other programs on a shared machine.",
+        default=0,
+        limit=Limit(0, 256),
+    )
     camera: str = _doc("Camera source: a device index (0), a video file or a folder of images.", default="0")
     min_face_size: int = _doc(
         "Smallest face (pixels, shorter side of the box) accepted for enrollment and decisions; 10..1000.",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceapp import runtime
 from faceapp.config import Settings
 from faceapp.detect.align import align_face
 from faceapp.detect.edges import detect_with_edges
@@ -48,6 +49,7 @@ class FaceEngine:
 
     def __init__(self, settings: Settings | None = None, *, spec: WeightsSpec | None = None) -> None:
         self.settings = settings or Settings()
+        runtime.apply_threads(self.settings.threads)  # before any network is loaded
         self.spec = spec or load_spec(self.settings.model)
         self.limits = QualityLimits.from_settings(self.settings)
         self._detector = None

@@ -105,6 +105,8 @@ def test_a_boolean_typo_is_an_error_naming_the_variable_value_and_choices(clean_
         ("FACEAPP_DEVICE", "cuda:x"),
         ("FACEAPP_CAMERA", "  "),
         ("FACEAPP_MODEL", ""),
+        ("FACEAPP_THREADS", "-1"),
+        ("FACEAPP_THREADS", "257"),
     ],
 )
 def test_out_of_range_values_are_errors_naming_what_is_allowed(clean_env, tmp_path, var, raw):

@@ -134,7 +134,7 @@ def _threads(backend: str) -> int:
         return torch.get_num_threads()
     from faceapp import runtime
 
-    return runtime.num_threads() or max(1, (os.cpu_count() or 2) - 1)
+    return runtime.session_threads()
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:

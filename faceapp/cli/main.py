@@ -28,7 +28,8 @@ def _settings(args: argparse.Namespace):
     from faceapp.config import load_settings, override
 
     flags = {"db_url": ("db", "--db"), "device": ("device", "--device"),
-             "threshold": ("threshold", "--threshold"), "model": ("model", "--model")}
+             "threshold": ("threshold", "--threshold"), "model": ("model", "--model"),
+             "threads": ("threads", "--threads")}
     settings = override(
         load_settings(),
         {name: getattr(args, attr, None) for name, (attr, _) in flags.items()},
@@ -543,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--frames", type=_int_in(1), default=60, help="frames of the live loop to time")
     sp.add_argument("--liveness", action="store_true", help="live loop: also the 68 landmarks per frame (liveness on)")
     sp.add_argument("--no-track", action="store_true", help="live loop: scan every frame whole (no face tracking)")
+    sp.add_argument("--threads", type=_int_in(0, 256), help="CPU threads for the networks (the setting threads; 0: every core)")
     return p
 
 

@@ -69,8 +69,8 @@ def _run(args: argparse.Namespace, *, kiosk: bool) -> int:
         log.warning("faceapp gui: the admin PIN was not given; nothing opened")
         _log_now(settings, events.pending)
         return 0
-    threads = max(1, (os.cpu_count() or 2) - 1)  # leave a core for the window and the camera
-    ctx, win = build(settings, kiosk=kiosk, door_mode=getattr(args, "mode", None), torch_threads=threads, admin=gate)
+    # the networks' threads are the setting ``threads`` (every core by default; idle ones sleep)
+    ctx, win = build(settings, kiosk=kiosk, door_mode=getattr(args, "mode", None), admin=gate)
     if kiosk and not getattr(args, "windowed", False):
         win.showFullScreen()
     else:

@@ -146,6 +146,19 @@ def num_threads() -> int | None:
     return _threads
 
 
+def session_threads() -> int:
+    """Intra-op threads of the ONNX sessions created now: :func:`set_num_threads`'s, else every
+    core (measured on the 2-core Xeon, ``faceapp benchmark --threads 1|2``: docs/speed/threads.md)."""
+    return _threads or max(1, os.cpu_count() or 1)
+
+
+def apply_threads(n: int) -> None:
+    """The setting ``threads``: n > 0 sets the networks' threads (:func:`set_num_threads`); 0
+    leaves the default (every core), or what the process set before."""
+    if int(n) > 0:
+        set_num_threads(int(n))
+
+
 def inference_mode(which: str | None = None):
     """``torch.inference_mode()`` when torch is the backend (``which``, default :func:`backend`),
     else a no-op context."""
@@ -173,10 +186,12 @@ def onnx_session(path: Path):
         raise WeightsError(f"ONNX Runtime is not installed: {exc}") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    threads = _threads or max(1, (os.cpu_count() or 2) - 1)
-    opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = session_threads()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # idle pool threads sleep instead of spinning: a spinning thread holds a core the window, the
+    # camera's decoding and the door's other work need between two inferences
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
