@@ -12,19 +12,18 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceapp import stored_face
 from faceapp.config import Settings
-from faceapp.detect.align import align_face
 from faceapp.embed.weights import available_specs
 from faceapp.errors import AlreadyEnrolled, FaceRejected, ImageError, ModelMismatch, StoreError
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
-from faceapp.types import (AlignedFace, BBox, Decision, Detection, IdentifyResult, Landmarks, Person, QualityReport,
-                           VerifyResult)
+from faceapp.types import Decision, Detection, IdentifyResult, Person, QualityReport, VerifyResult
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +51,7 @@ class Probe:
     faces: int
     detections: tuple[Detection, ...] = ()  # every face that counts (e.g. to draw them)
     landmarks: object = None  # faceapp.landmarks.analyze.FaceLandmarks of the face (check_landmarks)
-
-
-def realign_chip(chip: np.ndarray, old, new) -> AlignedFace:
-    """A stored aligned face of model spec ``old`` (a ``WeightsSpec``) as model ``new`` wants it:
-    the old model's template points are where the landmarks sit in its chip (at the chip's
-    size), so the chip is warped onto the new template exactly; what the old chip did not hold
-    is filled as ``new`` fills its borders. Used to re-embed templates from their crops."""
-    s = float(chip.shape[0])
-    det = Detection(BBox(0, 0, s, s), 1.0, Landmarks(old.template * (s / old.input_size)))
-    return align_face(chip, det, new.template, new.input_size, new.border)
+    image: np.ndarray | None = field(default=None, repr=False)  # the photo as loaded (what enrollment keeps a crop of)
 
 
 class FaceService:
@@ -181,7 +171,7 @@ class FaceService:
             if face.quality.issues:
                 issues = tuple(obs.quality.issues) + tuple(i for i in face.quality.issues if i not in obs.quality.issues)
                 obs = dataclasses.replace(obs, quality=dataclasses.replace(obs.quality, issues=issues))
-        return Probe(None, obs, len(detections), tuple(detections), face)
+        return Probe(None, obs, len(detections), tuple(detections), face, image=img)
 
     # -- use cases ------------------------------------------------------------------------
     def enroll(
@@ -247,7 +237,8 @@ class FaceService:
             embedding=obs.embedding,
             model_id=self.engine.model_id,
             quality=float(obs.quality.sharpness),
-            face_jpeg=encode_jpeg(obs.aligned.image),
+            # the wide, model-independent crop (faceapp.stored_face): a later model re-encodes from it
+            face_jpeg=stored_face.keep(probe.image, obs.aligned.detection, self.engine.spec.border),
         )
         detail_for = lambda f: ("re-enrolled" if replace else "enrolled") + (  # noqa: E731
             f"; forced although it matched {f['similar']} at {f['distance']:.3f}" if f.get("forced")
@@ -424,10 +415,11 @@ class FaceService:
         return self.store.remove_person(name)
 
     def reembed(self, *, progress=None) -> int:
-        """Re-encode templates made by other models with the current model, from their stored
-        aligned faces: the old model's template points are where the landmarks sit in its chip,
-        so the chip is re-aligned onto the current template exactly. Refuses (ModelMismatch)
-        templates whose model spec is no longer available."""
+        """Re-encode templates made by other models with the current model, from the faces they
+        keep (:func:`faceapp.stored_face.model_chip`): a wide crop (enrolled since 4 December
+        2026) is warped onto the current template and stays as it is; an old model's chip is
+        re-aligned onto it exactly and replaced by the current model's chip. Refuses
+        (ModelMismatch) templates whose model spec is no longer available."""
         specs = available_specs()
         todo = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
         missing = sorted({t.model_id for t in todo if t.model_id not in specs})
@@ -445,9 +437,10 @@ class FaceService:
                     f"template {t.id} of {t.person_name!r} holds no usable face photo ({exc}); nothing was re-embedded: "
                     "remove that person or enroll them again"
                 ) from None
-            new = realign_chip(chip, old, self.engine.spec)
+            wide = stored_face.is_wide(t.face_jpeg)
+            new = stored_face.model_chip(chip, wide=wide, old=old, new=self.engine.spec, limits=self.engine.limits)
             emb = self.engine.embedder.embed([new.image])[0]
-            items.append((t.id, emb, encode_jpeg(new.image)))
+            items.append((t.id, emb) if wide else (t.id, emb, encode_jpeg(new.image)))
             if progress:
                 progress(i + 1, len(todo))
         self.store.update_embeddings(items, self.engine.model_id)  # all or nothing

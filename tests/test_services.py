@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from faceapp.errors import AlreadyEnrolled, DuplicatePerson, FaceRejected, ModelMismatch, UnknownPerson
-from faceapp.imageio import load_image
+from faceapp import stored_face
+from faceapp.imageio import decode_jpeg, encode_jpeg, load_image
 from faceapp.types import Decision, QualityIssue
 
 pytestmark = pytest.mark.datasets
@@ -165,10 +166,48 @@ def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_pat
     with FaceService(Settings(device="cpu", db_url=db, enroll_check_landmarks=False), engine=old_engine) as svc:
         svc.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
     with FaceService(Settings(device="cpu", db_url=db), engine=engine) as svc:
+        kept = svc.store.templates()[0].face_jpeg
+        assert stored_face.is_wide(kept)  # enrollment keeps the wide crop, not the old model's chip
         with pytest.raises(ModelMismatch):
             svc.identify(lfw_image("Colin_Powell", 2))
         assert svc.reembed() == 1
         assert svc.store.model_ids() == {engine.model_id: 1}
+        assert svc.store.templates()[0].face_jpeg == kept  # the wide crop stays for the next change
+        r = svc.identify(lfw_image("Colin_Powell", 2))
+        assert r.decision is Decision.MATCH and r.name == "Colin_Powell"
+        direct = engine.observe(load_image(lfw_image("Colin_Powell", 1)))[0].embedding
+        # re-encoded from the wide crop = enrolled directly, up to the JPEG
+        assert float(((svc.store.templates()[0].embedding - direct) ** 2).sum()) < 0.1 * engine.threshold
+
+
+def test_reembed_reads_the_chip_an_older_enrollment_kept(engine, lfw_image, tmp_path, monkeypatch, db_url):
+    """A template enrolled before the wide crop keeps the old model's chip (no mark): it is
+    re-aligned onto the current template, and the kept face becomes the current model's chip."""
+    import json
+
+    from faceapp import paths
+    from faceapp.config import Settings
+    from faceapp.pipeline import FaceEngine
+    from faceapp.services import FaceService
+
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    real = json.loads((paths.models_dir() / "dlib_resnet_v1.json").read_text())
+    real["file"] = str(paths.models_dir() / real["file"])
+    (models / "current.json").write_text(json.dumps(real))
+    old = dict(real, model_id="dlib-resnet-old", template=(np.asarray(real["template"]) * 0.8 + 15).tolist())
+    (models / "old.json").write_text(json.dumps(old))
+    monkeypatch.setenv("FACEAPP_RESOURCES", str(tmp_path / "resources"))
+
+    old_engine = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
+    old_engine._detector, old_engine._embedder = engine.detector, engine.embedder
+    (obs,) = old_engine.observe(load_image(lfw_image("Colin_Powell", 1)))
+    with FaceService(Settings(device="cpu", db_url=db_url), engine=engine) as svc:
+        svc.store.add_person("Colin_Powell", embedding=obs.embedding, model_id="dlib-resnet-old", quality=100.0,
+                             face_jpeg=encode_jpeg(obs.aligned.image))  # as enrollment kept it before
+        assert svc.reembed() == 1
+        kept = svc.store.templates()[0].face_jpeg
+        assert not stored_face.is_wide(kept) and decode_jpeg(kept).shape[:2] == (engine.spec.input_size,) * 2
         r = svc.identify(lfw_image("Colin_Powell", 2))
         assert r.decision is Decision.MATCH and r.name == "Colin_Powell"
 

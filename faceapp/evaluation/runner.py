@@ -129,17 +129,20 @@ def _mean_landmarks(cache: EvalCache) -> np.ndarray | None:
     return np.mean(found, axis=0) if found else None
 
 
-def _aligned_chip(engine: FaceEngine, path: Path, record, mean_pts: np.ndarray | None) -> np.ndarray:
-    """The embedder's chip of one image from its cached detection; an image without a detected
-    face is aligned with the mean landmarks of the cache over the whole picture."""
+def _image_face(engine: FaceEngine, path: Path, record, mean_pts: np.ndarray | None) -> tuple[np.ndarray, Detection]:
+    """One image and its face from the cached detection; an image without a detected face gets
+    the mean landmarks of the cache over the whole picture."""
     img = load_image(path, max_side=engine.settings.max_image_side)
     if record is None:
         if mean_pts is None:
             raise RuntimeError("no face was detected in any image")
-        det = Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
-    else:
-        det = Detection(BBox(*record[0]), float(record[1]), Landmarks(np.asarray(record[2], np.float32)))
-    return engine.align(img, det).image
+        return img, Detection(BBox(0, 0, img.shape[1], img.shape[0]), 0.0, Landmarks(mean_pts))
+    return img, Detection(BBox(*record[0]), float(record[1]), Landmarks(np.asarray(record[2], np.float32)))
+
+
+def _aligned_chip(engine: FaceEngine, path: Path, record, mean_pts: np.ndarray | None) -> np.ndarray:
+    """The embedder's chip of one image from its cached detection (:func:`_image_face`)."""
+    return engine.align(*_image_face(engine, path, record, mean_pts)).image
 
 
 def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[np.ndarray, int]:
@@ -156,6 +159,22 @@ def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) 
     for i, (p, k) in enumerate(zip(images, keys, strict=True)):
         chips[i] = _aligned_chip(engine, p, cache.detections[k], mean_pts)
     return chips, sum(1 for k in keys if cache.detections[k] is None)
+
+
+def kept_faces(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[list[bytes], int]:
+    """The face a template enrolled from each image keeps (:func:`faceapp.stored_face.keep`: the
+    wide crop, JPEG), from the same detections as :func:`aligned_chips`; and the number of
+    images without a detected face."""
+    from faceapp import stored_face
+
+    images = [Path(p) for p in images]
+    keys = [_key(p) for p in images]
+    if _detect_missing(engine, images, keys, cache):
+        cache.save()
+    mean_pts = _mean_landmarks(cache)
+    kept = [stored_face.keep(*_image_face(engine, p, cache.detections[k], mean_pts), engine.spec.border)
+            for p, k in zip(images, keys, strict=True)]
+    return kept, sum(1 for k in keys if cache.detections[k] is None)
 
 
 def embed_images(
