@@ -114,15 +114,16 @@ def variant_chip(chip: np.ndarray, name: str, limits) -> np.ndarray:
 # stage 1: features
 # ------------------------------------------------------------------------------------------
 
-def _fused_spec():
-    """An in-memory spec of the fused canvas (the head does not matter for alignment)."""
+def _fused_spec(border: str = "replicate"):
+    """An in-memory spec of the fused canvas (the head does not matter for alignment); ``border``:
+    how canvas pixels outside the photo are filled (``WeightsSpec.border``)."""
     from faceapp.embed.fused import CANVAS_SIZE, canvas_template
     from faceapp.embed.weights import WeightsSpec, load_spec
 
     s = load_spec("sface-v1")
     return WeightsSpec(model_id="fused-canvas", file=Path("/nonexistent"), sha256="", architecture="fused_dlib_sface",
                        embedding_dim=128, input_size=CANVAS_SIZE, mean=(0.0, 0.0, 0.0), scale=1.0,
-                       template=canvas_template(s.template).astype(np.float32), threshold=0.0)
+                       template=canvas_template(s.template).astype(np.float32), threshold=0.0, border=border)
 
 
 CELEBA_MAX_IMAGES = 10
@@ -216,7 +217,19 @@ def forward_views(net, x, flip: bool):
     return f.reshape(2, len(x), -1).transpose(0, 1)
 
 
-def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | None = None, views: tuple[str, ...] = VIEWS) -> dict:
+def _check_cache(z, path: Path, views: tuple[str, ...], border: str) -> None:
+    """Refuse a feature cache of other views or another canvas border (a cache from before the
+    border was recorded is a replicate-border one)."""
+    have = tuple(z["views"].tolist()) if "views" in z.files else VIEWS
+    if have != tuple(views):
+        raise SystemExit(f"{path} holds the views {have}, not {tuple(views)}: use another --work")
+    have_border = str(z["border"]) if "border" in z.files else "replicate"
+    if have_border != border:
+        raise SystemExit(f"{path} holds canvases with a {have_border} border, not {border}: use another --work")
+
+
+def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | None = None, views: tuple[str, ...] = VIEWS,
+             border: str = "replicate") -> dict:
     import torch
 
     from faceapp.config import Settings
@@ -231,9 +244,7 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     out = work / f"features-{dataset}.npz"
     if out.is_file():
         z = np.load(out, allow_pickle=False)
-        have = tuple(z["views"].tolist()) if "views" in z.files else VIEWS
-        if have != tuple(views):
-            raise SystemExit(f"{out} holds the views {have}, not {tuple(views)}: use another --work")
+        _check_cache(z, out, views, border)
         return {k: z[k] for k in z.files}
     paths, names, root = _images(dataset)
     dets: dict = {}
@@ -245,7 +256,7 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     det_file = work / f"detections-{dataset}.json"
     if det_file.is_file():
         dets.update(json.loads(det_file.read_text()))
-    spec = _fused_spec()
+    spec = _fused_spec(border)
     engine = FaceEngine(Settings(device="cpu"), spec=spec)
     keys = [_det_key(p) for p in paths]
     pri = _priority(dataset, paths, root)
@@ -278,7 +289,8 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     done_mask = np.zeros(len(paths), bool)
     if partial.is_file():
         z = np.load(partial, allow_pickle=False)
-        if z["paths"].tolist() == [str(p) for p in paths] and z["feats"].shape == feats.shape:
+        if z["paths"].tolist() == [str(p) for p in paths] and z["feats"].shape == feats.shape \
+                and (str(z["border"]) if "border" in z.files else "replicate") == border:
             done_mask, feats[:] = z["done"], z["feats"]
     for i, k in enumerate(keys):
         pk = k.rsplit("|", 1)[0]
@@ -318,7 +330,7 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
             n_done += len(rows)
             t_enc += time.time() - t0
             if (done // batch) % 25 == 0 or done + batch >= len(todo):
-                np.savez(partial, paths=np.array([str(p) for p in paths]), feats=feats, done=done_mask)
+                np.savez(partial, paths=np.array([str(p) for p in paths]), feats=feats, done=done_mask, border=np.array(border))
                 _log(f"{dataset}: encoded {n_done}/{len(enc_todo)}, {t_enc:.0f}s ({1000 * t_enc / n_done:.0f} ms/image)")
 
     # priority group by group (View 2's images, DevTest's, the rest): detect, then encode those
@@ -332,7 +344,7 @@ def features(dataset: str, work: Path, reuse: list[Path], eval_cache: Path | Non
     no_face = np.array([dets[k] is None for k in keys])
     rel = np.array([str(p.relative_to(root)) for p in paths])
     res = {"paths": rel, "names": np.array(names), "feats": feats, "no_face": no_face,
-           "variant": np.array([VARIANTS[c] for c in choice]), "views": np.array(views)}
+           "variant": np.array([VARIANTS[c] for c in choice]), "views": np.array(views), "border": np.array(border)}
     np.savez(out, **res)
     partial.unlink(missing_ok=True)
     return res
@@ -349,7 +361,7 @@ def _variant_pairs(csv_path: Path):
     return a, b, np.array([int(r["same"]) for r in rows], bool), np.array([int(r["fold"]) - 1 for r in rows])
 
 
-def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict:
+def variant_features(csv_path: Path, work: Path, views: tuple[str, ...], border: str = "replicate") -> dict:
     """Features of a variant CSV's images (cached in ``work``) on exactly the chips ``faceapp eval
     pairs`` makes (:func:`faceapp.evaluation.runner.aligned_chips`: a still photo's detection
     with the edge rule, the face nearest the centre; an image with no face gets the mean
@@ -364,12 +376,11 @@ def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict
     out = work / f"features-variant-{csv_path.stem}.npz"
     if out.is_file():
         z = np.load(out, allow_pickle=False)
-        if tuple(z["views"].tolist()) != tuple(views):
-            raise SystemExit(f"{out} holds the views {tuple(z['views'].tolist())}, not {tuple(views)}: use another --work")
+        _check_cache(z, out, views, border)
         return {k: z[k] for k in z.files}
     a, b, _, _ = _variant_pairs(csv_path)
     paths = sorted(set(a) | set(b))
-    engine = FaceEngine(Settings(device="cpu"), spec=_fused_spec())
+    engine = FaceEngine(Settings(device="cpu"), spec=_fused_spec(border))
     # exactly faceapp eval pairs' chips (its own detection cache for this variant, so that the
     # mean-landmark fallback is this variant's mean)
     _log(f"{csv_path.stem}: detecting {len(paths)} images")
@@ -387,7 +398,7 @@ def variant_features(csv_path: Path, work: Path, views: tuple[str, ...]) -> dict
             _log(f"{csv_path.stem}: encoded {start + len(x)}/{len(paths)}, {time.time() - t0:.0f}s")
     missing = np.array([cache.detections.get(_key(Path(p))) is None for p in paths])
     assert int(missing.sum()) == no_face
-    res = {"paths": np.array(paths), "feats": feats, "no_face": missing, "views": np.array(views)}
+    res = {"paths": np.array(paths), "feats": feats, "no_face": missing, "views": np.array(views), "border": np.array(border)}
     np.savez(out, **res)
     return res
 
@@ -683,6 +694,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip", action="store_true",
                     help="also encode each backbone's mirrored chip (a second feature view; use another --work): "
                          "measures flip TTA and heads trained with the mirrors as extra samples")
+    ap.add_argument("--border", choices=("replicate", "black"), default="replicate",
+                    help="how canvas pixels outside the photo are filled (the written spec's border; use another --work)")
+    ap.add_argument("--model-id", help="the written model's id (default fused-v1, with --flip fused-flip-v1); "
+                                       "its files are the id with '-' as '_' in resources/models")
     ap.add_argument("--time-faces", type=int, default=30, metavar="N",
                     help="time per face (median of N single-face calls; 0: not measured)")
     ap.add_argument("--time-only", action="store_true", help="only measure the time per face (into --json)")
@@ -716,8 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     feat_views = ("chip", "flip") if args.flip else VIEWS
-    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache, feat_views)
-    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache, feat_views)
+    lfw = features("lfw", args.work, args.reuse_detections, args.eval_cache, feat_views, args.border)
+    celeba = features("celeba", args.work, args.reuse_detections, args.eval_cache, feat_views, args.border)
     index = {p: i for i, p in enumerate(lfw["paths"].tolist())}
     lfw_dir = Path(os.environ["FACEAPP_DATASETS"]) / "lfw"
     report: dict = {"features": {"lfw_images": int(len(lfw["paths"])), "lfw_no_face": int(lfw["no_face"].sum()),
@@ -784,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{json.dumps(report['candidate']['mean_val_tar_at_far_1e-3'])}")
         var_res = {}
         for csv_path in args.variant:
-            vf = variant_features(csv_path.resolve(), args.work, feat_views)
+            vf = variant_features(csv_path.resolve(), args.work, feat_views, args.border)
             var_res[csv_path.stem], _ = score_variant(csv_path.resolve(), vf, variants, fold_w)
             _log(f"{csv_path.stem}: " + json.dumps({k: (v["accuracy"], v["tar_at_far_1e-3"]) for k, v in var_res[csv_path.stem].items() if isinstance(v, dict)}))
         if var_res:
@@ -804,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         report["calibration"]["model"] = name
         _log(f"{name}: tau {report['calibration']['tau']:.4f}, TAR {report['calibration']['tar_at_tau']:.4f}")
         if args.write:
-            write_model(w_dev[part], report, curve, flip_tta=tta, head=part)
+            write_model(w_dev[part], report, curve, flip_tta=tta, head=part, border=args.border, model_id=args.model_id)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
@@ -854,7 +869,8 @@ def _shipping(view2: dict, dev: dict, best: str, variants: dict | None = None) -
                     + "; guards: DevTest and the other variants given"}
 
 
-def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool = False, head: str = "head") -> None:
+def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool = False, head: str = "head",
+                border: str = "replicate", model_id: str | None = None) -> None:
     """The head as a shipped model: ``fused_v1.{pt,json}`` (model ``fused-v1``), or with
     ``flip_tta`` ``fused_flip_v1.{pt,json}`` (``fused-flip-v1``: each backbone also encodes its
     mirrored chip, :meth:`faceapp.embed.fused.FusedNet.forward`)."""
@@ -863,19 +879,22 @@ def write_model(weight: np.ndarray, report: dict, curve: dict, *, flip_tta: bool
     from faceapp.embed.fused import CANVAS_SIZE, FusedNet, canvas_template
     from faceapp.embed.weights import load_spec
 
-    stem, model_id = ("fused_flip_v1", "fused-flip-v1") if flip_tta else ("fused_v1", "fused-v1")
+    model_id = model_id or ("fused-flip-v1" if flip_tta else "fused-v1")
+    stem = model_id.replace("-", "_")
     net = FusedNet(load_backbones=False)
     pt = REPO / f"resources/models/{stem}.pt"
     torch.save({"head.weight": torch.as_tensor(weight)}, pt)
     sha = hashlib.sha256(pt.read_bytes()).hexdigest()
     cal = report["calibration"]
-    command = "FACEAPP_DATASETS=... python scripts/train_fused.py --work DIR" + (" --flip" if flip_tta else "") + " --write"
+    command = ("FACEAPP_DATASETS=... python scripts/train_fused.py --work DIR" + (" --flip" if flip_tta else "")
+               + (f" --border {border}" if border != "replicate" else "") + f" --model-id {model_id} --write")
     spec = {
         "model_id": model_id, "file": pt.name, "sha256": sha, "architecture": "fused_dlib_sface",
         "embedding_dim": 128, "input_size": CANVAS_SIZE,
         "normalization": {"mean": [0.0, 0.0, 0.0], "scale": 1.0, "channel_order": "RGB"},
         "template": canvas_template(load_spec("sface-v1").template).round(4).tolist(),
         "template_note": "SFace's ArcFace template at 1.5x plus (8, 1): a 184x184 canvas holding SFace's 112 crop and dlib's 150 chip (faceapp/embed/fused.py)",
+        **({"border": border} if border != "replicate" else {}),
         "threshold": round(cal["tau"], 4),
         "threshold_note": "tau at FAR 0.001 on held-out validation identities (scripts/train_fused.py)",
         **({"flip_tta": True, "note": "each backbone also encodes its own chip mirrored: normalise(e(chips) + e(mirrored chips)), "

@@ -148,3 +148,22 @@ def test_variant_pairs_are_scored_by_their_own_folds_heads(tf, tmp_path) -> None
     assert res["head"]["fold_accuracies"][0] == 1.0  # fold 1 by the good head
     assert res["head"]["fold_accuracies"][1] < 0.9  # fold 2 by the useless one
     assert res["head"]["mcnemar_vs_concat"]["only_other"] == int((~correct["head"]).sum())
+
+
+def test_a_feature_cache_of_another_border_or_views_is_refused(tf, tmp_path) -> None:
+    path = tmp_path / "features-lfw.npz"
+    np.savez(path, feats=np.zeros((1, 2, 256), np.float32), views=np.array(("chip", "flip")), border=np.array("black"))
+    z = np.load(path)
+    tf._check_cache(z, path, ("chip", "flip"), "black")  # the same: accepted
+    with pytest.raises(SystemExit, match="black border, not replicate"):
+        tf._check_cache(z, path, ("chip", "flip"), "replicate")
+    with pytest.raises(SystemExit, match="views"):
+        tf._check_cache(z, path, ("chip",), "black")
+    np.savez(path, feats=np.zeros((1, 1, 256), np.float32), views=np.array(("chip",)))  # before the border was recorded
+    tf._check_cache(np.load(path), path, ("chip",), "replicate")
+    with pytest.raises(SystemExit, match="replicate border"):
+        tf._check_cache(np.load(path), path, ("chip",), "black")
+
+
+def test_the_fused_canvas_spec_carries_the_border(tf) -> None:
+    assert tf._fused_spec().border == "replicate" and tf._fused_spec("black").border == "black"
