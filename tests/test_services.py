@@ -140,15 +140,15 @@ def test_templates_of_another_model_are_never_mixed(service, lfw_image):
         service.reembed()
 
 
-def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_path, monkeypatch, db_url):
-    """Templates made by an older model (another alignment template) are re-encoded from their
-    stored aligned faces, after which matching works without re-enrolling anybody."""
+@pytest.fixture
+def old_engine(engine, tmp_path, monkeypatch):
+    """An engine of an older model, 'dlib-resnet-old': the same network on another alignment
+    template (a resources folder of this test's own holding it and the current model)."""
     import json
 
     from faceapp import paths
     from faceapp.config import Settings
     from faceapp.pipeline import FaceEngine
-    from faceapp.services import FaceService
 
     models = tmp_path / "resources" / "models"
     models.mkdir(parents=True)
@@ -158,14 +158,21 @@ def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_pat
     old = dict(real, model_id="dlib-resnet-old", template=(np.asarray(real["template"]) * 0.8 + 15).tolist())
     (models / "old.json").write_text(json.dumps(old))
     monkeypatch.setenv("FACEAPP_RESOURCES", str(tmp_path / "resources"))
+    eng = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
+    eng._detector, eng._embedder = engine.detector, engine.embedder  # same network
+    return eng
 
-    db = db_url
-    old_engine = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
-    old_engine._detector, old_engine._embedder = engine.detector, engine.embedder  # same network
+
+def test_reembed_moves_templates_to_the_current_model(engine, old_engine, lfw_image, db_url):
+    """Templates made by an older model (another alignment template) are re-encoded from their
+    stored faces, after which matching works without re-enrolling anybody."""
+    from faceapp.config import Settings
+    from faceapp.services import FaceService
+
     # (the landmark model is not in this test's resources folder: no eyes / head-pose check)
-    with FaceService(Settings(device="cpu", db_url=db, enroll_check_landmarks=False), engine=old_engine) as svc:
+    with FaceService(Settings(device="cpu", db_url=db_url, enroll_check_landmarks=False), engine=old_engine) as svc:
         svc.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
-    with FaceService(Settings(device="cpu", db_url=db), engine=engine) as svc:
+    with FaceService(Settings(device="cpu", db_url=db_url), engine=engine) as svc:
         kept = svc.store.templates()[0].face_jpeg
         assert stored_face.is_wide(kept)  # enrollment keeps the wide crop, not the old model's chip
         with pytest.raises(ModelMismatch):
@@ -180,27 +187,12 @@ def test_reembed_moves_templates_to_the_current_model(engine, lfw_image, tmp_pat
         assert float(((svc.store.templates()[0].embedding - direct) ** 2).sum()) < 0.1 * engine.threshold
 
 
-def test_reembed_reads_the_chip_an_older_enrollment_kept(engine, lfw_image, tmp_path, monkeypatch, db_url):
+def test_reembed_reads_the_chip_an_older_enrollment_kept(engine, old_engine, lfw_image, db_url):
     """A template enrolled before the wide crop keeps the old model's chip (no mark): it is
     re-aligned onto the current template, and the kept face becomes the current model's chip."""
-    import json
-
-    from faceapp import paths
     from faceapp.config import Settings
-    from faceapp.pipeline import FaceEngine
     from faceapp.services import FaceService
 
-    models = tmp_path / "resources" / "models"
-    models.mkdir(parents=True)
-    real = json.loads((paths.models_dir() / "dlib_resnet_v1.json").read_text())
-    real["file"] = str(paths.models_dir() / real["file"])
-    (models / "current.json").write_text(json.dumps(real))
-    old = dict(real, model_id="dlib-resnet-old", template=(np.asarray(real["template"]) * 0.8 + 15).tolist())
-    (models / "old.json").write_text(json.dumps(old))
-    monkeypatch.setenv("FACEAPP_RESOURCES", str(tmp_path / "resources"))
-
-    old_engine = FaceEngine(Settings(device="cpu", model="dlib-resnet-old"))
-    old_engine._detector, old_engine._embedder = engine.detector, engine.embedder
     (obs,) = old_engine.observe(load_image(lfw_image("Colin_Powell", 1)))
     with FaceService(Settings(device="cpu", db_url=db_url), engine=engine) as svc:
         svc.store.add_person("Colin_Powell", embedding=obs.embedding, model_id="dlib-resnet-old", quality=100.0,
