@@ -419,17 +419,19 @@ class FaceService:
         keep (:func:`faceapp.stored_face.model_chip`): a wide crop (enrolled since 4 December
         2026) is warped onto the current template and stays as it is; an old model's chip is
         re-aligned onto it exactly and replaced by the current model's chip. Refuses
-        (ModelMismatch) templates whose model spec is no longer available."""
+        (ModelMismatch) old chips whose model spec is no longer available (a wide crop does not
+        need it)."""
         specs = available_specs()
         todo = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
-        missing = sorted({t.model_id for t in todo if t.model_id not in specs})
+        # a wide crop needs nothing of the model that made it; an old chip needs its template
+        missing = sorted({t.model_id for t in todo if t.model_id not in specs and not stored_face.is_wide(t.face_jpeg)})
         if missing:
             raise ModelMismatch(
                 f"templates of unknown model(s) {', '.join(missing)} cannot be re-embedded; enroll those people again"
             )
         items = []
         for i, t in enumerate(todo):
-            old = specs[t.model_id]
+            old = specs.get(t.model_id)
             try:
                 chip = decode_jpeg(t.face_jpeg)
             except ImageError as exc:

@@ -31,11 +31,11 @@ import io
 
 import numpy as np
 
-from faceapp.detect.align import align_face
-from faceapp.detect.quality import QualityLimits, normalize_brightness
 from faceapp.types import AlignedFace, BBox, Detection, Landmarks
 
-__all__ = ["WIDE_SIZE", "WIDE_TEMPLATE", "MARK", "keep", "is_wide", "model_chip"]
+# (faceapp.detect is imported where it is used: the store imports this module for the mark alone)
+
+__all__ = ["WIDE_SIZE", "WIDE_TEMPLATE", "MARK", "keep", "is_wide", "is_wide_image", "model_chip"]
 
 WIDE_SIZE = 224
 #: SFace's ArcFace 112x112 template (sface-v1's spec) times 1.5, plus (28, 21)
@@ -52,6 +52,8 @@ def keep(image: np.ndarray, detection: Detection, border: str = "replicate") -> 
     model-independent crop, marked. ``border``: the enrolling model's fill outside the photo."""
     from PIL import Image
 
+    from faceapp.detect.align import align_face
+
     crop = align_face(image, detection, WIDE_TEMPLATE, WIDE_SIZE, border).image
     buf = io.BytesIO()
     Image.fromarray(crop, mode="RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, comment=MARK)
@@ -64,12 +66,17 @@ def is_wide(jpeg: bytes) -> bool:
 
     try:
         with Image.open(io.BytesIO(bytes(jpeg))) as im:
-            return im.format == "JPEG" and im.info.get("comment") == MARK and im.size == (WIDE_SIZE, WIDE_SIZE)
+            return is_wide_image(im)
     except Exception:  # noqa: BLE001 - not an image: the caller's decode reports it
         return False
 
 
-def model_chip(face: np.ndarray, *, wide: bool, old, new, limits: QualityLimits | None = None) -> AlignedFace:
+def is_wide_image(im) -> bool:
+    """:func:`is_wide` of an opened PIL image (its header only: nothing is decoded)."""
+    return im.format == "JPEG" and im.info.get("comment") == MARK and im.size == (WIDE_SIZE, WIDE_SIZE)
+
+
+def model_chip(face: np.ndarray, *, wide: bool, old, new, limits=None) -> AlignedFace:
     """A kept face (decoded RGB) as model spec ``new`` wants its chip.
 
     ``wide``: the face is the wide crop (:func:`is_wide`): warped from :data:`WIDE_TEMPLATE` onto
@@ -79,6 +86,9 @@ def model_chip(face: np.ndarray, *, wide: bool, old, new, limits: QualityLimits 
     (already brightened when it was made): the old template points are where the landmarks sit in
     it, so it is warped onto ``new``'s template exactly, and what it did not hold is filled as
     ``new`` fills its borders."""
+    from faceapp.detect.align import align_face
+    from faceapp.detect.quality import normalize_brightness
+
     s = float(face.shape[0])
     if wide:
         points, size = WIDE_TEMPLATE, WIDE_SIZE

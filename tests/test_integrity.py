@@ -175,9 +175,10 @@ def _b64(arr) -> str:
         ({"embedding": _b64([0.5, 0, 0, 0])}, "unit length"),
         ({"face_bytes": jpeg(fmt="PNG")}, "not a JPEG"),
         ({"face_bytes": jpeg(size=16)}, "not the model's 8x8"),
+        ({"face_bytes": jpeg(size=224)}, "not the model's 8x8"),  # the wide crop's size, without its mark
         ({"face_bytes": jpeg()[:40]}, "does not decode"),
     ],
-    ids=["unknown-model", "wrong-size", "nan", "not-unit", "png-face", "face-size", "truncated-face"],
+    ids=["unknown-model", "wrong-size", "nan", "not-unit", "png-face", "face-size", "unmarked-wide-size", "truncated-face"],
 )
 def test_each_bad_template_refuses_the_whole_import(store, db_url, tmp_path, fields, reason):
     enroll(store, "alice")
@@ -185,6 +186,18 @@ def test_each_bad_template_refuses_the_whole_import(store, db_url, tmp_path, fie
     with pytest.raises(StoreError, match=reason):
         store.import_gallery(_archive_with(tmp_path, **fields), allow_unsigned=True)
     assert dump(db_url) == before
+
+
+def test_a_kept_wide_face_is_imported(store, tmp_path):
+    """What enrollment keeps since 4 December (faceapp.stored_face: a marked 224x224 crop, not the
+    model's chip) passes the import's face check, so an export of a new gallery imports."""
+    from faceapp import stored_face
+    from faceapp.types import BBox, Detection, Landmarks
+
+    photo = np.full((300, 300, 3), 128, np.uint8)
+    face = stored_face.keep(photo, Detection(BBox(50, 50, 250, 250), 0.99, Landmarks(stored_face.WIDE_TEMPLATE + 38)))
+    assert store.import_gallery(_archive_with(tmp_path, face_bytes=face), allow_unsigned=True).added == 1
+    assert stored_face.is_wide(store.templates(person="eve")[0].face_jpeg)
 
 
 def test_a_good_unsigned_archive_needs_allow_unsigned_and_says_so(store, tmp_path):

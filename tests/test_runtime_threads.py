@@ -24,7 +24,9 @@ def restore_threads(monkeypatch):
 
 def test_every_core_by_default(restore_threads):
     assert Settings().threads == 0
-    assert runtime.session_threads() == max(1, os.cpu_count() or 1)
+    assert runtime.session_threads() == runtime.usable_cores() >= 1
+    if hasattr(os, "sched_getaffinity"):
+        assert runtime.usable_cores() == len(os.sched_getaffinity(0))
 
 
 def test_the_setting_sets_the_threads_and_zero_leaves_them(restore_threads):
@@ -36,11 +38,11 @@ def test_the_setting_sets_the_threads_and_zero_leaves_them(restore_threads):
     assert runtime.session_threads() == 3
 
 
-def test_the_engine_applies_the_setting_before_loading_networks(restore_threads):
+def test_the_engine_applies_the_setting_when_it_is_made(restore_threads):
     from faceapp.pipeline import FaceEngine
 
     engine = FaceEngine(Settings(device="cpu", threads=1))
-    assert engine._detector is None and engine._embedder is None  # nothing loaded yet
+    assert engine._detector is None and engine._embedder is None  # nothing loaded yet: its sessions get it
     assert runtime.session_threads() == 1
 
 

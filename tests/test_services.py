@@ -163,6 +163,19 @@ def old_engine(engine, tmp_path, monkeypatch):
     return eng
 
 
+def test_a_wide_crop_of_an_uninstalled_model_is_still_reembedded(service, lfw_image):
+    """A template keeping the wide crop needs nothing of the model that made it: not even its
+    spec (an old chip of that model is refused, test above)."""
+    img = load_image(lfw_image("Colin_Powell", 1))
+    (obs,) = service.engine.observe(img)
+    other = np.ones(128, np.float32) / np.sqrt(128)
+    service.store.add_person("Colin_Powell", embedding=other, model_id="other-model-v9", quality=100.0,
+                             face_jpeg=stored_face.keep(img, obs.aligned.detection))
+    assert service.reembed() == 1
+    (t,) = service.store.templates()
+    assert t.model_id == service.engine.model_id and float(((t.embedding - obs.embedding) ** 2).sum()) < 0.1 * service.engine.threshold
+
+
 def test_reembed_moves_templates_to_the_current_model(engine, old_engine, lfw_image, db_url):
     """Templates made by an older model (another alignment template) are re-encoded from their
     stored faces, after which matching works without re-enrolling anybody."""
@@ -277,3 +290,14 @@ def test_add_photo_gives_a_person_several_templates_and_refuses_someone_elses_fa
     assert service.identify(lfw_image("George_W_Bush", 2)).name == "George_W_Bush"
     service.enroll("George_W_Bush", lfw_image("George_W_Bush", 3), replace=True)  # re-enroll starts over
     assert service.store.get_person("George_W_Bush").template_count == 1
+
+
+def test_an_enrolled_gallery_exports_and_imports(service, lfw_image, tmp_path):
+    """A real enrollment's kept face (the wide crop) passes the import's checks elsewhere."""
+    from faceapp.storage import open_store
+
+    service.enroll("Colin_Powell", lfw_image("Colin_Powell", 1))
+    path = service.store.export_gallery(tmp_path / "gallery.zip").path
+    with open_store(f"sqlite:///{tmp_path / 'other.db'}") as other:
+        assert other.import_gallery(path, allow_unsigned=True).added == 1
+        assert other.templates()[0].face_jpeg == service.store.templates()[0].face_jpeg

@@ -148,8 +148,18 @@ def num_threads() -> int | None:
 
 def session_threads() -> int:
     """Intra-op threads of the ONNX sessions created now: :func:`set_num_threads`'s, else every
-    core (measured on the 2-core Xeon, ``faceapp benchmark --threads 1|2``: docs/speed/threads.md)."""
-    return _threads or max(1, os.cpu_count() or 1)
+    core this process may run on (measured on the 2-core Xeon, ``faceapp benchmark --threads
+    1|2``: docs/speed/threads.md)."""
+    return _threads or usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or ``taskset``'s
+    set), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def apply_threads(n: int) -> None:

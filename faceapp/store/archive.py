@@ -3,7 +3,8 @@
 Layout (format ``faceapp-gallery``, version 2)::
 
     manifest.json     {"format", "version", "exported_at", "people": [...], "templates": [...]}
-    faces/000001.jpg  the aligned face of each template
+    faces/000001.jpg  the face each template keeps (faceapp.stored_face: the wide crop, or an older
+                      template's model chip)
     signature.json    {"alg": "HMAC-SHA256", "key_id", "mac"}: the MAC of manifest.json's bytes
 
 Each template in the manifest names its person, model id, dim, quality, created_at, its
@@ -44,7 +45,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "signature.json"
 
 MAX_MANIFEST_BYTES = 256 << 20  # 256 MiB: about 300,000 templates
-MAX_FACE_BYTES = 2 << 20  # an aligned face is a ~150x150 JPEG of about 10 kB
+MAX_FACE_BYTES = 2 << 20  # a kept face is a 224x224 JPEG of about 12 kB (an older template's chip: ~10 kB)
 MAX_TOTAL_BYTES = 4 << 30  # everything read from one archive
 MAX_MEMBERS = 1_000_003
 

@@ -113,7 +113,7 @@ class TemplateRow(Base):
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     dim: Mapped[int] = mapped_column(Integer)
     model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH), index=True)
-    face_jpeg: Mapped[bytes] = mapped_column(LargeBinary)  # the aligned face, for re-embedding (sealed too)
+    face_jpeg: Mapped[bytes] = mapped_column(LargeBinary)  # the kept face (faceapp.stored_face), for re-embedding (sealed too)
     sealed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     quality: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

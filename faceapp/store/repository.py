@@ -994,8 +994,8 @@ class Store:
         Nothing in the file is trusted: its signature must verify with ``signer`` (default:
         this site's key) unless ``allow_unsigned``, and every template must be of a known
         model (the store's ``models``), of that model's size, finite, of unit length, with a
-        face that decodes as a JPEG of the model's size; one bad template refuses the whole
-        file. All of it is checked, and sealed, before the write lock is taken, so doors
+        face that decodes as a JPEG of the model's chip size or as the marked wide crop
+        (:mod:`faceapp.stored_face`); one bad template refuses the whole file. All of it is checked, and sealed, before the write lock is taken, so doors
         wait only for the inserts."""
         if on_conflict not in _ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}; got {on_conflict!r}")
@@ -1225,15 +1225,18 @@ def _embedding_bytes(embedding: np.ndarray) -> tuple[bytes, int]:
 
 
 def _check_face_jpeg(data: bytes, size: int) -> None:
-    """Refuse a face that is not a JPEG of ``size`` x ``size`` pixels (the header is read
-    before any pixel is decoded)."""
+    """Refuse a face that is neither the model's chip, a JPEG of ``size`` x ``size`` pixels (what
+    templates enrolled before 4 December 2026 keep), nor the marked wide crop enrollment keeps
+    since (:mod:`faceapp.stored_face`); the header is read before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
+
+    from faceapp.stored_face import is_wide_image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.format != "JPEG":
                 raise ValueError(f"its face is a {img.format or 'unknown'} file, not a JPEG")
-            if img.size != (size, size):
+            if img.size != (size, size) and not is_wide_image(img):
                 raise ValueError(f"its face is {img.size[0]}x{img.size[1]} pixels, not the model's {size}x{size}")
             img.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
