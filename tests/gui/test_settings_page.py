@@ -18,14 +18,18 @@ def test_settings_are_saved_and_come_back_on_the_next_start(window, ctx, setting
     page.use_calibrated.setChecked(False)
     page.threshold.setValue(0.13)  # stricter than calibrated: saved without a question (test_settings_threshold.py)
     page.device.setCurrentIndex(page.device.findData("cpu"))
+    assert page.threads.value() == 0 and page.threads.text() == "every core"
+    page.threads.setValue(1)
     page.frames.setValue(5)
     assert page.save()
+    assert "Restart faceapp" in page.message.text()  # the threads apply to the networks loaded at the next start
 
     saved = load_settings(settings_file, env=False)
     assert (saved.camera, saved.threshold, saved.device, saved.door_frames) == (str(tmp_path / "door.avi"), 0.13, "cpu", 5)
+    assert saved.threads == 1
     again = SettingsPage(ctx)
     assert again.camera.text() == str(tmp_path / "door.avi") and again.threshold.value() == 0.13
-    assert again.frames.value() == 5 and not again.use_calibrated.isChecked()
+    assert again.frames.value() == 5 and not again.use_calibrated.isChecked() and again.threads.value() == 1
     assert ctx.engine.threshold == 0.13  # applied to the running app at once
 
 
@@ -50,6 +54,20 @@ def test_the_threshold_shows_the_model_card_figures_or_says_uncalibrated(ctx):
     assert "1 stranger in 1,000" in text and "93.8%" in text and "1,067" in text
     assert "UNCALIBRATED" not in text and "in use" not in text
     assert "the threshold in use is 0.200" in model_card_text(dataclasses.replace(spec, extra=card), 0.2)
+
+
+def test_a_calibration_curve_is_summarised_not_printed():
+    """The shipped specs carry their whole FAR / TAR curve (hundreds of numbers): the page says
+    what it is in one line instead of printing it."""
+    from faceapp.embed.weights import load_spec
+    from faceapp.gui.pages.settings import model_card_text
+
+    spec = load_spec("dlib-resnet-v1")
+    assert "curve" in spec.extra["calibration"]  # the case this is about
+    text = model_card_text(spec)
+    assert max(len(line) for line in text.splitlines()) < 300
+    assert "curve: FAR and TAR at 150 thresholds from 0.01 to 1.5" in text
+    assert "0.999063" not in text
 
 
 def test_the_window_modules_do_not_load_torch_so_it_shows_at_once():

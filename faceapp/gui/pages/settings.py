@@ -72,6 +72,15 @@ def _figure(value) -> str:
     return str(value)
 
 
+def _curve(curve: dict) -> str:
+    """One line on a calibration curve (its thresholds, FARs and TARs are in the spec and the
+    threshold's explanation above reads them), not its hundreds of numbers."""
+    grid = curve.get("threshold")
+    if not isinstance(grid, list) or not grid:
+        return "present (see the model card)"
+    return f"FAR and TAR at {len(grid)} thresholds from {_figure(float(grid[0]))} to {_figure(float(grid[-1]))} (in the model's spec)"
+
+
 def model_card_text(spec, in_use: float | None = None) -> str:
     """What the model's spec says about its threshold: the calibration figures (under
     "metrics" or "calibration" in the spec's JSON), or that it is uncalibrated."""
@@ -93,7 +102,9 @@ def model_card_text(spec, in_use: float | None = None) -> str:
             "enrolled people's attempts are accepted."
         )
     for key, value in figures.items():
-        if key not in _SKIP:
+        if key == "curve" and isinstance(value, dict):
+            lines.append(f"  curve: {_curve(value)}")
+        elif key not in _SKIP:
             lines.append(f"  {_FIGURE_LABELS.get(key, key.replace('_', ' '))}: {_figure(value)}")
     if in_use is not None and abs(in_use - spec.threshold) > 1e-9:
         lines.append(f"These figures hold for {spec.threshold:.3f}; the threshold in use is {in_use:.3f}.")
@@ -194,14 +205,18 @@ class SettingsPage(Page):
         db_row = QHBoxLayout()
         db_row.addWidget(self.db, 1)
         db_row.addWidget(db_pick)
+        self.threads = _spin(QSpinBox(), 0, 256, "", "CPU threads for the networks; 0 = every core (the default). "
+                             "Fewer leaves cores to other programs on a shared computer.")
+        self.threads.setSpecialValueText("every core")
         sys_box = QGroupBox("Computer")
         sf = QFormLayout(sys_box)
         sf.addRow("&Run networks on:", self.device)
+        sf.addRow("CPU &threads:", self.threads)
         sf.addRow("Face &model:", self.model)
         sf.addRow(self.model_note)
         sf.addRow(_buddy("&Database:", self.db), db_row)
         self.restart_note = QLabel(
-            "Changes to the device, the model and the database apply after a restart. After a model "
+            "Changes to the device, the threads, the model and the database apply after a restart. After a model "
             "change, the enrolled faces are re-encoded for the new model from their stored photos "
             "when faceapp starts (nobody has to enroll again)."
         )
@@ -288,6 +303,7 @@ class SettingsPage(Page):
         self.threshold.setValue(s.threshold if s.threshold is not None else self._spec_threshold())
         i = self.device.findData(s.device if s.device in ("auto", "cpu", "cuda") else "cuda")
         self.device.setCurrentIndex(max(0, i))
+        self.threads.setValue(s.threads)
         self._fill_models(s.model)
         self.db.setText(s.db_url)
         self.db.setPlaceholderText(f"default: {paths.default_db_url()}")
@@ -312,6 +328,7 @@ class SettingsPage(Page):
             camera=self.camera.text().strip() or "0",
             threshold=None if self.use_calibrated.isChecked() else round(self.threshold.value(), 4),
             device=self.device.currentData(),
+            threads=self.threads.value(),
             model=self.model.currentData() or self.saved.model,
             db_url=self.db.text().strip(),
             door_frames=self.frames.value(),
@@ -341,12 +358,13 @@ class SettingsPage(Page):
         except (ConfigError, OSError) as exc:
             self._say(f"Not saved: {error_text(exc)}", error=True)
             return False
-        restart = new.device != self.saved.device or new.db_url != self.saved.db_url or new.model != self.saved.model
+        restart = (new.device, new.threads, new.db_url, new.model) != (self.saved.device, self.saved.threads,
+                                                                      self.saved.db_url, self.saved.model)
         self._log_change(self.saved, new)
         self.saved = new
         self.ctx.apply_settings(new)
         self._show_card()
-        self._say("Saved." + (" Restart faceapp for the device, model and database changes." if restart else ""))
+        self._say("Saved." + (" Restart faceapp for the device, threads, model and database changes." if restart else ""))
         return True
 
     # -- helpers ----------------------------------------------------------------------------
