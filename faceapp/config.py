@@ -118,7 +118,7 @@ class Settings:
     threads: int = _doc(
         "CPU threads for the networks (ONNX Runtime's sessions or torch's pool), 0..256; 0 = every core "
         "(idle threads sleep rather than spin, so the window and the camera still get the CPU when the "
-        "networks wait). Fewer leaves cores to other programs on a shared machine.",
+        "networks wait). Fewer leaves cores to other programs on a shared machine. Applies at the next start.",
         default=0,
         limit=Limit(0, 256),
     )
