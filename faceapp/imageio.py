@@ -176,10 +176,11 @@ def downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def encode_jpeg(image: np.ndarray, *, quality: int = 90) -> bytes:
-    """Encode an RGB uint8 array as JPEG bytes (used for the stored aligned face)."""
+def encode_jpeg(image: np.ndarray, *, quality: int = 90, comment: bytes | None = None) -> bytes:
+    """Encode an RGB uint8 array as JPEG bytes (the face a template keeps); ``comment``: a JPEG
+    comment segment (:data:`faceapp.stored_face.MARK`)."""
     buf = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=quality)
+    Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=quality, **({"comment": comment} if comment else {}))
     return buf.getvalue()
 
 

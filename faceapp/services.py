@@ -423,8 +423,9 @@ class FaceService:
         need it)."""
         specs = available_specs()
         todo = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
+        wide = {t.id: stored_face.is_wide(t.face_jpeg) for t in todo}
         # a wide crop needs nothing of the model that made it; an old chip needs its template
-        missing = sorted({t.model_id for t in todo if t.model_id not in specs and not stored_face.is_wide(t.face_jpeg)})
+        missing = sorted({t.model_id for t in todo if t.model_id not in specs and not wide[t.id]})
         if missing:
             raise ModelMismatch(
                 f"templates of unknown model(s) {', '.join(missing)} cannot be re-embedded; enroll those people again"
@@ -439,10 +440,9 @@ class FaceService:
                     f"template {t.id} of {t.person_name!r} holds no usable face photo ({exc}); nothing was re-embedded: "
                     "remove that person or enroll them again"
                 ) from None
-            wide = stored_face.is_wide(t.face_jpeg)
-            new = stored_face.model_chip(chip, wide=wide, old=old, new=self.engine.spec, limits=self.engine.limits)
+            new = stored_face.model_chip(chip, wide=wide[t.id], old=old, engine=self.engine)
             emb = self.engine.embedder.embed([new.image])[0]
-            items.append((t.id, emb) if wide else (t.id, emb, encode_jpeg(new.image)))
+            items.append((t.id, emb) if wide[t.id] else (t.id, emb, encode_jpeg(new.image)))
             if progress:
                 progress(i + 1, len(todo))
         self.store.update_embeddings(items, self.engine.model_id)  # all or nothing

@@ -33,7 +33,8 @@ import numpy as np
 
 from faceapp.types import AlignedFace, BBox, Detection, Landmarks
 
-# (faceapp.detect is imported where it is used: the store imports this module for the mark alone)
+# (faceapp.detect and faceapp.imageio are imported where they are used: the store imports this
+# module for the mark alone)
 
 __all__ = ["WIDE_SIZE", "WIDE_TEMPLATE", "MARK", "keep", "is_wide", "is_wide_image", "model_chip"]
 
@@ -50,14 +51,11 @@ JPEG_QUALITY = 90
 def keep(image: np.ndarray, detection: Detection, border: str = "replicate") -> bytes:
     """The JPEG a template keeps of the face ``detection`` in ``image`` (RGB uint8): the wide,
     model-independent crop, marked. ``border``: the enrolling model's fill outside the photo."""
-    from PIL import Image
-
     from faceapp.detect.align import align_face
+    from faceapp.imageio import encode_jpeg
 
-    crop = align_face(image, detection, WIDE_TEMPLATE, WIDE_SIZE, border).image
-    buf = io.BytesIO()
-    Image.fromarray(crop, mode="RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, comment=MARK)
-    return buf.getvalue()
+    return encode_jpeg(align_face(image, detection, WIDE_TEMPLATE, WIDE_SIZE, border).image, quality=JPEG_QUALITY,
+                       comment=MARK)
 
 
 def is_wide(jpeg: bytes) -> bool:
@@ -76,27 +74,23 @@ def is_wide_image(im) -> bool:
     return im.format == "JPEG" and im.info.get("comment") == MARK and im.size == (WIDE_SIZE, WIDE_SIZE)
 
 
-def model_chip(face: np.ndarray, *, wide: bool, old, new, limits=None) -> AlignedFace:
-    """A kept face (decoded RGB) as model spec ``new`` wants its chip.
+def model_chip(face: np.ndarray, *, wide: bool, old, engine) -> AlignedFace:
+    """A kept face (decoded RGB) as ``engine``'s model (a :class:`faceapp.pipeline.FaceEngine`)
+    wants its chip.
 
-    ``wide``: the face is the wide crop (:func:`is_wide`): warped from :data:`WIDE_TEMPLATE` onto
-    ``new``'s template, then brightened as the pipeline brightens a dim face
-    (:meth:`faceapp.pipeline.FaceEngine.align`, ``limits``), so the chip is the one the new model's
-    own front end makes of the same photo, up to the JPEG. Otherwise it is model ``old``'s chip
-    (already brightened when it was made): the old template points are where the landmarks sit in
-    it, so it is warped onto ``new``'s template exactly, and what it did not hold is filled as
-    ``new`` fills its borders."""
+    ``wide``: the face is the wide crop (:func:`is_wide`), whose landmarks sit on
+    :data:`WIDE_TEMPLATE`: the engine's own :meth:`~faceapp.pipeline.FaceEngine.align` (its warp
+    and its brightness rule) makes the chip, which is therefore the one the engine makes of the
+    same photo, up to the JPEG. Otherwise it is model spec ``old``'s chip (brightened when it was
+    made): the old template points are where the landmarks sit in it, so it is warped onto the
+    engine's template exactly, and what it did not hold is filled as the engine's model fills its
+    borders."""
     from faceapp.detect.align import align_face
-    from faceapp.detect.quality import normalize_brightness
 
     s = float(face.shape[0])
-    if wide:
-        points, size = WIDE_TEMPLATE, WIDE_SIZE
-    else:
-        points, size = np.asarray(old.template, np.float64), old.input_size
+    points, size = (WIDE_TEMPLATE, WIDE_SIZE) if wide else (np.asarray(old.template, np.float64), old.input_size)
     det = Detection(BBox(0, 0, s, s), 1.0, Landmarks((points * (s / size)).astype(np.float32)))
-    chip = align_face(face, det, new.template, new.input_size, new.border)
-    if not wide or limits is None:
-        return chip
-    bright = normalize_brightness(chip.image, limits)
-    return chip if bright is chip.image else AlignedFace(image=bright, detection=chip.detection, matrix=chip.matrix)
+    if wide:
+        return engine.align(face, det)
+    spec = engine.spec
+    return align_face(face, det, spec.template, spec.input_size, spec.border)

@@ -25,11 +25,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def stored(crop: np.ndarray, how: str) -> bytes:
     from PIL import Image
 
+    from faceapp.imageio import encode_jpeg
+
+    if how != "png":
+        return encode_jpeg(crop, quality=int(how[1:]))
     buf = io.BytesIO()
-    if how == "png":
-        Image.fromarray(crop).save(buf, format="PNG")
-    else:
-        Image.fromarray(crop).save(buf, format="JPEG", quality=int(how[1:]))
+    Image.fromarray(crop).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             for how, out in again.items():
                 blob = stored(crop, how)
                 face = load_image(blob, max_side=None)
-                out.append((stored_face.model_chip(face, wide=True, old=None, new=eng.spec, limits=eng.limits).image, len(blob)))
+                out.append((stored_face.model_chip(face, wide=True, old=None, engine=eng).image, len(blob)))
         e0 = eng.embedder.embed(direct)
         rows = {}
         for how, out in again.items():

@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         chips, no_face = aligned_chips(old, enrolled, EvalCache(old))
         kept = [encode_jpeg(c) for c in chips]
     wide = args.kept == "wide"
-    again = new.embedder.embed([model_chip(decode_jpeg(j), wide=wide, old=old.spec, new=new.spec, limits=new.limits).image
-                                for j in kept])
+    again = new.embedder.embed([model_chip(decode_jpeg(j), wide=wide, old=old.spec, engine=new).image for j in kept])
     re_index = {p: i for i, p in enumerate(enrolled)}
     probe = np.stack([direct.embeddings[index[Path(p.path_b)]] for p in pairs])
     d_direct = np.array([((direct.embeddings[index[Path(p.path_a)]] - e) ** 2).sum() for p, e in zip(pairs, probe, strict=True)])

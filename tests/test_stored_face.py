@@ -62,7 +62,7 @@ def test_a_chip_made_from_the_kept_face_is_the_front_ends_chip(engine, lfw_image
     det = engine.relevant(engine.detect(img, still=True))[0]
     direct = engine.align(img, det).image
     again = stored_face.model_chip(decode_jpeg(stored_face.keep(img, det, engine.spec.border)), wide=True,
-                                   old=None, new=engine.spec, limits=engine.limits).image
+                                   old=None, engine=engine).image
     assert again.shape == direct.shape
     assert np.abs(again.astype(int) - direct.astype(int)).mean() < 4.0
     e = engine.embedder.embed([direct, again])
@@ -76,7 +76,10 @@ def test_an_old_models_chip_is_realigned_onto_the_new_template():
     chip = np.zeros((old.input_size, old.input_size, 3), np.uint8)
     for x, y in np.asarray(old.template).round().astype(int):  # a bright dot at each template point
         chip[y - 1:y + 2, x - 1:x + 2] = 255
-    out = stored_face.model_chip(chip, wide=False, old=old, new=new).image
+    from faceapp.config import Settings
+    from faceapp.pipeline import FaceEngine
+
+    out = stored_face.model_chip(chip, wide=False, old=old, engine=FaceEngine(Settings(device="cpu"), spec=new)).image
     assert out.shape == (new.input_size, new.input_size, 3)
     for x, y in np.asarray(new.template).round().astype(int):
         assert out[y - 2:y + 3, x - 2:x + 3].max() > 100, (x, y)

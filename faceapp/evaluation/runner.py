@@ -145,15 +145,21 @@ def _aligned_chip(engine: FaceEngine, path: Path, record, mean_pts: np.ndarray |
     return engine.align(*_image_face(engine, path, record, mean_pts)).image
 
 
-def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[np.ndarray, int]:
-    """The aligned chips of ``images`` exactly as :func:`embed_images` makes them (cached
-    detections, central face, mean-landmark fallback), for code that runs other networks on
-    them; and the number of images without a detected face."""
+def _detected(engine: FaceEngine, images: Sequence[Path], cache: EvalCache):
+    """``images`` as paths, their cache keys and the cache's mean landmarks, every image detected
+    (the missing ones now, saved to the cache)."""
     images = [Path(p) for p in images]
     keys = [_key(p) for p in images]
     if _detect_missing(engine, images, keys, cache):
         cache.save()
-    mean_pts = _mean_landmarks(cache)
+    return images, keys, _mean_landmarks(cache)
+
+
+def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[np.ndarray, int]:
+    """The aligned chips of ``images`` exactly as :func:`embed_images` makes them (cached
+    detections, central face, mean-landmark fallback), for code that runs other networks on
+    them; and the number of images without a detected face."""
+    images, keys, mean_pts = _detected(engine, images, cache)
     size = engine.spec.input_size
     chips = np.empty((len(images), size, size, 3), np.uint8)
     for i, (p, k) in enumerate(zip(images, keys, strict=True)):
@@ -167,11 +173,7 @@ def kept_faces(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> 
     images without a detected face."""
     from faceapp import stored_face
 
-    images = [Path(p) for p in images]
-    keys = [_key(p) for p in images]
-    if _detect_missing(engine, images, keys, cache):
-        cache.save()
-    mean_pts = _mean_landmarks(cache)
+    images, keys, mean_pts = _detected(engine, images, cache)
     kept = [stored_face.keep(*_image_face(engine, p, cache.detections[k], mean_pts), engine.spec.border)
             for p, k in zip(images, keys, strict=True)]
     return kept, sum(1 for k in keys if cache.detections[k] is None)

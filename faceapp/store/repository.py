@@ -995,8 +995,8 @@ class Store:
         this site's key) unless ``allow_unsigned``, and every template must be of a known
         model (the store's ``models``), of that model's size, finite, of unit length, with a
         face that decodes as a JPEG of the model's chip size or as the marked wide crop
-        (:mod:`faceapp.stored_face`); one bad template refuses the whole file. All of it is checked, and sealed, before the write lock is taken, so doors
-        wait only for the inserts."""
+        (:mod:`faceapp.stored_face`); one bad template refuses the whole file. All of it is
+        checked, and sealed, before the write lock is taken, so doors wait only for the inserts."""
         if on_conflict not in _ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}; got {on_conflict!r}")
         if self._models is None:
