@@ -114,6 +114,14 @@ class Settings:
         default=None,
         limit=Limit(0.0, 4.0, low_open=True, high_open=True),
     )
+    threshold_model: str | None = _doc(
+        "The model threshold was set for. A threshold is a distance on one model's scale, so it is used only "
+        "while that model is in force; with any other model (another model setting, FACEAPP_MODEL, --model) that "
+        "model's own calibrated value is used instead. Empty = the model setting beside it. The settings page "
+        "and --threshold set it.",
+        default=None,
+        allowed="a model id, or empty for the model setting's",
+    )
     top_k: int = _doc("How many nearest people identify reports (1..50).", default=5, limit=Limit(1, 50))
     threads: int = _doc(
         "CPU threads for the networks (ONNX Runtime's sessions or torch's pool), 0..256; 0 = every core "
@@ -319,9 +327,29 @@ class Settings:
     def resolved_db_url(self) -> str:
         return self.db_url or paths.default_db_url()
 
+    def threshold_for(self, model_id: str) -> float | None:
+        """The threshold setting if it was set for ``model_id`` (``threshold_model``, else
+        ``model``), else None: that model's calibrated value applies."""
+        if self.threshold is None or (self.threshold_model or self.model) != model_id:
+            return None
+        return float(self.threshold)
+
     def replace(self, **changes: Any) -> Settings:
         changes = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, **changes).validate()
+        return dataclasses.replace(self, **_pin_threshold(self, changes)).validate()
+
+
+def _pin_threshold(settings: Settings, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` to ``settings`` with the threshold kept to its model: a threshold given in the
+    changes is for the model in force after them (unless they name one); a model change alone
+    leaves a threshold set before it with the model it was set for."""
+    changes = dict(changes)
+    if "threshold_model" not in changes:
+        if "threshold" in changes:
+            changes["threshold_model"] = None
+        elif "model" in changes and settings.threshold is not None and settings.threshold_model is None:
+            changes["threshold_model"] = settings.model
+    return changes
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
@@ -491,14 +519,16 @@ def read_settings_file(path: Path) -> dict[str, Any]:
 
 def load_settings(path: Path | None = None, *, env: bool = True) -> Settings:
     """Defaults, then the settings file (if it exists), then FACEAPP_* environment variables."""
-    values = read_settings_file(path or settings_path())
-    if env:
-        for name in _FIELDS:
-            for var in env_vars(name):
-                if var in os.environ:
-                    values[name] = parse_setting(name, os.environ[var], var)
-                    break
-    return Settings(**values).validate()
+    settings = Settings(**read_settings_file(path or settings_path())).validate()
+    if not env:
+        return settings
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        for var in env_vars(name):
+            if var in os.environ:
+                values[name] = parse_setting(name, os.environ[var], var)
+                break
+    return dataclasses.replace(settings, **_pin_threshold(settings, values)).validate()
 
 
 def override(settings: Settings, values: dict[str, Any], sources: dict[str, str] | None = None) -> Settings:
@@ -507,7 +537,7 @@ def override(settings: Settings, values: dict[str, Any], sources: dict[str, str]
     ``sources`` names where each came from (``{"threshold": "--threshold"}``) for the messages."""
     sources = sources or {}
     parsed = {k: parse_setting(k, v, sources.get(k)) for k, v in values.items() if v is not None}
-    return dataclasses.replace(settings, **parsed).validate()
+    return dataclasses.replace(settings, **_pin_threshold(settings, parsed)).validate()
 
 
 def _toml_value(value: Any) -> str:

@@ -62,9 +62,10 @@ class FaceEngine:
 
     @property
     def threshold(self) -> float:
-        """The decision threshold in force: the setting, else the model's calibrated value."""
-        t = self.settings.threshold
-        return float(t) if t is not None else float(self.spec.threshold)
+        """The decision threshold in force: the setting if it was set for this model, else the
+        model's calibrated value (:meth:`faceapp.config.Settings.threshold_for`)."""
+        t = self.settings.threshold_for(self.spec.model_id)
+        return t if t is not None else float(self.spec.threshold)
 
     @property
     def detector(self):
@@ -205,7 +206,9 @@ class FacePipeline:
         faces = []
         for a, e in zip(aligned, embeddings, strict=True):
             obs = FaceObservation(a, assess(a, self.engine.limits), e)
-            faces.append(FaceResult(obs, tuple(gallery.nearest(e, self.top_k)), threshold))
+            # at least the two nearest people, whatever top_k: the recognize margin (nearest vs
+            # second-nearest) needs the second (services.identify_probe does the same)
+            faces.append(FaceResult(obs, tuple(gallery.nearest(e, max(2, self.top_k))), threshold))
         t4 = time.perf_counter()
         timings.update(
             detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3, match=(t4 - t3) * 1e3

@@ -69,6 +69,7 @@ class FaceService:
         self.analyzer = analyzer if analyzer is not None else LandmarkAnalyzer(self.settings)
         self._gallery: Gallery | None = None
         self._generation = None
+        self._offline_behind = False  # the door's local copy misses the gallery generation served
         self._gallery_lock = threading.Lock()
         # PostgreSQL pushes changes (LISTEN/NOTIFY): between pushes the gallery is trusted for
         # up to RECHECK_S instead of asking the database on every frame
@@ -139,11 +140,17 @@ class FaceService:
                 names, pids, matrix = self.store.gallery(self.engine.model_id)
                 self._gallery = Gallery(names, pids, matrix, model_id=self.engine.model_id)
                 self._generation = gen
-                if self.offline is not None:
-                    try:
-                        self.offline.refresh(self.store)
-                    except StoreError as exc:  # the next change tries again
-                        log.error("the door's local copy of the gallery could not be refreshed: %s", exc)
+                self._offline_behind = self.offline is not None
+            if self._offline_behind:
+                # until the door's local copy holds this generation it is retried at every check,
+                # not only at the next change: an outage would otherwise decide from an older copy
+                # (a person removed since could get in)
+                try:
+                    self.offline.refresh(self.store)
+                    self._offline_behind = False
+                except StoreError as exc:
+                    log.error("the door's local copy of the gallery could not be refreshed (retried at the next "
+                              "check): %s", exc)
             return self._gallery
 
     # -- faces ----------------------------------------------------------------------------

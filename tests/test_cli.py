@@ -201,3 +201,21 @@ def test_enroll_add_gives_a_person_another_photo(capsys, enrolled, lfw_image):
     assert code == Exit.ALREADY_ENROLLED and "Colin_Powell" in err
     code, out, _ = run(capsys, "people", "--db", enrolled, "--json")
     assert {p["name"]: p["templates"] for p in json.loads(out)["people"]} == {"George_W_Bush": 2, "Colin_Powell": 1}
+
+
+@pytest.mark.datasets
+def test_a_saved_threshold_of_another_model_does_not_carry_to_model(capsys, monkeypatch, enrolled, lfw_image, tmp_path):
+    """A threshold saved for sface-v1 (1.2, stricter than its own 1.26) used with --model
+    dlib-resnet-v1 (tau 0.15) would accept anyone: the command uses dlib's calibrated value and
+    says why on stderr."""
+    from faceapp.embed.weights import load_spec
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text('model = "sface-v1"\nthreshold = 1.2\n')
+    monkeypatch.setenv("FACEAPP_SETTINGS", str(settings))
+    code, out, err = run(capsys, "verify", "George_W_Bush", lfw_image("Colin_Powell", 1), "--db", enrolled, "--json",
+                         "--device", "cpu", "--model", "dlib-resnet-v1")
+    r = json.loads(out)
+    assert code == Exit.NO_MATCH and r["decision"] == "no_match"
+    assert r["threshold"] == pytest.approx(load_spec("dlib-resnet-v1").threshold)
+    assert "threshold 1.2 was set for sface-v1" in err and "dlib-resnet-v1" in err

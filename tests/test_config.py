@@ -233,3 +233,53 @@ def test_the_readme_settings_table_lists_every_setting_with_what_it_allows():
     rows = {r.split(" | ")[0].strip("| `"): r for r in readme.splitlines() if r.startswith("| `")}
     for f in fields(Settings):
         assert f" | {allowed(f.name)} | " in rows[f.name], f.name
+
+
+# -- a threshold belongs to the model it was set for -------------------------------------------
+# A threshold is a squared distance on one model's scale (dlib-resnet-v1's tau is 0.15, sface-v1's
+# 1.26): a value chosen for one model and used with another can let everybody in.
+
+def test_a_threshold_from_the_file_is_not_used_for_a_model_chosen_later(clean_env, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('model = "sface-v1"\nthreshold = 1.2\n')
+    s = load_settings(path)
+    assert s.threshold_for("sface-v1") == 1.2
+    for later in (override(s, {"model": "dlib-resnet-v1"}), s.replace(model="dlib-resnet-v1")):
+        assert later.model == "dlib-resnet-v1"
+        assert later.threshold_for("dlib-resnet-v1") is None  # that model's calibrated value applies
+        assert later.threshold_for("sface-v1") == 1.2
+    clean_env.setenv("FACEAPP_MODEL", "dlib-resnet-v1")
+    assert load_settings(path).threshold_for("dlib-resnet-v1") is None
+
+
+def test_a_threshold_given_with_a_model_is_for_that_model(clean_env, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('model = "sface-v1"\nthreshold = 1.2\n')
+    s = override(load_settings(path), {"model": "dlib-resnet-v1", "threshold": "0.1"})
+    assert s.threshold_for("dlib-resnet-v1") == 0.1 and s.threshold_for("sface-v1") is None
+    clean_env.setenv("FACEAPP_THRESHOLD", "0.12")  # the environment's threshold: for the model in force
+    clean_env.setenv("FACEAPP_MODEL", "dlib-resnet-v1")
+    assert load_settings(path).threshold_for("dlib-resnet-v1") == 0.12
+    clean_env.delenv("FACEAPP_MODEL")
+    assert load_settings(path).threshold_for("sface-v1") == 0.12
+
+
+def test_the_model_a_threshold_was_set_for_is_saved_and_read_back(clean_env, tmp_path):
+    s = Settings(model="sface-v1", threshold=1.2).replace(model="dlib-resnet-v1")
+    assert s.threshold_model == "sface-v1"
+    path = save_settings(s, tmp_path / "s.toml")
+    back = load_settings(path)
+    assert back == s and back.threshold_for("dlib-resnet-v1") is None and back.threshold_for("sface-v1") == 1.2
+
+
+def test_the_engine_uses_its_own_models_threshold_when_the_saved_one_is_for_another(clean_env, tmp_path):
+    from faceapp.embed.weights import load_spec
+    from faceapp.pipeline import FaceEngine
+
+    path = tmp_path / "s.toml"
+    path.write_text('model = "sface-v1"\nthreshold = 1.2\n')
+    s = load_settings(path)
+    assert FaceEngine(s).threshold == 1.2
+    dlib = load_spec("dlib-resnet-v1")
+    assert FaceEngine(s.replace(model="dlib-resnet-v1")).threshold == pytest.approx(dlib.threshold)
+    assert FaceEngine(s, spec=dlib).threshold == pytest.approx(dlib.threshold)  # an engine given another model's spec

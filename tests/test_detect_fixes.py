@@ -135,3 +135,31 @@ def test_a_darkened_lfw_pair_still_verifies_after_normalisation(engine, lfw_imag
     d_plain = float(((a.embedding - plain.embedding) ** 2).sum())
     d_fixed = float(((a.embedding - fixed.embedding) ** 2).sum())
     assert d_fixed <= engine.threshold and abs(d_fixed - d_plain) < 0.03
+
+
+def test_the_door_sees_the_second_nearest_person_whatever_top_k_is():
+    """The recognize margin (nearest vs second-nearest) needs two candidates: with the setting
+    top_k = 1 the pipeline still hands the door both, so a face between two look-alikes is
+    ambiguous, not the nearest's."""
+    from faceapp.config import Settings as S
+    from faceapp.embed.weights import load_spec
+    from faceapp.match.open_set import OpenSetRule
+
+    spec = load_spec("dlib-resnet-v1")
+    a = np.eye(1, 128, 0, dtype=np.float32)[0]
+    b = np.cos(0.1) * a + np.sin(0.1) * np.eye(1, 128, 1, dtype=np.float32)[0]  # bob: 0.01 from ann
+    probe = (a + b) / np.linalg.norm(a + b)  # halfway: within tau of both, no margin between them
+    engine = _engine([FACE])
+
+    class _Probe:
+        def embed(self, chips):
+            return np.tile(probe.astype(np.float32), (len(chips), 1))
+
+    engine._embedder = _Probe()
+    gallery = Gallery(["ann", "bob"], np.array([1, 2]), np.stack([a, b]).astype(np.float32))
+    rule = OpenSetRule.from_settings(S(), spec, cap=spec.threshold)
+    for top_k in (3, 1):
+        result = FacePipeline(engine, lambda: gallery, top_k=top_k, track=False).process(FRAME)
+        assert len(result.faces[0].candidates) >= 2
+        v = read_frame(result, DoorMode.RECOGNIZE, threshold=spec.threshold, rule=rule)
+        assert v.decision is Decision.NOT_RECOGNIZED and v.ambiguous, top_k

@@ -120,3 +120,46 @@ def test_the_door_service_falls_back_to_its_snapshot_and_back(pg_cluster, pg_url
     finally:
         svc.close()
         cache.close()
+
+
+def test_a_failed_refresh_of_the_doors_copy_is_retried_before_an_outage(tmp_path, site_key):
+    """A removed person must not come back in an outage because one refresh of the door's local
+    copy failed: the refresh is retried on the next checks, not only at the next change."""
+    from types import SimpleNamespace
+
+    from faceapp.config import Settings
+    from faceapp.services import FaceService
+
+    server = Store(f"sqlite:///{tmp_path}/server.db")
+    server.add_person("alice", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"face")
+    server.add_person("mallory", embedding=np.array([0, 0, 1, 0], np.float32), model_id="m1", quality=1.0,
+                      face_jpeg=b"face")
+    cache = OfflineCache(tmp_path / "door", site_key=site_key)
+
+    class Flaky:  # the server; ``down`` fails every call as an unreachable server does
+        down = False
+
+        def __getattr__(self, name):
+            if Flaky.down:
+                raise StoreError("server unreachable")
+            return getattr(server, name)
+
+    svc = FaceService(Settings(device="cpu"), store=Flaky(), engine=SimpleNamespace(model_id="m1"),
+                      analyzer=object(), offline=cache)
+    try:
+        assert sorted(svc.gallery().names) == ["alice", "mallory"]
+        server.remove_person("mallory")
+        real = cache.refresh
+        cache.refresh = lambda store: (_ for _ in ()).throw(StoreError("database is locked"))
+        svc._checked_at = 0.0
+        assert svc.gallery().names == ["alice"]  # online: the server's gallery; the copy failed to refresh
+        cache.refresh = real
+        svc._checked_at = 0.0
+        svc.gallery()  # nothing changed on the server since: the copy is refreshed all the same
+        Flaky.down = True
+        svc._checked_at = 0.0
+        assert svc.gallery().names == ["alice"] and svc.offline_since is not None
+    finally:
+        Flaky.down = False
+        svc.close()
+        cache.close()

@@ -38,6 +38,11 @@ def _settings(args: argparse.Namespace):
     if getattr(args, "threshold", None) is not None and not getattr(args, "_threshold_warned", False):
         args._threshold_warned = True
         _warn_threshold(settings)
+    if (settings.threshold is not None and settings.threshold_for(settings.model) is None
+            and not getattr(args, "_threshold_noted", False)):
+        args._threshold_noted = True
+        print(f"faceapp: note: the threshold {settings.threshold:g} was set for {settings.threshold_model}; "
+              f"{settings.model} uses its own calibrated threshold", file=sys.stderr)
     return settings
 
 

@@ -451,7 +451,10 @@ class AppContext(QObject):
         if self.engine is not None:
             import dataclasses
 
-            self.engine.settings = dataclasses.replace(self.engine.settings, threshold=settings.threshold)
+            # the new threshold is for the new settings' model: an engine still running another
+            # model (a model change applies at the next start) keeps its own calibrated value
+            self.engine.settings = dataclasses.replace(self.engine.settings, threshold=settings.threshold,
+                                                       threshold_model=settings.threshold_model or settings.model)
         if self.service is not None:
             self.service.settings = settings
             self.service.analyzer.set_settings(settings)

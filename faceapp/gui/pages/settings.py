@@ -298,9 +298,10 @@ class SettingsPage(Page):
         s = self.ctx.settings
         self.saved = s
         self.camera.setText(str(s.camera))
-        self.use_calibrated.setChecked(s.threshold is None)
-        self.threshold.setEnabled(s.threshold is not None)
-        self.threshold.setValue(s.threshold if s.threshold is not None else self._spec_threshold())
+        mine = s.threshold_for(s.model)  # a threshold set for another model is not this one's
+        self.use_calibrated.setChecked(mine is None)
+        self.threshold.setEnabled(mine is not None)
+        self.threshold.setValue(mine if mine is not None else self._spec_threshold())
         i = self.device.findData(s.device if s.device in ("auto", "cpu", "cuda") else "cuda")
         self.device.setCurrentIndex(max(0, i))
         self.threads.setValue(s.threads)
@@ -327,6 +328,7 @@ class SettingsPage(Page):
             self.saved,
             camera=self.camera.text().strip() or "0",
             threshold=None if self.use_calibrated.isChecked() else round(self.threshold.value(), 4),
+            threshold_model=None,  # the threshold shown is for the model picked beside it
             device=self.device.currentData(),
             threads=self.threads.value(),
             model=self.model.currentData() or self.saved.model,
