@@ -104,3 +104,13 @@ def test_the_shipped_model_has_a_curve_and_a_sane_threshold_per_gallery_size():
     rule = OpenSetRule(c, 1e-3, cap=0.15)
     assert rule.threshold(1) == pytest.approx(0.15, abs=0.005)  # tau itself is the FAR 1e-3 point
     assert 0.05 < rule.threshold(1000) < rule.threshold(63) < 0.15
+
+
+def test_a_distance_that_is_not_a_number_names_nobody():
+    """NaN compares false with everything: 'not above tau' must not read as 'within tau'."""
+    rule = OpenSetRule(None, 1e-3, margin=0.02, cap=0.15)
+    nan = float("nan")
+    assert rule.read([Candidate("ann", nan)], 1).name is None
+    assert rule.read([Candidate("ann", nan), Candidate("eve", 0.5)], 2).name is None
+    r = rule.read([Candidate("ann", 0.05), Candidate("eve", nan)], 2)  # no known margin to the second
+    assert (r.name, r.ambiguous) == (None, True)

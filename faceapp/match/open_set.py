@@ -200,8 +200,8 @@ class OpenSetRule:
             return Reading(None, None, tau)
         d1 = float(cands[0].distance)
         d2 = float(cands[1].distance) if len(cands) > 1 else None
-        if d1 > tau:
+        if not d1 <= tau:  # (written so that a NaN distance is never 'within tau')
             return Reading(None, d1, tau, d2)
-        if d2 is not None and d2 - d1 < self.margin:
+        if d2 is not None and not d2 - d1 >= self.margin:  # a NaN second: no known margin
             return Reading(None, d1, tau, d2, ambiguous=True)
         return Reading(str(cands[0].name), d1, tau, d2)
