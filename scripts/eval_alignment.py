@@ -69,7 +69,7 @@ class Faces:
         if _detect_missing(engine, images, self.keys, cache, _bar("detect")):
             cache.save()
         self.records = [cache.detections[k] for k in self.keys]
-        self.mean_pts = _mean_landmarks(cache)
+        self.mean_pts = _mean_landmarks(cache, self.keys)
         self.lm = self._landmarks(landmark_cache)
 
     def load(self, i: int):

@@ -62,6 +62,10 @@ class EmbeddingTable:
         return {p: i for i, p in enumerate(self.paths)}
 
 
+_DETECTION_SETTINGS = ("max_image_side", "min_face_size")
+_ENCODING_SETTINGS = ("brightness_normalize", "min_brightness", "min_raw_brightness")
+
+
 class EvalCache:
     """Two JSON/NPZ files under the cache folder: detections (model-free) and encodings per model."""
 
@@ -75,8 +79,18 @@ class EvalCache:
                             + f"{spec.sha256}:{int(getattr(spec, 'flip_tta', False))}".encode()
                             + ("" if getattr(spec, "border", "replicate") == "replicate" else f":{spec.border}").encode()
                             ).hexdigest()[:8]
-        self.det_file = self.folder / f"detections-{FRONT_END}.json"
-        self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}-{FRONT_END}.npz"
+        # detections also depend on the downscale of big images and on the smallest face looked
+        # for, encodings on the brightening of dim faces too: settings other than the defaults
+        # get their own files (the default settings keep the names they always had)
+        st, default = engine.settings, type(engine.settings)()
+        det_knobs = tuple(getattr(st, k) for k in _DETECTION_SETTINGS)
+        emb_knobs = tuple(getattr(st, k) for k in _ENCODING_SETTINGS)
+        det_tag = "" if det_knobs == tuple(getattr(default, k) for k in _DETECTION_SETTINGS) else \
+            "-" + hashlib.sha1(repr(det_knobs).encode()).hexdigest()[:8]
+        emb_tag = det_tag + ("" if emb_knobs == tuple(getattr(default, k) for k in _ENCODING_SETTINGS) else
+                             "-" + hashlib.sha1(repr(emb_knobs).encode()).hexdigest()[:8])
+        self.det_file = self.folder / f"detections-{FRONT_END}{det_tag}.json"
+        self.emb_file = self.folder / f"embeddings-{engine.model_id}-{tmpl}-{FRONT_END}{emb_tag}.npz"
         self.detections: dict[str, list | None] = {}
         self.embeddings: dict[str, np.ndarray] = {}
         if enabled:
@@ -124,8 +138,13 @@ def _detect_missing(engine: FaceEngine, images: Sequence[Path], keys: Sequence[s
     return len(need)
 
 
-def _mean_landmarks(cache: EvalCache) -> np.ndarray | None:
-    found = [np.asarray(v[2], np.float32) for v in cache.detections.values() if v is not None]
+def _mean_landmarks(cache: EvalCache, keys: Sequence[str]) -> np.ndarray | None:
+    """The mean landmarks of the detected faces among ``keys`` (the images evaluated, not every
+    detection the shared cache holds: those of other datasets and image sizes would make a
+    face-less image's encoding depend on what was evaluated before). In pixels: meant for a set
+    of images of one size, as every LFW view and variant is."""
+    found = [np.asarray(cache.detections[k][2], np.float32) for k in dict.fromkeys(keys)
+             if cache.detections.get(k) is not None]
     return np.mean(found, axis=0) if found else None
 
 
@@ -152,7 +171,7 @@ def _detected(engine: FaceEngine, images: Sequence[Path], cache: EvalCache):
     keys = [_key(p) for p in images]
     if _detect_missing(engine, images, keys, cache):
         cache.save()
-    return images, keys, _mean_landmarks(cache)
+    return images, keys, _mean_landmarks(cache, keys)
 
 
 def aligned_chips(engine: FaceEngine, images: Sequence[Path], cache: EvalCache) -> tuple[np.ndarray, int]:
@@ -191,24 +210,32 @@ def embed_images(
     cache = cache or EvalCache(engine, enabled=False)
     images = list(dict.fromkeys(Path(p) for p in images))
     keys = [_key(p) for p in images]
-    todo = [i for i, k in enumerate(keys) if k not in cache.embeddings]
+    # a face-less image is encoded afresh every time (its fallback depends on the images evaluated
+    # with it) and never cached; every other encoding is cached
+    todo = [i for i, k in enumerate(keys) if k not in cache.embeddings or cache.detections.get(k, 0) is None]
     # 1) detections (cached across models)
     need_det = sum(1 for i in todo if keys[i] not in cache.detections)
     total = need_det + len(todo)
     done = _detect_missing(engine, [images[i] for i in todo], [keys[i] for i in todo], cache, progress, total)
-    mean_pts = _mean_landmarks(cache)
+    mean_pts = _mean_landmarks(cache, keys)
+    fresh: dict[str, np.ndarray] = {}
     # 2) alignment + encodings, in batches
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
         chips = [_aligned_chip(engine, images[i], cache.detections[keys[i]], mean_pts) for i in idx]
         for i, e in zip(idx, engine.embedder.embed(chips), strict=True):
-            cache.embeddings[keys[i]] = e
+            if cache.detections[keys[i]] is None:
+                fresh[keys[i]] = e
+                cache.embeddings.pop(keys[i], None)  # (one cached by an earlier version)
+            else:
+                cache.embeddings[keys[i]] = e
         done += len(idx)
         if progress:
             progress(done, total)
     cache.save()
     fallback = [p for p, k in zip(images, keys, strict=True) if cache.detections.get(k) is None]
-    emb = np.stack([cache.embeddings[k] for k in keys]) if keys else np.empty((0, engine.spec.embedding_dim), np.float32)
+    emb = np.stack([fresh[k] if k in fresh else cache.embeddings[k] for k in keys]) if keys \
+        else np.empty((0, engine.spec.embedding_dim), np.float32)
     return EmbeddingTable(images, emb.astype(np.float32), fallback)
 
 
