@@ -212,3 +212,24 @@ def test_embedder_runs_a_fused_flip_spec_through_the_network_on_both_runtimes(ne
 
     with pytest.raises(WeightsError, match="flip TTA"):  # a plain spec on a flip export
         Embedder(dataclasses.replace(spec, flip_tta=False), device="cpu")
+
+
+def test_a_fused_head_with_other_backbones_is_refused_on_onnx_and_at_export(monkeypatch, tmp_path) -> None:
+    """The head was trained on the backbones its spec names: ONNX Runtime must refuse it beside
+    other backbone files as torch does, and an export must not bake other backbones into it."""
+    import dataclasses
+
+    from faceapp import runtime
+    from faceapp.embed.embedder import Embedder
+    from faceapp.errors import WeightsError
+    from faceapp.runtime.export import export_embedder
+
+    spec = load_spec("fused-flip-v1")
+    bad = dataclasses.replace(spec, extra={**spec.extra, "backbones": {**spec.extra["backbones"], "sface-v1": "0" * 64}})
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    with pytest.raises(WeightsError, match="sface-v1"):
+        Embedder(bad, device="cpu")
+    monkeypatch.setattr("faceapp.embed.weights.load_spec", lambda m, *a, **k: bad if m == spec.model_id else load_spec(m, *a, **k))
+    with pytest.raises(WeightsError, match="sface-v1"):
+        export_embedder(spec.model_id, tmp_path)
+    assert not list(tmp_path.iterdir())

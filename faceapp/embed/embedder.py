@@ -30,6 +30,10 @@ class Embedder:
         self.batch_size = int(batch_size)
         self._lock = threading.Lock()
         self.backend = runtime.backend(device)
+        if (spec.extra or {}).get("backbones"):  # a fused head: only beside the backbones it was trained on
+            from faceapp.embed.fused import check_backbones
+
+            check_backbones(spec.extra)
         if self.backend == "onnx":  # on the CPU (and always in the installers): ONNX Runtime
             from faceapp.runtime.onnx_embedder import OnnxEmbedNet
 
@@ -51,10 +55,6 @@ class Embedder:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise WeightsError(f"weights of {spec.model_id} do not fit architecture {spec.architecture}: {exc}") from None
-        if getattr(model, "backbone_sha256", None) is not None:  # a fused model: its backbones' files
-            from faceapp.embed.fused import check_backbones
-
-            check_backbones(spec.extra)
         self.model = model.to(self.device).eval()
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 

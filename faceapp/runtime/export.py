@@ -127,6 +127,10 @@ def export_embedder(model_id: str, out_dir: Path, *, if_stale: bool = False) -> 
 
     from faceapp.embed import network
 
+    if (spec.extra or {}).get("backbones"):  # a fused head: exported only with the backbones it was trained on
+        from faceapp.embed.fused import check_backbones
+
+        check_backbones(spec.extra)
     model = network.build(spec.architecture)
     model.load_state_dict(spec.load_state_dict(map_location="cpu"))
     meta = _meta(spec)
