@@ -427,7 +427,9 @@ class FaceService:
         2026) is warped onto the current template and stays as it is; an old model's chip is
         re-aligned onto it exactly and replaced by the current model's chip. Refuses
         (ModelMismatch) old chips whose model spec is no longer available (a wide crop does not
-        need it)."""
+        need it). A template removed, re-enrolled or re-embedded while this runs refuses the whole
+        write (StoreError, nothing changed); templates of another model enrolled meanwhile are
+        named in a ModelMismatch after the write (run it again)."""
         specs = available_specs()
         todo = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
         wide = {t.id: stored_face.is_wide(t.face_jpeg) for t in todo}
@@ -449,8 +451,20 @@ class FaceService:
                 ) from None
             new = stored_face.model_chip(chip, wide=wide[t.id], old=old, engine=self.engine)
             emb = self.engine.embedder.embed([new.image])[0]
-            items.append((t.id, emb) if wide[t.id] else (t.id, emb, encode_jpeg(new.image)))
+            # the template as read: the write refuses it if it changed meanwhile (no lock is held here)
+            items.append((t, emb) if wide[t.id] else (t, emb, encode_jpeg(new.image)))
             if progress:
                 progress(i + 1, len(todo))
         self.store.update_embeddings(items, self.engine.model_id)  # all or nothing
+        # another door still on an old model may have enrolled while this ran: never report
+        # success over a gallery of mixed models (the current model's doors would refuse everyone)
+        if set(self.store.model_ids()) - {self.engine.model_id}:
+            left = [t for t in self.store.templates() if t.model_id != self.engine.model_id]
+            names = ", ".join(f"template {t.id} ({t.person_name!r}, model {t.model_id!r})" for t in left[:5])
+            more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+            raise ModelMismatch(
+                f"re-embedded {len(todo)} template(s) with {self.engine.model_id}, but {len(left)} template(s) of "
+                f"another model were enrolled meanwhile and are left as they were: {names}{more}; "
+                "run `faceapp db reembed` again"
+            )
         return len(todo)

@@ -334,3 +334,18 @@ def test_two_rotations_in_one_second_keep_both_backups(tmp_path):
     assert b1 != b2
     assert {SiteKey.load(b1), SiteKey.load(b2)} == {k0, k1}
     assert crypto.find_key(k0.key_id, path) == k0
+
+
+def test_a_rotation_after_an_interrupted_one_leaves_only_the_new_key(tmp_path):
+    """A crash after install_key leaves the database on the old key, found among the
+    leftovers; the next completed rotation must retire that key too, not only the backup of
+    the never-used key that was in the file."""
+    path = tmp_path / "faceapp.key"
+    used = SiteKey.load_or_create(path)
+    crypto.install_key(path, SiteKey.generate())  # the rotation crashed before the database committed
+    assert crypto.find_key(used.key_id, path) == used
+    new = SiteKey.generate()
+    backup = crypto.install_key(path, new)
+    crypto.commit_rotation(backup)  # the database now records new.key_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faceapp.key"]
+    assert SiteKey.load(path) == new

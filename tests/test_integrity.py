@@ -129,6 +129,24 @@ def test_an_archive_signed_by_another_key_is_refused(store, db_url, tmp_path):
     assert store.import_gallery(exported, signer=other).skipped == 1
 
 
+@pytest.mark.parametrize("on_conflict", ["replace", "skip"])
+def test_a_signed_archive_listing_people_without_templates_is_refused(store, db_url, tmp_path, on_conflict):
+    """Replacing alice with "no templates" would leave her enrolled with none (never
+    recognised), and "nobody" would be enrolled with none: the whole file is refused."""
+    from datetime import UTC, datetime
+
+    enroll(store, "alice")
+    path = tmp_path / "empty.zip"
+    archive.write_archive(path, archive.Archive(people=[archive.ArchivedPerson("alice", datetime.now(UTC)),
+                                                        archive.ArchivedPerson("nobody", datetime.now(UTC))],
+                                                templates=[]), signer=store.gallery_signer())
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="no templates") as info:
+        store.import_gallery(path, on_conflict=on_conflict)
+    assert "'alice'" in str(info.value) and "nothing was imported" in str(info.value)
+    assert dump(db_url) == before
+    assert [(p.name, p.template_count) for p in store.list_people()] == [("alice", 1)]
+
 def test_a_signed_export_imports_into_a_fresh_database_of_the_same_site(store, tmp_path):
     enroll(store, "alice", 1, 2, 3, 4)
     exported = tmp_path / "gallery.zip"
@@ -162,6 +180,16 @@ def _archive_with(tmp_path: Path, **template_fields) -> Path:
     return path
 
 
+def _claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose header (SOF0) claims ``width`` x ``height`` pixels."""
+    import struct
+
+    data = bytearray(jpeg())
+    i = data.find(b"\xff\xc0")
+    data[i + 5:i + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def _b64(arr) -> str:
     return base64.b64encode(np.asarray(arr, dtype="<f4").tobytes()).decode()
 
@@ -177,8 +205,10 @@ def _b64(arr) -> str:
         ({"face_bytes": jpeg(size=16)}, "not the model's 8x8"),
         ({"face_bytes": jpeg(size=224)}, "not the model's 8x8"),  # the wide crop's size, without its mark
         ({"face_bytes": jpeg()[:40]}, "does not decode"),
+        ({"face_bytes": _claiming(40000, 40000)}, "not the model's 8x8"),  # a decompression bomb's header
     ],
-    ids=["unknown-model", "wrong-size", "nan", "not-unit", "png-face", "face-size", "unmarked-wide-size", "truncated-face"],
+    ids=["unknown-model", "wrong-size", "nan", "not-unit", "png-face", "face-size", "unmarked-wide-size", "truncated-face",
+         "huge-face-header"],
 )
 def test_each_bad_template_refuses_the_whole_import(store, db_url, tmp_path, fields, reason):
     enroll(store, "alice")
@@ -303,6 +333,59 @@ def test_a_hand_set_end_of_chain_is_found(store, db_url):
               f"UPDATE meta SET value = '{ids[1]} {rows[1][-1]} {'0' * 64}' WHERE key = 'event_head'")
     report = store.verify_events()
     assert not report.ok and "altered" in report.problem
+
+
+def test_events_cut_off_with_the_end_record_blanked_are_found(store, db_url):
+    """The chain's end record exists from the first open on: blanking it does not make a
+    log whose newest events were cut off look intact."""
+    ids = _three_events(store)
+    untrigger(db_url, f"DELETE FROM events WHERE id >= {ids[1]}", "UPDATE meta SET value = '' WHERE key = 'event_head'")
+    report = store.verify_events()
+    assert not report.ok and "newest event" in report.problem
+
+
+@pytest.mark.parametrize("head", ["DELETE FROM meta WHERE key = 'event_head'",
+                                  "UPDATE meta SET value = '' WHERE key = 'event_head'"])
+def test_a_wiped_log_is_found(store, db_url, head):
+    _three_events(store)
+    untrigger(db_url, "DELETE FROM events", head)
+    report = store.verify_events()
+    assert not report.ok and "newest event" in report.problem
+
+
+def test_a_log_that_never_had_an_event_verifies(store):
+    report = store.verify_events()
+    assert report.ok and report.checked == 0
+    store.log_event("verify", decision=Decision.MATCH, claimed="alice")
+    assert store.verify_events().ok
+
+
+def test_a_log_stripped_of_its_hashes_and_chain_key_is_not_re_chained(db_url):
+    """Edit an event, clear every hash and delete the chain key's records: faceapp must not
+    chain the edited log afresh (only a database migrated from schema 0001 has unchained events)."""
+    with Store(db_url, models=MODELS) as store:
+        ids = _three_events(store)
+    untrigger(db_url, f"UPDATE events SET claimed = 'carol' WHERE id = {ids[1]}",
+              "UPDATE events SET hash = NULL, prev_hash = NULL",
+              "DELETE FROM meta WHERE key IN ('site_key_id', 'event_chain_key')")
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="altered"):
+        Store(db_url, models=MODELS)
+    assert dump(db_url) == before
+
+
+@pytest.mark.parametrize("gone", ["site_key_id", "event_chain_key", "site_key_id', 'event_chain_key"])
+def test_a_database_missing_its_key_records_is_refused_naming_the_problem(db_url, gone):
+    """With people enrolled (sealed) but the record of the site key or the chain key gone,
+    the database was altered: refused with a one-line StoreError, never sealed afresh."""
+    with Store(db_url, models=MODELS) as store:
+        enroll(store, "alice")
+    raw(db_url, f"DELETE FROM meta WHERE key IN ('{gone}')")
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="altered") as info:
+        Store(db_url, models=MODELS)
+    assert "\n" not in str(info.value)
+    assert dump(db_url) == before
 
 
 def test_remove_erases_the_face_data_but_keeps_the_events(store, db_url):

@@ -116,6 +116,51 @@ def test_models_and_migrations_agree(db_url):
     engine.dispose()
 
 
+def test_sqlite_autoincrement_is_where_the_models_declare_it(tmp_path):
+    """SQLite only. Alembic's compare_metadata does not compare sqlite_autoincrement; without
+    it SQLite gives a new row the id of the newest deleted one (a removed person's events, or
+    a re-embed's write, would land on someone else)."""
+    url = f"sqlite:///{tmp_path / 'faceapp.db'}"
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    with engine.connect() as conn:
+        sql = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+    engine.dispose()
+    declared = {name for name, t in Base.metadata.tables.items() if t.kwargs.get("sqlite_autoincrement")}
+    assert {"people", "templates"} <= declared
+    assert {name for name in Base.metadata.tables if "AUTOINCREMENT" in sql[name].upper()} == declared
+
+
+def test_sqlite_upgrade_from_0002_keeps_the_data_and_never_reuses_ids(tmp_path, monkeypatch):
+    """SQLite only: a database at 0002 (people and templates without AUTOINCREMENT) with rows,
+    a removed person among them, upgraded to head: every row, face and event survives, and
+    new rows get ids above every id used before (also the removed person's)."""
+    folder = _copy_migrations(tmp_path)
+    for path in (folder / "versions").glob("*.py"):
+        if not path.name.startswith(("0001", "0002")):
+            path.unlink()
+    url = f"sqlite:///{tmp_path / 'faceapp.db'}"
+    monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
+    with Store(url) as store:
+        assert store.info()["revision"] == "0002"
+        for i, name in enumerate(["alice", "bob", "mallory"]):
+            store.add_person(name, embedding=np.eye(4)[i], model_id="m", quality=1.0, face_jpeg=b"face-" + name.encode())
+        store.add_template("alice", embedding=np.eye(4)[3], model_id="m", quality=1.0, face_jpeg=b"second")
+        removed = store.get_person("mallory").id
+        last_template = max(t.id for t in store.templates())
+        store.remove_person("mallory")
+        before = [(t.id, t.person_name, t.embedding.tolist(), t.face_jpeg) for t in store.templates()]
+    monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
+    with Store(url) as store:
+        assert store.info()["revision"] == head_revision()
+        assert [(t.id, t.person_name, t.embedding.tolist(), t.face_jpeg) for t in store.templates()] == before
+        assert store.verify_events().ok
+        carol = store.add_person("carol", embedding=np.eye(4)[2], model_id="m", quality=1.0, face_jpeg=b"c")
+        assert carol.id > removed
+        assert max(t.id for t in store.templates()) > last_template
+        assert [e.kind for e in store.events(person="carol")] == []
+
+
 def test_sqlite_memory_database_is_upgraded_once_and_shared():
     """SQLite only."""
     engine = make_engine("sqlite:///:memory:")
@@ -285,3 +330,21 @@ def test_missing_migrations_dir_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="migrations folder is missing") as info:
         migrations_dir()
     assert "\n" not in str(info.value)
+
+
+def test_a_database_sealed_with_an_empty_log_still_verifies_after_the_upgrade(db_url, tmp_path, monkeypatch):
+    """Before 0003 sealing left the record of an empty log blank, which is now tampering: the
+    upgrade (faceapp's, in the migration's commit) gives it the MAC'd record of an empty log."""
+    folder = _copy_migrations(tmp_path)
+    for path in (folder / "versions").glob("*.py"):
+        if not path.name.startswith(("0001", "0002")):
+            path.unlink()
+    monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
+    with Store(db_url) as store:
+        assert store.info()["revision"] == "0002"
+    _execute(db_url, "UPDATE meta SET value = '' WHERE key = 'event_head'")  # as sealing wrote it then
+    monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
+    with Store(db_url) as store:
+        assert store.verify_events().ok
+        store.log_event("verify")
+        assert store.verify_events().ok

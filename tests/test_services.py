@@ -301,3 +301,72 @@ def test_an_enrolled_gallery_exports_and_imports(service, lfw_image, tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'other.db'}") as other:
         assert other.import_gallery(path, allow_unsigned=True).added == 1
         assert other.templates()[0].face_jpeg == service.store.templates()[0].face_jpeg
+
+
+# -- re-embedding while other doors write (a fake engine: no dataset needed) -------------------
+
+
+def _fake_reembed_service(store, model_id="B"):
+    from types import SimpleNamespace
+
+    from faceapp.services import FaceService
+
+    out = np.zeros(128, np.float32)
+    out[99] = 1
+    eng = SimpleNamespace(model_id=model_id, align=lambda face, det: SimpleNamespace(image=face),
+                          embedder=SimpleNamespace(embed=lambda ims: [out]))
+    return FaceService(store=store, engine=eng, analyzer=object())
+
+
+def _wide_face() -> bytes:
+    return encode_jpeg(np.full((224, 224, 3), 120, np.uint8), comment=stored_face.MARK)
+
+
+def _unit(i: int) -> np.ndarray:
+    v = np.zeros(128, np.float32)
+    v[i] = 1
+    return v
+
+
+def test_a_reembed_refuses_when_a_template_it_read_changes_meanwhile(db_url):
+    """The re-embed holds no lock while it embeds: a person removed and another enrolled
+    meanwhile (on SQLite before schema 0003, under the removed template's id) refuses the
+    whole write instead of storing the removed face under the new name."""
+    from faceapp.errors import StoreError
+    from faceapp.store import Store
+
+    with Store(db_url) as store, Store(db_url) as other:
+        for i, name in enumerate(["alice", "mallory"]):
+            store.add_person(name, embedding=_unit(i), model_id="A", quality=1, face_jpeg=_wide_face())
+
+        def progress(i, n):
+            if i == 1:  # the GUI removes mallory and enrolls bob while the re-embed runs
+                other.remove_person("mallory")
+                other.add_person("bob", embedding=_unit(5), model_id="A", quality=1, face_jpeg=_wide_face())
+
+        with pytest.raises(StoreError, match="changed during the re-embed"):
+            _fake_reembed_service(store).reembed(progress=progress)
+        assert store.model_ids() == {"A": 2}
+        [bob] = store.templates(person="bob")
+        np.testing.assert_array_equal(bob.embedding, _unit(5))
+
+
+def test_a_reembed_that_leaves_templates_of_another_model_says_so(db_url):
+    """Another door still on the old model enrolls during the re-embed: the re-embed does not
+    report success over a mixed gallery (every door on the new model would refuse everyone)."""
+    from faceapp.store import Store
+
+    with Store(db_url) as store, Store(db_url) as other:
+        for i, name in enumerate(["alice", "bob"]):
+            store.add_person(name, embedding=_unit(i), model_id="A", quality=1, face_jpeg=_wide_face())
+
+        def progress(i, n):
+            if i == 1:
+                other.add_person("carol", embedding=_unit(7), model_id="A", quality=1, face_jpeg=_wide_face())
+
+        with pytest.raises(ModelMismatch, match=r"'carol'.*db reembed") as info:
+            _fake_reembed_service(store).reembed(progress=progress)
+        assert "\n" not in str(info.value)
+        assert store.model_ids() == {"A": 1, "B": 2}
+        assert _fake_reembed_service(store).reembed() == 1  # run again: done
+        assert store.model_ids() == {"B": 3}

@@ -327,6 +327,43 @@ def test_update_embeddings_re_embeds_in_one_transaction(store, db_url):
     assert t.face_jpeg == JPEG  # the crop it was re-embedded from is kept
 
 
+def test_update_embeddings_refuses_templates_that_changed_since_they_were_read(store, db_url):
+    """A re-embed reads the templates, embeds them for minutes, then writes: a template removed,
+    re-enrolled or re-embedded meanwhile (or an id now given to someone else) refuses the batch."""
+    enroll(store, "alice", 1, 0, 0, 0, model="old")
+    enroll(store, "mallory", 0, 1, 0, 0, model="old")
+    todo = store.templates()
+    store.remove_person("mallory")
+    enroll(store, "bob", 0, 0, 1, 0, model="old")  # on SQLite before 0003: mallory's template id
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="changed during the re-embed"):
+        store.update_embeddings([(t, vec(0.6, 0.8)) for t in todo], "new")
+    assert dump(db_url) == before
+    [bob] = store.templates(person="bob")
+    np.testing.assert_array_equal(bob.embedding, vec(0, 0, 1, 0))
+
+
+def test_update_embeddings_refuses_a_template_re_embedded_by_someone_else(store, db_url):
+    enroll(store, "alice", 1, 0, 0, 0, model="old")
+    [a] = store.templates()
+    store.update_embeddings([(a, vec(0, 1, 0, 0))], "other")  # another admin's re-embed
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="changed during the re-embed"):
+        store.update_embeddings([(a, vec(0.6, 0.8))], "new")
+    assert dump(db_url) == before
+
+
+def test_ids_of_removed_people_and_templates_are_never_reused(store):
+    enroll(store, "alice")
+    mallory = enroll(store, "mallory", 0, 1, 0, 0)
+    [_, mt] = store.templates()
+    store.remove_person("mallory")
+    bob = enroll(store, "bob", 0, 0, 1, 0)
+    [_, bt] = store.templates()
+    assert bob.id > mallory.id and bt.id > mt.id
+    assert [e.kind for e in store.events(person="bob")] == []  # mallory's removal is not bob's
+
+
 def test_face_jpeg_of_unknown_template_is_refused(store):
     with pytest.raises(StoreError, match="no template"):
         store.face_jpeg(42)

@@ -329,9 +329,30 @@ def install_key(path: Path | str | None, new: SiteKey) -> Path:
 
 
 def commit_rotation(backup: Path | str) -> None:
-    """The database now uses the new key: delete the old key's backup file."""
+    """The database now uses the new key (the one in the key file): delete the old key's
+    backup file, and every other rotation leftover beside the key file whose key is not the
+    new one. After an interrupted rotation the key the database really used is such a
+    leftover (``backup`` then holds the key that was never used), and it must not outlive
+    the rotation that retired it."""
     backup = Path(backup)
     backup.unlink(missing_ok=True)
+    match = re.fullmatch(r"(.+)\.(old|new)-\d{8}T\d{6}(-\d+)?", backup.name)
+    if match is not None:
+        path = backup.with_name(match.group(1))
+        try:
+            keep = SiteKey.load(path).key_id
+        except StoreError as exc:
+            log.warning("rotation leftovers beside %s left in place: %s", path, exc)
+        else:
+            for leftover in key_candidates(path)[1:]:
+                try:
+                    if SiteKey.load(leftover).key_id == keep:
+                        continue
+                except StoreError as exc:
+                    log.warning("leaving %s in place: %s", leftover, exc)
+                    continue
+                leftover.unlink(missing_ok=True)
+                log.warning("deleted %s, a site key no database of this key file uses any more", leftover)
     _fsync_dir(backup.parent)
 
 

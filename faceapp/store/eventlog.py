@@ -92,7 +92,7 @@ class ChainReport:
 
 def verify_chain(rows: Iterable[ChainedRow], key: bytes, *, head: tuple[int, str] | None) -> ChainReport:
     """Check every link of the chain; ``rows`` in id order, ``head`` the recorded newest
-    ``(id, hash)`` (None when no event was ever chained)."""
+    ``(id, hash)``: ``(0, GENESIS)`` for a log that is empty; None to check the links only."""
     prev = GENESIS
     last: ChainedRow | None = None
     n = 0
@@ -112,7 +112,13 @@ def verify_chain(rows: Iterable[ChainedRow], key: bytes, *, head: tuple[int, str
         n += 1
     if head is not None:
         head_id, head_hash = head
-        if last is None or last.id != head_id or last.hash != head_hash:
+        if (head_id, head_hash) == (0, GENESIS):
+            if last is not None:
+                return ChainReport(
+                    False, n, None, f"the log was recorded as empty, but it holds events up to {last.id} "
+                    "(written around the application)"
+                )
+        elif last is None or last.id != head_id or last.hash != head_hash:
             return ChainReport(
                 False, n, None, f"the newest event recorded was {head_id}, but the log ends "
                 f"{'empty' if last is None else f'at event {last.id}'} (events at the end were deleted)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -141,12 +141,18 @@ def _pg_migration_lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
 
 
-def upgrade_to_head(engine: Engine) -> str:
+def upgrade_to_head(engine: Engine, *, after: Callable[[Connection, str | None], None] | None = None) -> str:
     """Create or upgrade the schema to the newest revision; returns that revision.
 
     Safe to call on every start: a database already at head is only read. A database made by
     a newer faceapp (a revision this installation does not know) raises :class:`StoreError`,
-    as does any failed migration, which leaves the database as it was."""
+    as does any failed migration, which leaves the database as it was.
+
+    ``after(connection, from_revision)`` runs when this call did upgrade, inside the
+    migration's transaction, after the migrations (``from_revision``: the revision the
+    database had, None for a new one): what the app must do once on an upgraded database
+    (the store seals a database from before sealing) is then done in the same commit, or not
+    at all."""
     head = head_revision()
     script = ScriptDirectory.from_config(alembic_config())
     current = current_revision(engine)
@@ -165,7 +171,10 @@ def upgrade_to_head(engine: Engine) -> str:
     log.info("upgrading database %s from %s to %s", mask_url(engine.url), current, head)
     try:
         with migration_connection(engine) as conn:
+            start = MigrationContext.configure(conn).get_current_revision()  # under the lock
             command.upgrade(alembic_config(conn), "head")
+            if after is not None and start != head:
+                after(conn, start)
     except StoreError:
         raise
     except Exception as exc:  # a database error, or a bug in a migration script

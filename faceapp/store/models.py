@@ -105,6 +105,10 @@ class TemplateRow(Base):
     __table_args__ = (
         CheckConstraint("dim > 0", name="dim_positive"),
         CheckConstraint("sealed OR length(embedding) = 4 * dim", name="embedding_size"),
+        # ids are never reused: a re-embed writing what it read of template N, or an
+        # enrollment guard checking the templates after id N, must never meet someone else's
+        # newer template under that id
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -203,7 +203,7 @@ class Store:
         self.url = mask_url(engine.url)
         self._closed = False
         try:
-            upgrade_to_head(engine)
+            upgrade_to_head(engine, after=self._after_upgrade)
             self._reader = sessionmaker(engine, expire_on_commit=False)
             self._writer = sessionmaker(writer(engine), expire_on_commit=False)
             self._chain_key = self._open_keys()
@@ -568,10 +568,17 @@ class Store:
 
     def update_embeddings(self, items: Iterable[tuple], model_id: str) -> int:
         """Replace many templates' embeddings, all made by ``model_id``, in one transaction
-        (a re-embed either finishes or changes nothing). Items are ``(template_id, embedding)``
-        or ``(template_id, embedding, face_jpeg)`` when the stored aligned face changes too
+        (a re-embed either finishes or changes nothing). Items are ``(template, embedding)``
+        or ``(template, embedding, face_jpeg)`` when the stored aligned face changes too
         (its geometry follows the model's alignment template). Returns the number updated.
-        Everything is checked and prepared before the write lock is taken."""
+        Everything is checked and prepared before the write lock is taken.
+
+        ``template`` is the :class:`~faceapp.types.Template` as the caller read it: each row
+        is updated only if it still belongs to that person and still holds that model's
+        embedding; a template removed, re-enrolled or re-embedded since it was read refuses
+        the whole batch (StoreError, nothing changed), since what was computed from the old
+        read would otherwise be stored under whoever holds the row now. A bare template id
+        updates whatever the row holds now (for a caller that just read it)."""
         _check_model_id(model_id)
         prepared = []
         for it in items:
@@ -579,26 +586,44 @@ class Store:
             jpeg = it[2] if len(it) > 2 else None
             if jpeg is not None and not isinstance(jpeg, (bytes, bytearray, memoryview)):
                 raise TypeError(f"face_jpeg must be bytes, got {type(jpeg).__name__}")
-            prepared.append((int(it[0]), blob, dim, None if jpeg is None else bytes(jpeg)))
+            read = it[0] if isinstance(it[0], Template) else None
+            tid = read.id if read is not None else int(it[0])
+            prepared.append((tid, read, blob, dim, None if jpeg is None else bytes(jpeg)))
         with self._writing() as s:
             keys: dict[int, bytes] = {}
-            for tid, blob, dim, jpeg in prepared:
+            for tid, read, blob, dim, jpeg in prepared:
                 found = s.execute(
-                    select(TemplateRow.person_id, PersonRow.data_key).join(PersonRow).where(TemplateRow.id == tid)
+                    select(TemplateRow.person_id, TemplateRow.model_id, PersonRow.data_key)
+                    .join(PersonRow).where(TemplateRow.id == tid)
                 ).first()
-                if found is None:
-                    raise StoreError(f"there is no template with id {tid}; nothing was updated")
-                dek = self._unwrap(found.person_id, found.data_key, keys)
+                if read is None:
+                    if found is None:
+                        raise StoreError(f"there is no template with id {tid}; nothing was updated")
+                    person_id, old_model = found.person_id, found.model_id
+                else:
+                    person_id, old_model = read.person_id, read.model_id
+                    if found is None or (found.person_id, found.model_id) != (person_id, old_model):
+                        raise _changed_meanwhile(read)
+                dek = self._unwrap(person_id, found.data_key, keys)
                 values: dict[str, Any] = dict(
-                    embedding=crypto.seal(dek, blob, aad=_aad(found.person_id, "embedding")), dim=dim,
+                    embedding=crypto.seal(dek, blob, aad=_aad(person_id, "embedding")), dim=dim,
                     model_id=model_id, sealed=True,
                 )
                 if jpeg is not None:
-                    values["face_jpeg"] = crypto.seal(dek, jpeg, aad=_aad(found.person_id, "face"))
-                s.execute(
-                    update(TemplateRow).where(TemplateRow.id == tid).values(**values),
+                    values["face_jpeg"] = crypto.seal(dek, jpeg, aad=_aad(person_id, "face"))
+                # conditional on what was read: on PostgreSQL a row changed since the SELECT
+                # above (by a transaction committed meanwhile) is re-checked here
+                res = s.execute(
+                    update(TemplateRow)
+                    .where(TemplateRow.id == tid, TemplateRow.person_id == person_id,
+                           TemplateRow.model_id == old_model)
+                    .values(**values),
                     execution_options={"synchronize_session": False},
                 )
+                if res.rowcount != 1:  # type: ignore[attr-defined]
+                    if read is None:
+                        raise StoreError(f"template {tid} changed while it was being updated; nothing was updated")
+                    raise _changed_meanwhile(read)
             _check_dims(s)
             if prepared:
                 _bump_generation(s)
@@ -700,9 +725,9 @@ class Store:
                 eventlog.ChainedRow(r.id, r.prev_hash, r.hash, _event_content(r))
                 for r in s.scalars(select(EventRow).order_by(EventRow.id).execution_options(yield_per=2000))
             )
-            report = eventlog.verify_chain(rows, self._chain_key, head=head if head is not False else None)
-        if head is False and report.ok:
-            return eventlog.ChainReport(False, report.checked, None, "the record of the log's newest event was altered")
+            report = eventlog.verify_chain(rows, self._chain_key, head=head if not isinstance(head, str) else None)
+        if isinstance(head, str) and report.ok:  # the chain holds, but its recorded end is gone or forged
+            return eventlog.ChainReport(False, report.checked, None, head)
         return report
 
     def _append_event(self, s: Session, row: EventRow) -> EventRow:
@@ -710,18 +735,16 @@ class Store:
         The end of the chain is a meta row locked for the transaction, so that two doors
         writing at once (PostgreSQL) cannot both chain onto the same event."""
         head_row = self._lock_head(s)
-        prev = eventlog.GENESIS
-        if head_row is not None and head_row.value:
-            prev = head_row.value.split(" ")[1]
+        head = self._parse_head(head_row.value if head_row is not None else None)
+        if isinstance(head, str):  # never chain onto a doctored end: that would make it verify
+            raise StoreError(f"{head}, so the access log was altered and nothing more is logged to it; "
+                             "`faceapp events verify` says where (restore the database from a backup)")
+        prev = head[1]
         row.prev_hash = prev
         row.hash = eventlog.chain_hash(self._chain_key, prev, _event_content(row))
         s.add(row)
         s.flush()
-        value = self._head_value(row.id, row.hash)
-        if head_row is None:
-            s.add(MetaRow(key=EVENT_HEAD_KEY, value=value))
-        else:
-            head_row.value = value
+        head_row.value = self._head_value(row.id, row.hash)
         return row
 
     def _lock_head(self, s: Session) -> MetaRow | None:
@@ -732,19 +755,26 @@ class Store:
         mac = hmac.new(self._chain_key, f"head {event_id} {event_hash}".encode(), hashlib.sha256).hexdigest()
         return f"{event_id} {event_hash} {mac}"
 
-    def _read_head(self, s: Session) -> tuple[int, str] | None | Literal[False]:
-        """The recorded end of the chain; None before the first event; False when the record
-        does not carry a valid MAC (someone set it by hand)."""
-        value = s.scalar(select(MetaRow.value).where(MetaRow.key == EVENT_HEAD_KEY))
+    def _read_head(self, s: Session) -> tuple[int, str] | str:
+        """The recorded end of the chain, ``(0, GENESIS)`` before the first event; or, when the
+        record is missing, blank or does not carry a valid MAC, what is wrong with it."""
+        return self._parse_head(s.scalar(select(MetaRow.value).where(MetaRow.key == EVENT_HEAD_KEY)))
+
+    def _parse_head(self, value: str | None) -> tuple[int, str] | str:
+        # The record is made when the database is sealed (MAC'd, also while the log is
+        # empty) and only ever updated, so it is missing or blank only if someone deleted
+        # or blanked it, e.g. to hide events cut off the end of the log, or a wiped log.
+        if value is None:
+            return "the record of the log's newest event was deleted"
         if not value:
-            return None
+            return "the record of the log's newest event was blanked"
         try:
             event_id, event_hash, _mac = value.split(" ")
-            if not hmac.compare_digest(self._head_value(int(event_id), event_hash), value):
-                return False
-            return int(event_id), event_hash
+            if hmac.compare_digest(self._head_value(int(event_id), event_hash), value):
+                return int(event_id), event_hash
         except ValueError:
-            return False
+            pass
+        return "the record of the log's newest event was altered"
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -759,8 +789,10 @@ class Store:
                 if s.get_bind().dialect.name == "postgresql":  # doors starting together: one seals
                     s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK_KEY})
                 meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
-                if meta.get(SITE_KEY_ID_KEY) is None:
-                    self._initialise_sealing(s)
+                if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
+                    # not just upgraded from schema 0001 (that is sealed by _after_upgrade, in
+                    # the migration's commit): only an empty database may be sealed here
+                    self._initialise_sealing(s, meta, from_before_sealing=False)
                     meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
         stored = meta[SITE_KEY_ID_KEY]
         if stored != self._site_key.key_id and self._key_path is not None:
@@ -775,7 +807,49 @@ class Store:
             )
         return self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]), aad=b"faceapp/event-chain-key")
 
-    def _initialise_sealing(self, s: Session) -> None:
+    def _after_upgrade(self, conn: Any, from_revision: str | None) -> None:
+        """Inside the migration's transaction (:func:`~faceapp.store.migrate.upgrade_to_head`):
+        seal a database that has never been sealed: a new one, or one from schema 0001 (faces
+        in the clear, events unchained), the one case whose unchained events are chained.
+        A database that was sealed before and has an empty log gets the MAC'd record of an
+        empty log that sealing writes since schema 0003 (before, the record was blank)."""
+        with Session(bind=conn, expire_on_commit=False) as s:
+            meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
+            if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
+                self._initialise_sealing(s, meta, from_before_sealing=from_revision == "0001")
+            elif meta[SITE_KEY_ID_KEY] == self._site_key.key_id:
+                head = s.get(MetaRow, EVENT_HEAD_KEY)
+                if head is not None and head.value == "" and s.scalar(select(func.count(EventRow.id))) == 0:
+                    self._chain_key = self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]),
+                                                            aad=b"faceapp/event-chain-key")
+                    head.value = self._head_value(0, eventlog.GENESIS)
+            s.flush()
+
+    def _initialise_sealing(self, s: Session, meta: Mapping[str, str], *, from_before_sealing: bool) -> None:
+        """Seal a database: data keys for its people, its templates sealed, the chain key, its
+        events chained and the record of the chain's end. Only a database that has no key
+        records at all may be sealed, and only one from before sealing (``from_before_sealing``:
+        just migrated from schema 0001) may hold anything: a sealed database whose key records
+        were deleted (to have its edited log chained afresh, or templates written in the
+        clear sealed) is refused as altered."""
+        if meta.get(SITE_KEY_ID_KEY) is not None:
+            raise StoreError(f"database {self.url} has lost its event-chain key (meta {_CHAIN_KEY_KEY!r}): "
+                             "it was altered; restore it from a backup")
+        if meta.get(_CHAIN_KEY_KEY) is not None:
+            raise StoreError(f"database {self.url} has lost the record of its site key (meta {SITE_KEY_ID_KEY!r}): "
+                             "it was altered; restore it from a backup")
+        if not from_before_sealing:
+            held = s.execute(select(
+                select(func.count(PersonRow.id)).scalar_subquery(),
+                select(func.count(TemplateRow.id)).scalar_subquery(),
+                select(func.count(EventRow.id)).scalar_subquery(),
+            )).one()
+            if any(held):
+                raise StoreError(
+                    f"database {self.url} holds {held[0]} people, {held[1]} templates and {held[2]} events but no "
+                    "record of its site key and event-chain key: it was altered (keys deleted to have its "
+                    "log or templates sealed afresh); restore it from a backup"
+                )
         keys: dict[int, bytes] = {}
         people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
         for person in people:
@@ -783,9 +857,10 @@ class Store:
                 dek = crypto.new_data_key()
                 person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
                 keys[person.id] = dek
+        wrapped = {p.id: p.data_key for p in people}
         sealed = 0
         for t in s.scalars(select(TemplateRow).where(TemplateRow.sealed.is_(False))).all():
-            dek = self._unwrap(t.person_id, next(p.data_key for p in people if p.id == t.person_id), keys)
+            dek = self._unwrap(t.person_id, wrapped[t.person_id], keys)
             t.embedding = crypto.seal(dek, bytes(t.embedding), aad=_aad(t.person_id, "embedding"))
             t.face_jpeg = crypto.seal(dek, bytes(t.face_jpeg), aad=_aad(t.person_id, "face"))
             t.sealed = True
@@ -805,9 +880,10 @@ class Store:
             e.hash = eventlog.chain_hash(chain_key, prev, _event_content(e))
             prev, last_id = e.hash, e.id
             chained += 1
-        # the chain's end exists from the start, so that appending only ever updates it (a door's
-        # database role may update that row but insert nothing into meta)
-        s.merge(MetaRow(key=EVENT_HEAD_KEY, value=self._head_value(last_id, prev) if last_id is not None else ""))
+        # the chain's end exists from the start, MAC'd also while the log is empty, so that
+        # appending only ever updates it (a door's database role may update that row but insert
+        # nothing into meta) and a missing or blank record is always tampering
+        s.merge(MetaRow(key=EVENT_HEAD_KEY, value=self._head_value(last_id if last_id is not None else 0, prev)))
         s.flush()
         if sealed or chained:
             log.info("sealed %d template(s) and chained %d event(s) of %s", sealed, chained, self.url)
@@ -1017,6 +1093,11 @@ class Store:
                 raise StoreError(f"gallery export {shown!r} refused: template {i} ({t.person!r}): {exc}; "
                                  "nothing was imported") from None
             by_person[name_key(normalize_name(t.person))].append(values)
+        empty = [name for key, name in people.items() if not by_person.get(key)]
+        if empty:  # enrolled with nothing to be recognised by, or (replace) their templates erased
+            shown_names = ", ".join(repr(n) for n in empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+            raise StoreError(f"gallery export {shown!r} lists {shown_names} with no templates; "
+                             "nothing was imported")
         sealed_people = []
         for key, name in people.items():
             dek = crypto.new_data_key()
@@ -1239,6 +1320,9 @@ def _check_face_jpeg(data: bytes, size: int) -> None:
             if img.size != (size, size) and not is_wide_image(img):
                 raise ValueError(f"its face is {img.size[0]}x{img.size[1]} pixels, not the model's {size}x{size}")
             img.load()
+    except Image.DecompressionBombError:  # its header claims more pixels than PIL will decode
+        raise ValueError(f"its face is not the model's {size}x{size} pixels (its header claims an image far "
+                         "too large to decode)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"its face does not decode as a JPEG ({exc})") from None
 
@@ -1264,6 +1348,13 @@ def _require_person(s: Session, name: str) -> PersonRow:
 
 def _duplicate(name: str) -> DuplicatePerson:
     return DuplicatePerson(f"{name!r} is already enrolled; choose another name or re-enroll them")
+
+
+def _changed_meanwhile(t: Template) -> StoreError:
+    return StoreError(
+        f"the gallery changed during the re-embed: template {t.id} of {t.person_name!r} was removed, "
+        "re-enrolled or re-embedded meanwhile; nothing was re-embedded, so run `faceapp db reembed` again"
+    )
 
 
 def _template_count(s: Session, person_id: int) -> int:
