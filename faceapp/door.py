@@ -39,6 +39,13 @@ challenge, frames do not count for the identity. A failed challenge ends the att
 its own decision (``SPOOF``, ``LIVENESS_TIMEOUT``, ``LIVENESS_WRONG_MOVE``,
 ``LIVENESS_FACE_LOST``), which is logged like any other. A non-match is denied at once, without
 waiting for the challenge.
+
+*Anti-spoofing* (optional, ``antispoof=`` a maker of :class:`faceapp.antispoof.AntiSpoofAttempt`):
+the frames of the agreeing run are scored, on the one face they read, and the scores start again
+whenever the run does (another reading, several faces, a poor face, no face). A grant needs the
+verdict LIVE over those frames (``antispoof_min_frames`` of them; the confirmed identity waits for
+them), a SPOOF verdict denies at once. A frame that does not count also drops a confirmed identity
+(except a frame turned away for the liveness challenge).
 """
 
 from __future__ import annotations
@@ -258,8 +265,9 @@ class DoorMachine:
         self.clock = clock
         self.liveness = liveness
         self.recognize_rule = recognize_rule
-        # a maker of one faceapp.antispoof.AntiSpoofAttempt per attempt (None: off): every frame
-        # of the attempt is scored; a grant needs its verdict LIVE, SPOOF denies at once
+        # a maker of faceapp.antispoof.AntiSpoofAttempt (None: off): the frames of the agreeing run
+        # are scored (one face, the one being decided), and a new one starts whenever the run does;
+        # a grant needs its verdict LIVE over those frames, SPOOF denies at once
         self.antispoof = antispoof
         self._mode = DoorMode(mode)
         self._to_waiting()
@@ -363,12 +371,11 @@ class DoorMachine:
                 return self.state
             self._start(now)
         self._hint = verdict.hint
-        if self._pad is not None and verdict.decision is not Decision.NO_FACE:
-            self._pad.feed_result(result)
-            if self._pad.verdict.value == "spoof":
-                self._run = []
-                self._decide(now, Decision.SPOOF, None, detail=self._pad.detail())
-                return self._state(decided_now=True)
+        if not verdict.decisive:
+            # several faces, a poor one or none: the frame counts for nobody, so the anti-spoofing
+            # scores start again; a live face beside a photo (or a blurry live face before it)
+            # must not lend the photo its live scores
+            self._new_pad()
         live = None
         if self._live is not None:
             live = self._live_state = self._live.feed(result, landmarks)
@@ -385,8 +392,8 @@ class DoorMachine:
                     live = self._live_state = self._live.start()
             yaw = getattr(self._live, "yaw", None)  # this frame's head turn, degrees
             turned = yaw is not None and abs(yaw) > self._frontal_deg()
-            if self._ready(live) and self._confirmed is not None and (turned or not verdict.decisive):
-                # the challenge was met on a frame that says nothing against the confirmed identity
+            if self._ready(live) and self._confirmed is not None and turned:
+                # the challenge was met on a turned frame, which says nothing against the confirmed identity
                 return self._grant_confirmed(now)
             if turned:
                 # the head is turned (for the challenge): this frame does not count for the identity
@@ -394,7 +401,10 @@ class DoorMachine:
                     self._hint = DoorHint.LOOK_AT_CAMERA if live.passed else DoorHint.LIVENESS
                 return self.state
         if not verdict.decisive:
+            # a frame that does not count (facing the camera) ends the run and the confirmed identity:
+            # whoever is seen next must be confirmed again, on frames of their own
             self._run = []
+            self._confirmed = None
             if verdict.decision is Decision.NO_FACE and self._mode is DoorMode.RECOGNIZE:
                 self._absent += 1
                 if self._absent >= max(2, self.frames_needed):  # a passer-by: drop it quietly
@@ -404,9 +414,18 @@ class DoorMachine:
         key = (verdict.decision, verdict.name)
         if self._run and (self._run[-1].decision, self._run[-1].name) != key:
             self._run = []
+            self._new_pad()  # the scores belong to the run they were taken on
         if self._confirmed is not None and (self._confirmed[-1].decision, self._confirmed[-1].name) != key:
             self._confirmed = None  # a decisive frame against the confirmed identity
         self._run.append(verdict)
+        if self._pad is not None:
+            # only the frames of the run are scored, on the one face they read: the verdict is
+            # about the face that is being granted, not about anyone else seen in the attempt
+            self._pad.feed(result.frame, result.faces[0].observation.detection.bbox)
+            if self._pad.verdict.value == "spoof":
+                self._run = []
+                self._decide(now, Decision.SPOOF, None, detail=self._pad.detail())
+                return self._state(decided_now=True)
         if self._confirmed is not None and self._ready(live):
             return self._grant_confirmed(now)
         if len(self._run) >= self.frames_needed:
@@ -473,6 +492,11 @@ class DoorMachine:
         self._confirmed = None
         self._live = self.liveness() if self.liveness is not None else None
         self._live_state = self._live.start() if self._live is not None else None
+        self._new_pad()
+
+    def _new_pad(self) -> None:
+        """Start the anti-spoofing scores again (a new ``AntiSpoofAttempt``): they cover only the
+        current run, i.e. the agreeing frames of the one face whose identity is being decided."""
         self._pad = self.antispoof() if self.antispoof is not None else None
 
     def _expire(self, now: float) -> bool:

@@ -20,9 +20,13 @@ The budget: each attempt waits at most ``attempt_wait_s`` for the write lock (SQ
 timeout, set per attempt and never past the budget), then the recorder backs off
 (``backoff_s``, doubling) and tries again, until ``budget_s`` from the start is spent or
 ``max_attempts`` were made. A :class:`~faceapp.errors.StoreError` is retried; any other
-exception is a bug and denies at once. For a SQLite file or a PostgreSQL database the recorder
-writes through its own engine on the same database, whose lock wait is set before each attempt
-(SQLite's busy timeout, PostgreSQL's ``lock_timeout``; the store's own 5 s busy wait stays for
+exception is a bug and denies at once. With an offline outbox (a door on a database server),
+only a failure to reach the server (:func:`server_unreachable`) commits the decision to the
+outbox instead; any other failure (the server answered and refused, a bug) denies as above and
+is logged, so a refused write never turns into an indefinite "offline" grant.
+
+For a SQLite file or a PostgreSQL database the recorder writes through its own engine on the
+same database, whose lock wait is set before each attempt (SQLite's busy timeout, PostgreSQL's ``lock_timeout``; the store's own 5 s busy wait stays for
 everything else); an in-memory or other store is written through itself, where a single
 attempt's wait is the store's own.
 
@@ -92,6 +96,46 @@ class DoorRecord:
 class _Pending:
     outcome: DoorOutcome
     when: datetime
+
+
+# SQLSTATEs of a server that cannot take the connection: class 08 (connection exception) and the
+# server shutting down, crashed or starting up
+_UNREACHABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+# what libpq says when the server answered the connection and refused it: reachable, not an outage
+_REFUSED_AT_CONNECT = ("authentication failed", "pg_hba.conf", "does not exist", "permission denied")
+
+
+def server_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (a StoreError and the errors it was raised from) says the database
+    server could not be reached: no connection could be made, or the one in use was lost
+    (SQLAlchemy's ``connection_invalidated``; a driver error with no SQLSTATE, raised by the
+    client library, or one of class 08 / 57P01-57P03). A server that answered and refused (no
+    permission, a constraint, a lock timeout, a full disk, a bad password), a store that
+    refuses by itself (the access log altered) and any other error are not: only an outage may
+    send a decision to the door's offline outbox."""
+    from sqlalchemy.exc import DBAPIError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if getattr(e, "unreachable", False):
+            return True
+        if isinstance(e, DBAPIError):
+            if e.connection_invalidated:
+                return True
+            e = e.orig
+            continue
+        if hasattr(e, "sqlstate"):  # a psycopg (PostgreSQL) error
+            state = e.sqlstate
+            if state:
+                return state.startswith("08") or state in _UNREACHABLE_SQLSTATES
+            text = str(e).lower()
+            return not any(words in text for words in _REFUSED_AT_CONNECT)
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            return True
+        e = e.__cause__ if (e.__cause__ is not None or e.__suppress_context__) else e.__context__
+    return False
 
 
 def withheld(outcome: DoorOutcome, reason: str) -> DoorOutcome:
@@ -186,6 +230,7 @@ class DoorRecorder:
         deadline = start + self.budget_s
         decided_at = datetime.now(UTC)
         attempts, delay, error, event = 0, self.backoff_s, "", None
+        unreachable = False  # the last failure: the server could not be reached (the outbox may take it)
         while True:
             attempts += 1
             try:
@@ -194,9 +239,11 @@ class DoorRecorder:
                 break
             except StoreError as exc:
                 error = str(exc)
-            except Exception as exc:  # a bug, not a busy database: no retry, and no grant
+                unreachable = server_unreachable(exc)
+            except Exception as exc:  # a bug, not a busy database: no retry, no grant, no outbox
                 log.exception("door decision could not be logged")
                 error = f"{type(exc).__name__}: {exc}"
+                unreachable = False
                 break
             left = deadline - self.clock()
             if attempts >= self.max_attempts or left <= 0:
@@ -210,7 +257,12 @@ class DoorRecorder:
             return DoorRecord(dataclasses.replace(outcome, event_id=event.id), outcome, event, decided_at,
                               attempts=attempts, elapsed_s=elapsed)
         reason = f"its event could not be committed within {self.budget_s:g} s, {attempts} attempt(s): {error}"
-        if self.offline is not None:
+        if self.offline is not None and not unreachable:
+            # the server answered and refused the write (no permission, a constraint, the log
+            # altered, a full disk, a lock held too long) or the door's own code failed: that is
+            # not an outage, and queuing would open the door "offline" for as long as it lasts
+            reason += "; not queued at the door: the failure is not a connection to the server"
+        if self.offline is not None and unreachable:
             try:
                 uid = self.offline.enqueue(self.kind, decision=outcome.decision, claimed=outcome.claimed,
                                            decided=outcome.name, distance=outcome.distance,

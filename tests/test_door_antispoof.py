@@ -8,11 +8,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from faceapp.antispoof import AntiSpoofAttempt
-from faceapp.types import Decision
+from faceapp.door import DoorHint, DoorPhase
+from faceapp.pipeline import FaceObservation, FaceResult
+from faceapp.types import AlignedFace, BBox, Decision, Detection, Landmarks, QualityIssue
 
 sys.path.insert(0, str(Path(__file__).parent / "gui"))
-from test_door_logic import ALICE, STRANGER, machine  # noqa: E402
+from test_door_logic import ALICE, STRANGER, _face, frame, machine  # noqa: E402
 
 
 class Scores:
@@ -54,3 +58,93 @@ def test_a_stranger_is_denied_as_not_recognized_whatever_the_scores():
     m = machine(antispoof=pad(0.9))
     states = [m.feed(STRANGER) for _ in range(3)]
     assert states[-1].outcome.decision is Decision.NOT_RECOGNIZED
+
+
+
+# -- the verdict covers only the frames that count for the decided identity (review #1) -----------
+# A printed photo of alice held beside the attacker's own (live) face: frames with both faces, or
+# with a live face too blurry to count, must not lend their live scores to the photo's frames.
+
+
+class BySize:
+    """A stand-in network that tells the faces apart by size: the large face (the attacker's own)
+    is live, the small one (the photo) is not."""
+
+    threshold = 0.4
+
+    def score(self, frame_rgb, bbox) -> float:
+        return 0.95 if bbox.area > 100 * 100 else 0.05
+
+
+def _sized(box: BBox, candidates, issues=()):
+    face = _face(candidates, issues)
+    det = Detection(box, 0.99, Landmarks(np.zeros((5, 2))))
+    aligned = AlignedFace(face.observation.aligned.image, det, np.eye(2, 3))
+    return FaceResult(FaceObservation(aligned, face.observation.quality, face.observation.embedding),
+                      face.candidates, face.threshold)
+
+
+ATTACKER = _sized(BBox(0, 0, 300, 300), [("alice", 0.9)])
+PHOTO = _sized(BBox(400, 0, 500, 100), [("alice", 0.2), ("bob", 0.9)])
+BOTH = frame(ATTACKER, PHOTO)
+PHOTO_ONLY = frame(PHOTO)
+BLURRY_LIVE = frame(_sized(BBox(0, 0, 300, 300), [("alice", 0.9)], issues=[QualityIssue.BLURRY]))
+LIVE_STRANGER = frame(_sized(BBox(0, 0, 300, 300), [("alice", 0.9)]))
+LIVE_BOB = frame(_sized(BBox(0, 0, 300, 300), [("bob", 0.2), ("alice", 0.9)]))
+
+
+def by_size(min_frames: int = 5):
+    return lambda: AntiSpoofAttempt(BySize(), min_frames=min_frames)
+
+
+def _until_decided(m, result, limit: int = 12):
+    for _ in range(limit):
+        s = m.feed(result)
+        if s.decided_now:
+            return s
+    return s
+
+
+def test_a_photo_alone_is_denied_as_spoof():
+    s = _until_decided(machine(antispoof=by_size()), PHOTO_ONLY)
+    assert s.phase is DoorPhase.DENIED and s.outcome.decision is Decision.SPOOF
+
+
+def test_a_photo_beside_a_live_face_is_denied_as_spoof():
+    # frames with two faces count for nobody, so their live scores do not count either
+    m = machine(antispoof=by_size())
+    for _ in range(6):
+        assert m.feed(BOTH).hint is DoorHint.SEVERAL_PEOPLE
+    s = _until_decided(m, PHOTO_ONLY)
+    assert s.phase is DoorPhase.DENIED and s.outcome.decision is Decision.SPOOF
+    assert "over 5 frames" in s.outcome.detail
+
+
+def test_a_blurry_live_face_before_a_photo_lends_it_no_live_scores():
+    m = machine(antispoof=by_size())
+    for _ in range(6):
+        m.feed(BLURRY_LIVE)
+    s = _until_decided(m, PHOTO_ONLY)
+    assert s.phase is DoorPhase.DENIED and s.outcome.decision is Decision.SPOOF
+
+
+def test_live_frames_of_other_readings_do_not_count_for_the_identity():
+    # the attacker's live face read as a stranger, then as bob, in runs too short to decide: a new
+    # reading starts a new run, and the anti-spoofing scores start again with it
+    m = machine(antispoof=by_size())
+    for result in (LIVE_STRANGER, LIVE_STRANGER, LIVE_BOB, LIVE_BOB, LIVE_STRANGER, LIVE_STRANGER):
+        assert not m.feed(result).decided_now
+    s = _until_decided(m, PHOTO_ONLY)
+    assert s.phase is DoorPhase.DENIED and s.outcome.decision is Decision.SPOOF
+
+
+def test_a_frame_that_does_not_count_drops_the_confirmed_identity():
+    m = machine(antispoof=pad(0.9, min_frames=5))
+    for _ in range(3):
+        s = m.feed(ALICE)
+    assert s.confirmed and not s.decided_now  # waits for five scored frames
+    s = m.feed(BLURRY_LIVE)
+    assert not s.confirmed and s.streak == 0
+    states = [m.feed(ALICE) for _ in range(5)]  # the five frames are scored again, on alice alone
+    assert [x.decided_now for x in states] == [False, False, False, False, True]
+    assert states[-1].outcome.decision is Decision.MATCH and "over 5 frames" in states[-1].outcome.detail

@@ -185,6 +185,78 @@ def test_an_unexpected_error_is_not_retried_and_never_grants():
     assert "RuntimeError: driver bug" in rec.error
 
 
+# -- the offline outbox takes only what an unreachable server could not log ------------------------
+class Outbox:
+    """Stands in for the door's OfflineCache: what was queued."""
+
+    def __init__(self) -> None:
+        self.items: list[dict] = []
+
+    def enqueue(self, kind, **fields):
+        self.items.append(fields)
+        return f"door-{len(self.items)}"
+
+
+def _db_error(orig: BaseException, *, invalidated: bool = False) -> StoreError:
+    """A StoreError as the store raises it: from SQLAlchemy's error around the driver's."""
+    from sqlalchemy.exc import OperationalError
+
+    err = StoreError(f"cannot write to database postgresql://door@db/faceapp: {orig}")
+    err.__cause__ = OperationalError("INSERT INTO events ...", {}, orig, connection_invalidated=invalidated)
+    return err
+
+
+def _refused():
+    import psycopg
+
+    return _db_error(psycopg.OperationalError('connection failed: connection to server at "10.0.0.5", port 5432 '
+                                              "failed: Connection refused"))
+
+
+def _lost():
+    import psycopg
+
+    return _db_error(psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+                     invalidated=True)
+
+
+@pytest.mark.parametrize("error", [_refused, _lost], ids=["refused", "connection-lost"])
+def test_with_an_outbox_an_unreachable_server_queues_the_grant(error):
+    ft, outbox = FakeTime(), Outbox()
+    store = FlakyStore(ft, failures=10**6, fail=error())
+    recorder = DoorRecorder(store, budget_s=0.2, backoff_s=0.05, clock=ft.clock, sleep=ft.sleep, offline=outbox)
+    rec = recorder.record(_grant())
+    assert rec.granted and rec.queued_uid == "door-1" and len(outbox.items) == 1
+
+
+def _permission_denied():
+    import psycopg
+
+    return _db_error(psycopg.errors.InsufficientPrivilege("permission denied for table events"))
+
+
+def _lock_timeout():
+    import psycopg
+
+    return _db_error(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
+
+
+@pytest.mark.parametrize("error", [_permission_denied, _lock_timeout,
+                                   lambda: StoreError("the access log was altered and nothing more is logged to it"),
+                                   lambda: TypeError("log_event() got an unexpected keyword argument 'uid'")],
+                         ids=["permission-denied", "lock-timeout", "log-altered", "bug"])
+def test_with_an_outbox_a_failure_that_is_not_the_connection_denies_and_queues_nothing(error, caplog):
+    # the server answered and refused the write (or the door's own code failed): "offline" would
+    # open the door indefinitely, and the outbox would never drain
+    ft, outbox = FakeTime(), Outbox()
+    store = FlakyStore(ft, failures=10**6, fail=error())
+    recorder = DoorRecorder(store, budget_s=0.2, backoff_s=0.05, clock=ft.clock, sleep=ft.sleep, offline=outbox)
+    rec = recorder.record(_grant())
+    assert not rec.granted and rec.outcome.decision is Decision.LOG_UNAVAILABLE
+    assert rec.queued_uid is None and outbox.items == []
+    assert "not queued" in rec.outcome.detail and "withheld, access denied" in caplog.text
+
+
 def test_budget_and_attempts_must_be_positive():
     with pytest.raises(ValueError):
         DoorRecorder(object(), budget_s=0)

@@ -144,6 +144,51 @@ def test_sigterm_stops_the_door_cleanly_and_locks_an_open_door(engine, analyzer,
         os.close(slave)
 
 
+def _relay():
+    """(master fd, slave fd, port): a pseudo-terminal as the lock relay."""
+    master, slave = os.openpty()
+    return master, slave, os.ttyname(slave)
+
+
+def _sent(master: int, n: int) -> bytes:
+    sent = b""
+    while len(sent) < n and select.select([master], [], [], 2.0)[0]:
+        sent += os.read(master, 64)
+    return sent
+
+
+def test_the_door_locks_first_even_when_the_claimed_person_is_unknown(sqlite_url):
+    # systemd restarts a door that crashed while open; a start that fails later (here the claimed
+    # person was removed) must still have locked it, before the store, the claim and the models
+    master, slave, port = _relay()
+    try:
+        s = Settings(device="cpu", db_url=sqlite_url, door_serial=port)
+        with pytest.raises(Exception, match="Nobody Enrolled"):
+            run_headless(s, "0", mode="verify", claim="Nobody Enrolled")
+        assert _sent(master, 8) == RELOCK + RELOCK  # locked at start, and again when it stopped
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_the_door_locks_first_even_when_its_store_cannot_open(sqlite_url, monkeypatch):
+    from faceapp.errors import StoreError
+
+    def unreachable(settings, service_class):
+        raise StoreError("the database server is unreachable and there is no copy of the gallery")
+
+    monkeypatch.setattr(door_headless, "_door_service", unreachable)
+    master, slave, port = _relay()
+    try:
+        s = Settings(device="cpu", db_url=sqlite_url, door_serial=port)
+        with pytest.raises(StoreError):
+            run_headless(s, "0")
+        assert _sent(master, 8) == RELOCK + RELOCK
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_a_camera_that_fails_then_ends_is_reopened(engine, analyzer, sqlite_url, videos, tmp_path, monkeypatch):
     import faceapp.capture.sources as sources
 

@@ -145,6 +145,16 @@ def _nothing_to_read(fd: int) -> bool:
     return not select.select([fd], [], [], 0.1)[0]
 
 
+def _eventually(check, timeout: float = 5.0) -> bool:
+    """True once ``check()`` is (the relay gets the bytes a moment before the writer sees it done)."""
+    wait = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return True
+        wait.wait(0.02)
+    return check()
+
+
 def _script(tmp_path, body: str, name="lock.py"):
     path = tmp_path / name
     path.write_text(f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
@@ -334,9 +344,10 @@ def test_a_grant_unlocks_the_serial_relay_and_relocks_it_after_unlock_s(store, r
     assert result.lock is LockState.OPENED
     assert _read(master, 4) == UNLOCK
     assert _read(master, 4) == RELOCK  # after unlock_s, from the timer
-    assert not outputs.serial.unlocked
+    assert _eventually(lambda: not outputs.serial.unlocked)
     outputs.close()
-    assert _nothing_to_read(master)  # closed while locked: nothing more sent
+    assert _read(master, 4) == RELOCK  # a door that stops always sends the relock bytes
+    assert _nothing_to_read(master)
 
 
 def test_a_denial_sends_nothing_to_the_relay(store, recorder, pty):
@@ -362,6 +373,91 @@ def test_the_door_starts_locked(pty):
     assert outputs.start().ok and _read(master, 4) == RELOCK
 
 
+class FlakyPort:
+    """``serial.Serial`` around the real one (the pty): fails to open while ``failing`` (a USB
+    hiccup, a board re-enumerating), and writes the unlock bytes ``unlock_delay_s`` slowly."""
+
+    failing = False
+    unlock_delay_s = 0.0
+
+    def __init__(self, real):
+        self.real = real
+
+    def __call__(self, *args, **kw):
+        import serial
+
+        if FlakyPort.failing:
+            raise serial.SerialException("could not open port: [Errno 5] Input/output error")
+        port = self.real(*args, **kw)
+        if FlakyPort.unlock_delay_s:
+            write = port.write
+
+            def slow(data):
+                n = write(data)
+                if bytes(data) == UNLOCK:
+                    threading.Event().wait(FlakyPort.unlock_delay_s)  # the bytes are out, the call not back
+                return n
+
+            port.write = slow
+        return port
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    import serial
+
+    from faceapp.outputs import serial_lock
+
+    monkeypatch.setattr(serial, "Serial", FlakyPort(serial.Serial))
+    monkeypatch.setattr(serial_lock, "RELOCK_RETRY_S", 0.05)
+    monkeypatch.setattr(serial_lock, "RELOCK_RETRY_MAX_S", 0.2)
+    monkeypatch.setattr(FlakyPort, "failing", False)
+    monkeypatch.setattr(FlakyPort, "unlock_delay_s", 0.0)
+    return FlakyPort
+
+
+def test_a_relock_that_fails_is_retried_while_it_is_owed(pty, flaky, caplog):
+    # the port is gone for longer than the old three tries (about 1 s): the relay stayed energised
+    master, port = pty
+    results = []
+    lock = SerialLock(port, unlock=UNLOCK, relock=RELOCK, unlock_s=0.1, on_result=results.append)
+    assert lock.unlock().ok and _read(master, 4) == UNLOCK
+    flaky.failing = True
+    threading.Event().wait(1.0)  # many retries fail meanwhile
+    assert lock.unlocked  # the relock is still owed: the door may be open
+    assert [r.ok for r in results] == [False]  # the first failure is reported, the retries logged
+    assert "relock failed" in caplog.text
+    flaky.failing = False
+    assert _read(master, 4) == RELOCK  # the next retry gets through
+    assert _eventually(lambda: not lock.unlocked and len(results) == 2)
+    assert results[-1].ok and results[-1].attempts > 3
+    lock.close()
+
+
+def test_stopping_the_door_sends_the_relock_bytes_even_when_no_relock_is_pending(pty):
+    master, port = pty
+    lock = SerialLock(port, unlock=UNLOCK, relock=RELOCK, unlock_s=60)
+    result = lock.close()
+    assert result.ok and _read(master, 4) == RELOCK
+
+
+def test_stopping_the_door_during_an_unlock_relocks_after_it(pty, flaky):
+    # close() while the unlock bytes are being written: it waits for them, then relocks, and no
+    # relock is left to a timer that the process exit would kill
+    master, port = pty
+    flaky.unlock_delay_s = 0.3
+    lock = SerialLock(port, unlock=UNLOCK, relock=RELOCK, unlock_s=60)
+    worker = threading.Thread(target=lock.unlock)
+    worker.start()
+    assert _read(master, 4) == UNLOCK
+    closed = lock.close()
+    worker.join()
+    assert closed is not None and closed.ok and _read(master, 4) == RELOCK
+    assert not lock.unlocked
+    refused = lock.unlock()  # a stopped door opens no more
+    assert not refused.ok and _nothing_to_read(master)
+
+
 def test_an_unreachable_relay_is_lock_unreachable_and_its_own_event(store, recorder, tmp_path):
     outputs = DoorOutputs(serial=SerialLock(str(tmp_path / "ttyUSB9"), unlock=UNLOCK, relock=RELOCK),
                           log_event=store.log_event)
@@ -370,8 +466,10 @@ def test_an_unreachable_relay_is_lock_unreachable_and_its_own_event(store, recor
     outputs.close()
     assert result.lock is LockState.UNREACHABLE and "unlock failed" in result.results[0].detail
     assert record.granted  # the decision stays what it was; the screen says the lock is unreachable
-    failed = _events(store, "door_lock_failed")
+    failed = [e for e in _events(store, "door_lock_failed") if "unlock failed" in e.detail]
     assert len(failed) == 1 and "ttyUSB9" in failed[0].detail and f"event {record.event_id}" in failed[0].detail
+    # stopping sends the relock bytes whatever the state; the relay being unreachable, that is logged too
+    assert [e.detail for e in _events(store, "door_lock_failed") if "at stop" in e.detail]
 
 
 # -- fail secure: a grant that could not be logged ----------------------------------------------------
@@ -389,7 +487,8 @@ def test_a_grant_whose_event_was_not_committed_opens_nothing(store, pty, receive
     sent = json.loads(receiver.wait_for(1)[0][1])
     outputs.close()
     assert record.outcome.decision is Decision.LOG_UNAVAILABLE and not record.granted
-    assert result.lock is LockState.NONE and not ran.exists() and _nothing_to_read(master)
+    assert result.lock is LockState.NONE and not ran.exists()
+    assert _read(master, 4) == RELOCK and _nothing_to_read(master)  # only the relock of the stop
     assert sent["granted"] is False and sent["decision"] == "log_unavailable" and sent["event_id"] is None
 
 

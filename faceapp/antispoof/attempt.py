@@ -13,6 +13,12 @@ or a print through: those score low on most frames.
         check.feed_result(result)                  # scores the largest face (as LivenessSession does)
         if check.verdict is PadVerdict.SPOOF: ...  # deny with Decision.SPOOF
     grant only if check.verdict is PadVerdict.LIVE (and the challenge passed, and the identity agreed)
+
+The door (:class:`faceapp.door.DoorMachine`) does not feed it every frame: it scores only the frames
+that count for the identity being decided (the agreeing run of one usable face, with ``feed``) and
+starts a new attempt whenever that run starts again (another reading, several faces, a poor face, no
+face). Otherwise a live face held beside a photo, or a blurry live face before it, would lend the
+photo its live scores.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def live_loop(engine, frame: np.ndarray, *, svc_gallery, video: str | None, fram
     folder. ``analyzer`` (liveness on): the 68 landmarks of every frame with a face, as the door
     computes them for its challenge. ``track``: the pipeline's face tracking (off: every frame
     scanned whole, as before issue 16 item 6). ``antispoof`` (the setting, on by default): a maker
-    of :class:`faceapp.antispoof.AntiSpoofAttempt`; every frame's largest face is scored, as the
-    door scores each frame of an attempt."""
+    of :class:`faceapp.antispoof.AntiSpoofAttempt`; every frame's largest face is scored (the
+    door's worst case: it scores each frame of an attempt's agreeing run)."""
     import cv2
 
     from faceapp.capture.sources import VideoFileSource

@@ -19,6 +19,8 @@ line on stdout (the decision, the lock's state, each output's result). Logs go t
 - A camera that fails, or ends, is reopened with a backoff (1 s, doubling, at most 30 s); the
   door never stops by itself. SIGTERM and SIGINT stop it cleanly (exit 0): the lock is locked,
   queued webhooks get a few seconds, pending events are written.
+- The lock relay is locked first (its relock bytes sent before the store opens, the claim is
+  checked or a model loads) and again when the door stops, whatever failed in between.
 """
 
 from __future__ import annotations
@@ -135,13 +137,20 @@ def run_headless(
     stop = stop if stop is not None else threading.Event()
     own_service = service is None
     offline = None
-    if own_service:
-        from faceapp.services import FaceService
-
-        service, offline = _door_service(settings, FaceService)
-    old_handlers = _install_signals(stop)
-    recorder = outputs = None
+    recorder = None
+    # the lock first, before the store, the claim and the models: a door that crashed while open
+    # and is restarted (systemd) locks even when its start fails later (the database unreachable,
+    # the claimed person removed, corrupt weights); the finally relocks whatever failed
+    outputs = DoorOutputs.from_settings(settings)
+    outputs.start()
+    old_handlers = {}
     try:
+        if own_service:
+            from faceapp.services import FaceService
+
+            service, offline = _door_service(settings, FaceService)
+        outputs.attach_log(lambda *a, **k: service.store.log_event(*a, **k))
+        old_handlers = _install_signals(stop)
         door_mode = DoorMode(mode)
         if door_mode is DoorMode.VERIFY:
             claim = service.store.get_person(claim).name  # UnknownPerson (exit 6) before the camera opens
@@ -150,14 +159,13 @@ def run_headless(
         service.engine.warm_up()
         machine = DoorMachine.from_settings(
             settings, door_mode, threshold=service.threshold,
+            spec=service.engine.spec,  # the running model's calibration curve
             distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
             liveness=liveness_factory(settings, analyzer=service.analyzer, clock=clock),
             clock=clock,
         )
         pipeline = FacePipeline(service.engine, service.gallery, top_k=settings.top_k)
         recorder = DoorRecorder(service.store, offline=offline if offline is not None else service.offline)
-        outputs = DoorOutputs.from_settings(settings, log_event=lambda *a, **k: service.store.log_event(*a, **k))
-        outputs.start()
         door = _HeadlessDoor(machine, pipeline, recorder, outputs, clock, claim=claim, out=out,
                              on_decision=on_decision, analyzer=service.analyzer,
                              cooldown=DoorCooldown.from_settings(settings, clock=clock))
@@ -166,12 +174,11 @@ def run_headless(
         return int(Exit.OK)
     finally:
         _restore_signals(old_handlers)
-        if outputs is not None:
-            outputs.close(CLOSE_TIMEOUT_S)
+        outputs.close(CLOSE_TIMEOUT_S)  # sends the relock bytes, open or not
         if recorder is not None:
             recorder.flush_pending()
             recorder.close()
-        if own_service:
+        if own_service and service is not None:
             service.close()
             if offline is not None:
                 offline.close()

@@ -2,7 +2,8 @@
 
 The kiosk (``faceapp door``) shows the door page only. Leaving it needs the admin PIN
 (:mod:`faceapp.admin`): Ctrl+Q, F11 (leave full screen) and closing the window (Alt+F4, the
-window manager's close) open the PIN dialog and act only on the right PIN. F12 opens the admin
+window manager's close) open the PIN dialog and act only on the right PIN; so does the door's F2
+(switch verify / recognize: the mode is the door's, not the visitor's). F12 opens the admin
 pages after the PIN; F12 again, the "Back to the door" button or :data:`ADMIN_IDLE_MS` without
 input lock them and return to the door. With no PIN set, the keys work without one and a banner
 says so for :data:`NO_PIN_BANNER_MS` after the start (it never blocks the door).
@@ -95,6 +96,8 @@ class MainWindow(QMainWindow):
         self.live = LivePage(ctx)
         self.enroll = EnrollPage(ctx)
         self.door = DoorPage(ctx, mode=door_mode or DoorMode.RECOGNIZE)
+        if kiosk:  # F2 (verify / recognize) is an admin action: a visitor must not pick the weaker rule
+            self.door.mode_guard = lambda purpose, action: self._with_pin(purpose, "door mode", action)
         self.people = PeoplePage(ctx)
         self.log = LogPage(ctx)
         self.settings = SettingsPage(ctx)

@@ -8,7 +8,8 @@ the headless door from its loop, where frames do not count while a decision is s
 their result can be shown ("lock unreachable"); the webhook is posted from its own thread.
 
 Events (kind, when): ``door_command`` the command's exit status, every run; ``door_lock_failed``
-a grant whose lock did not open, or a relock that failed (the door may stay open);
+a grant whose lock did not open, or a relock that failed (the door may stay open; the serial
+relock is retried until it gets through); ``door_lock_relocked`` that retried relock getting through;
 ``door_webhook_failed`` a notice not delivered. They are written in the background by one
 thread (``log_event`` is :meth:`faceapp.store.repository.Store.log_event`), best effort.
 """
@@ -83,6 +84,7 @@ class DoorOutputs:
         self._event_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._unlogged_start: str | None = None  # a failed lock at start, before a log was attached
 
     @classmethod
     def from_settings(cls, settings, *, log_event: Callable[..., Any] | None = None,
@@ -123,12 +125,24 @@ class DoorOutputs:
             return None
         result = self.serial.relock()
         if not result.ok:
-            self._event("door_lock_failed", f"lock at start failed: {result.detail}")
+            if self.log_event is None:  # the access log is not open yet: logged once it is attached
+                self._unlogged_start = f"lock at start failed: {result.detail}"
+            else:
+                self._event("door_lock_failed", f"lock at start failed: {result.detail}")
         return result
 
+    def attach_log(self, log_event: Callable[..., Any]) -> None:
+        """Write the outputs' events with ``log_event`` from now on. A door locks before it opens
+        its access log (:meth:`start` first); a lock at start that failed is logged now."""
+        self.log_event = log_event
+        detail, self._unlogged_start = self._unlogged_start, None
+        if detail is not None:
+            self._event("door_lock_failed", detail)
+
     def close(self, timeout_s: float = 5.0) -> None:
-        """Lock the door if it is open, deliver queued webhooks (within ``timeout_s``), write the
-        outputs' events, then stop the threads. Idempotent."""
+        """Lock the door (the relock bytes are always sent, open or not: fail secure), deliver
+        queued webhooks (within ``timeout_s``), write the outputs' events, then stop the threads.
+        Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -183,6 +197,8 @@ class DoorOutputs:
     def _relock_done(self, result: OutputResult) -> None:
         if not result.ok:
             self._event("door_lock_failed", f"relock failed (the door may be open): {result.detail}")
+        elif result.attempts > 1:  # an owed relock that failed got through at last
+            self._event("door_lock_relocked", f"relock got through after {result.attempts} tries: {result.detail}")
 
     def _webhook_done(self, result: OutputResult, payload: dict[str, Any]) -> None:
         if not result.ok:

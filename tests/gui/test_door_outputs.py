@@ -84,3 +84,36 @@ def test_without_outputs_nothing_is_dispatched(qtbot, ctx):
             ctx.camera.frame.emit(_live_frame("alice"))
     assert got == [] and door.outputs is None and door.result.title.text() == "ACCESS GRANTED"
     win.close()
+
+
+def test_the_door_page_locks_the_relay_at_once_even_when_the_models_never_load(qtbot, qapp, sqlite_url, tmp_path):
+    # the kiosk restarted after a crash while open: the relock is sent when the page starts the
+    # door, not when the models are ready (they may fail: corrupt weights, out of memory)
+    import os
+    import select
+
+    from test_outputs import RELOCK
+
+    from faceapp.config import Settings
+    from faceapp.gui.context import AppContext
+    from faceapp.gui.pages.door import DoorPage
+    from faceapp.storage import open_store
+
+    master, slave = os.openpty()
+    store = open_store(sqlite_url)
+    settings = Settings(device="cpu", db_url=sqlite_url, camera=str(tmp_path / "none.avi"), antispoof=False,
+                        door_serial=os.ttyname(slave))
+    ctx = AppContext(settings, store=store, settings_file=tmp_path / "settings.toml")
+    try:
+        assert not ctx.ready  # no engine: never ready
+        page = DoorPage(ctx)
+        qtbot.addWidget(page)
+        ctx.engine_failed.emit("the face models could not be loaded")
+        assert select.select([master], [], [], 5.0)[0] and os.read(master, 64) == RELOCK
+        assert page.outputs is not None
+        page.outputs.close()
+    finally:
+        assert ctx.shutdown()
+        store.close()
+        os.close(master)
+        os.close(slave)

@@ -42,6 +42,9 @@ class Service:
 class Engine:
     threshold = THRESHOLD
 
+    def __init__(self) -> None:
+        self.spec = None  # no model: the recognize rule is the cap and the margin
+
 
 @pytest.fixture
 def door_ctx(qapp, sqlite_url, tmp_path):
@@ -193,3 +196,32 @@ def test_an_empty_gallery_says_enroll_first_on_live_and_door(qtbot, door_ctx):
         assert hint.isVisible() and hint.text().startswith("Nobody is enrolled yet:")
     with qtbot.waitSignal(live.enroll_requested, timeout=1000):
         live.empty_hint.linkActivated.emit("enroll")
+
+
+def test_the_door_judges_with_the_running_models_calibration_after_a_model_change(qtbot, door_ctx):
+    # a model picked and saved on the settings page runs only after a restart: until then the
+    # door's 1:K rule must stay on the curve of the model that makes the distances (the engine's)
+    from faceapp.embed.weights import load_spec
+    from faceapp.match.open_set import OpenSetRule
+
+    engine_spec = load_spec("dlib-resnet-v1")
+    door_ctx.engine.spec = engine_spec
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    _apply(door_ctx, model="sface-v1")  # saved, not loaded: the engine is still dlib-resnet-v1
+    expected = OpenSetRule.from_settings(door_ctx.settings, engine_spec, cap=THRESHOLD)
+    assert page.machine.recognize_rule.threshold(1000) == pytest.approx(expected.threshold(1000))
+    assert page.machine.recognize_rule.threshold(1000) < THRESHOLD  # not the cap: dlib's own t_1000
+
+
+def test_an_attempt_cancelled_after_agreeing_frames_is_logged(qtbot, door_ctx):
+    # Esc before the decision: an attacker tuning a photo or a mask leaves a trace in the log
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    for _ in range(2):
+        door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    assert page.machine.state.streak == 2
+    page.cancel()
+    qtbot.waitUntil(lambda: any(e.kind == "door_abandoned" for e in door_ctx.store.events()), timeout=5000)
+    event = next(e for e in door_ctx.store.events() if e.kind == "door_abandoned")
+    assert "recognize attempt cancelled" in event.detail and "2 agreeing frame(s)" in event.detail
+    page.cancel()  # nothing running: nothing more logged
+    assert [e.kind for e in door_ctx.store.events()].count("door_abandoned") == 1

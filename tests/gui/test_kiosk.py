@@ -90,6 +90,26 @@ def test_ctrl_q_needs_the_admin_pin(qtbot, light_ctx, gate):
                                           "admin PIN accepted (quit, door kiosk) after 1 wrong PIN(s)"]
 
 
+def test_f2_switches_the_door_mode_only_with_the_admin_pin(qtbot, light_ctx, gate):
+    # verify mode is the weaker rule for a face nearly as close to two people (no margin): a visitor
+    # must not pick it; the mode is the door's setting, changed by whoever holds the PIN
+    from faceapp.door import DoorMode
+
+    win = _kiosk(qtbot, light_ctx, gate)
+    assert win.door.mode is DoorMode.RECOGNIZE
+    qtbot.keyClick(win.door, Qt.Key.Key_F2)
+    qtbot.waitUntil(lambda: win.pin_dialog is not None, timeout=3000)
+    assert win.door.mode is DoorMode.RECOGNIZE  # nothing before the PIN
+    win.pin_dialog.reject()
+    assert win.door.mode is DoorMode.RECOGNIZE
+    qtbot.keyClick(win.door, Qt.Key.Key_F2)
+    _type_pin(qtbot, win, PIN)
+    qtbot.waitUntil(lambda: win.door.mode is DoorMode.VERIFY, timeout=3000)
+    events = _admin_events(light_ctx, qtbot, 1)
+    assert "door mode" in events[-1].detail
+    win._close_now()
+
+
 def test_closing_the_window_needs_the_admin_pin(qtbot, light_ctx, gate):
     win = _kiosk(qtbot, light_ctx, gate)
     assert win.close() is False  # Alt+F4 / the close button: the close event is ignored

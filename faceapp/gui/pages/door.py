@@ -200,6 +200,9 @@ class DoorPage(Page):
         self._outputs_for: tuple | None = None
         self._typed = ""  # verify: the claim as the visitor typed it (shown back; never corrected)
         self.cooldown = DoorCooldown.from_settings(ctx.settings)
+        # runs F2's mode switch: at once here; the kiosk window puts it behind the admin PIN (the
+        # mode is the door's setting, not the visitor's: verify mode has no recognize margin)
+        self.mode_guard = lambda purpose, action: action()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         # -- the watching screen
@@ -307,6 +310,9 @@ class DoorPage(Page):
         ctx.settings_changed.connect(lambda s: self._build_machine())
         ctx.settings_changed.connect(lambda s: self._settings_changed(s))
         self._apply_mode()
+        # the lock first: its relock bytes go out as soon as the page starts the door, not once the
+        # models are ready (they may never be: a kiosk restarted after a crash while open locks)
+        self._ensure_outputs()
         if ctx.ready:
             self._engine_ready()
         if ctx.store_error:
@@ -318,7 +324,7 @@ class DoorPage(Page):
         if recorder is not None and recorder.offline is not None:
             self._flush.start()  # an outbox left by an earlier run is delivered when the server answers
         self._offline_changed(self.ctx.server_unreachable)  # the banner, and the enrolled names
-        self._ensure_outputs()  # the lock starts locked (its relock bytes are sent now)
+        self._ensure_outputs()  # with the store now open (the outputs log their events to it)
         self._build_machine()
         self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
         self._render(self.machine.state)
@@ -327,10 +333,14 @@ class DoorPage(Page):
         if not self.ctx.ready:
             return
         service = self.ctx.service
+        # the recognize rule on the calibration curve of the RUNNING model (the engine's spec): a
+        # model picked on the settings page runs only after a restart, and its curve would judge
+        # this model's distances (sface-v1's cap of 0.15 for dlib's t_1000 of 0.075)
         self.machine = DoorMachine.from_settings(
             self.ctx.settings,
             self._mode,
             threshold=self.ctx.engine.threshold,
+            spec=self.ctx.engine.spec,
             distance_to=lambda name, emb: service.gallery().distance_to(name, emb),
             liveness=liveness_factory(self.ctx.settings, analyzer=self.ctx.analyzer),
         )
@@ -394,13 +404,21 @@ class DoorPage(Page):
         self._checking = None
         self._typed = ""
         if self.machine is not None:
+            self._log_abandoned(f"mode switched to {self._mode.value}")
             self.machine.set_mode(self._mode)
         self._apply_mode()
 
     def toggle_mode(self) -> None:
+        """F2: switch verify / recognize, through ``mode_guard`` (the kiosk asks for the admin PIN)."""
         if self._checking is not None:
             return  # F2 waits until the decision on screen is recorded
-        self.set_mode(DoorMode.RECOGNIZE if self._mode is DoorMode.VERIFY else DoorMode.VERIFY)
+        target = DoorMode.RECOGNIZE if self._mode is DoorMode.VERIFY else DoorMode.VERIFY
+
+        def switch() -> None:
+            if self._checking is None and self._mode is not target:
+                self.set_mode(target)
+
+        self.mode_guard(f"switch the door to {target.value} mode", switch)
 
     def _apply_mode(self) -> None:
         verify = self._mode is DoorMode.VERIFY
@@ -440,12 +458,32 @@ class DoorPage(Page):
         if self._checking is not None:
             return  # Esc waits until the decision on screen is recorded (at most the log budget)
         if self.machine is not None:
+            self._log_abandoned("Esc")
             self._render(self.machine.cancel())
         self.name_edit.clear()
         self.stack.setCurrentWidget(self.watch)
         self._shown = None
         if self._mode is DoorMode.VERIFY:
             self.name_edit.setFocus()
+
+    def _log_abandoned(self, why: str) -> None:
+        """An attempt dropped before its decision (Esc, a mode switch) that already had agreeing
+        frames is logged as ``door_abandoned`` (in the background): whoever tunes a photo or a
+        mask by watching the screen and cancelling before the denial still leaves a trace."""
+        state = self.machine.state if self.machine is not None else None
+        store = self.ctx.store
+        if state is None or store is None or state.phase is not DoorPhase.WATCHING or not state.streak:
+            return
+        verdict = state.verdict
+        reading = verdict.decision.value if verdict is not None else "?"
+        if verdict is not None and verdict.name and verdict.decision.granted:
+            reading += f" {verdict.name}"
+        claimed = f"; claimed {state.claimed!r}" if state.claimed else ""
+        detail = (f"{state.mode.value} attempt cancelled ({why}) after {state.streak} agreeing frame(s) "
+                  f"of {state.needed} ({reading}{', confirmed' if state.confirmed else ''}){claimed}")
+        self.ctx.task(lambda: store.log_event("door_abandoned", detail=detail), name="door-abandoned",
+                      on_error=lambda exc: log.error("abandoned door attempt not logged (%s): %s",
+                                                     error_text(exc), detail))
 
     # -- page life --------------------------------------------------------------------------
     def activate(self) -> None:
