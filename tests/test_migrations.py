@@ -348,3 +348,31 @@ def test_a_database_sealed_with_an_empty_log_still_verifies_after_the_upgrade(db
         assert store.verify_events().ok
         store.log_event("verify")
         assert store.verify_events().ok
+
+
+@pytest.mark.parametrize("names", [
+    ["Bob", "bob", "bob (2)"],  # the renamed duplicate would take a name still to come
+    ["bob (2)", "Bob", "bob"],  # ...or one already taken
+    ["Bob", "BOB", "bob", "bob (2)", "Bob (3)"],
+])
+def test_the_0002_upgrade_gives_duplicate_names_names_that_collide_with_nothing(db_url, names):
+    """Schema 0001 allowed names differing only in case; 0002 makes names unique ignoring
+    case and renames the later duplicates "<name> (n)". Such a new name must collide neither
+    with a name nor with a (case-folded) name of another row, earlier or later."""
+    engine = make_engine(db_url)
+    from faceapp.store.migrate import migration_connection
+
+    with migration_connection(engine) as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    with engine.begin() as conn:
+        for i, name in enumerate(names, 1):
+            conn.execute(sa.text("INSERT INTO people (id, name, created_at, updated_at) VALUES "
+                                 "(:i, :n, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"), {"i": i, "n": name})
+    engine.dispose()
+    with Store(db_url) as store:
+        people = {p.id: p.name for p in store.list_people()}
+    assert len(people) == len(names)
+    assert len({n.casefold() for n in people.values()}) == len(names)
+    for i, name in enumerate(names, 1):  # the first of each spelling keeps it; a unique name is never changed
+        if sum(n.casefold() == name.casefold() for n in names[:i - 1]) == 0:
+            assert people[i] == name

@@ -609,3 +609,121 @@ def test_write_that_fails_half_way_changes_nothing(store, db_url, monkeypatch, w
     with pytest.raises(RuntimeError, match="disk gremlin"):
         write(store)
     assert dump(db_url) == before
+
+
+# -- a site key rotated by another process -------------------------------------------------
+
+
+def _rotate(db_url: str, key_file: Path) -> str:
+    """What `faceapp db rotate-key` does, in "another process" (a store of its own)."""
+    from faceapp.store import crypto
+
+    with Store(db_url, key_file=key_file) as admin:
+        new = crypto.SiteKey.generate()
+        backup = crypto.install_key(key_file, new)
+        admin.rotate_site_key(new)
+        crypto.commit_rotation(backup)
+    return new.key_id
+
+
+def test_a_store_open_during_a_key_rotation_takes_the_new_key_from_its_key_file(db_url, tmp_path):
+    """A GUI, kiosk or door running while `faceapp db rotate-key` runs elsewhere: its gallery
+    keeps everyone, and what it enrolls afterwards is wrapped with the key the database records
+    (the old key file is deleted by the rotation)."""
+    key_file = tmp_path / "keys" / "faceapp.key"
+    running = Store(db_url, key_file=key_file)
+    try:
+        enroll(running, "alice", 1, 0, 0, 0)
+        new_id = _rotate(db_url, key_file)
+        assert running.gallery("m1").names == ["alice"]
+        assert running.site_key_id == new_id
+        enroll(running, "bob", 0, 1, 0, 0)
+        running.add_template("alice", embedding=vec(0, 0, 1, 0), model_id="m1", quality=1.0, face_jpeg=JPEG)
+    finally:
+        running.close()
+    with Store(db_url, key_file=key_file) as restarted:
+        assert sorted(restarted.gallery("m1").names) == ["alice", "alice", "bob"]
+        assert len(restarted.templates()) == 3
+        assert restarted.verify_events().ok
+
+
+def test_a_store_whose_key_file_misses_the_rotated_key_refuses_to_write_or_serve(db_url, tmp_path):
+    """The running process's key file does not hold the key the database now records (the
+    admin rotated with another copy of the key file): every write that wraps a data key is
+    refused, nothing is written, and the gallery is an error, never an empty gallery."""
+    import shutil
+
+    key_file = tmp_path / "door" / "faceapp.key"
+    running = Store(db_url, key_file=key_file)
+    try:
+        enroll(running, "alice", 1, 0, 0, 0)
+        admin_key = tmp_path / "admin" / "faceapp.key"
+        admin_key.parent.mkdir(mode=0o700)
+        shutil.copy(key_file, admin_key)
+        _rotate(db_url, admin_key)
+        before = dump(db_url)
+        for write in (
+            lambda: enroll(running, "bob", 0, 1, 0, 0),
+            lambda: running.add_template("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=1.0,
+                                         face_jpeg=JPEG),
+            lambda: running.replace_templates("alice", embedding=vec(0, 1, 0, 0), model_id="m1", quality=1.0,
+                                              face_jpeg=JPEG),
+            lambda: running.update_embeddings([(t, vec(0, 0, 1, 0)) for t in running.templates()], "m1"),
+        ):
+            with pytest.raises(StoreError, match="site key was rotated"):
+                write()
+        assert dump(db_url) == before
+        with pytest.raises(StoreError, match="site key was rotated"):
+            running.gallery("m1")
+        with pytest.raises(StoreError, match="site key was rotated"):
+            running.templates()
+    finally:
+        running.close()
+    with Store(db_url, key_file=admin_key) as admin:
+        assert admin.gallery("m1").names == ["alice"]
+
+
+# -- reads that are one snapshot -----------------------------------------------------------
+
+
+def _commit_between_statements(store: Store, db_url: str, after: str, write) -> list[bool]:
+    """Commit ``write(other_store)`` from another connection right after ``store`` has run
+    its first statement containing ``after``: what a second process does in the middle of a
+    multi-statement read (PostgreSQL's READ COMMITTED would show it to the statements after)."""
+    from sqlalchemy import event
+
+    done: list[bool] = []
+
+    def _after(_conn, _cursor, statement, *_args) -> None:
+        if not done and after in statement:
+            done.append(True)
+            with Store(db_url) as other:
+                write(other)
+
+    event.listen(store.engine, "after_cursor_execute", _after)
+    return done
+
+
+def test_the_offline_snapshot_is_one_snapshot_of_the_database(store, db_url):
+    enroll(store, "alice", 1, 0, 0, 0)
+    done = _commit_between_statements(store, db_url, "count(people.id)", lambda o: enroll(o, "bob", 0, 1, 0, 0))
+    snap = store.sealed_snapshot()
+    assert done
+    assert [p["name"] for p in snap.people] == ["alice"]
+    assert len(snap.templates) == 1
+    assert snap.generation[1] == len(snap.people) and snap.generation[3] == len(snap.templates)
+
+
+def test_a_gallery_export_is_one_snapshot_of_the_database(store, db_url, tmp_path):
+    enroll(store, "alice", 1, 0, 0, 0)
+    done = _commit_between_statements(store, db_url, "FROM people", lambda o: enroll(o, "bob", 0, 1, 0, 0))
+    result = store.export_gallery(tmp_path / "g.zip")
+    assert done and (result.people, result.templates) == (1, 1)
+
+
+def test_events_verify_is_one_snapshot_of_the_log(store, db_url):
+    store.log_event("verify", decision=Decision.MATCH, claimed="alice")
+    done = _commit_between_statements(store, db_url, "meta", lambda o: o.log_event("verify", claimed="bob"))
+    report = store.verify_events()
+    assert done and report.ok and report.checked == 1
+    assert store.verify_events().checked == 2

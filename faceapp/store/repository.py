@@ -205,6 +205,12 @@ class Store:
         try:
             upgrade_to_head(engine, after=self._after_upgrade)
             self._reader = sessionmaker(engine, expire_on_commit=False)
+            # reads of several statements that must agree (the offline snapshot, an export, the
+            # log's verification, a gallery): one snapshot on PostgreSQL, whose default READ
+            # COMMITTED gives each statement its own; a SQLite read transaction is one already
+            self._snapshot_reader = sessionmaker(
+                engine.execution_options(isolation_level="REPEATABLE READ")
+                if engine.dialect.name == "postgresql" else engine, expire_on_commit=False)
             self._writer = sessionmaker(writer(engine), expire_on_commit=False)
             self._chain_key = self._open_keys()
         except BaseException:
@@ -263,6 +269,7 @@ class Store:
         name = normalize_name(name)
         values = self._template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
             self._guard(s, model_id, guard, guard_after_id)
             if _find_person(s, name) is not None:
                 raise _duplicate(name)
@@ -452,6 +459,7 @@ class Store:
                         event: str | None = None) -> Template:
         name = normalize_name(name)
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
             self._guard(s, values["model_id"], guard, guard_after_id)
             person = _require_person(s, name)
             dek = self._person_key(person)
@@ -478,7 +486,8 @@ class Store:
         stmt = select(TemplateRow, PersonRow).join(PersonRow).order_by(TemplateRow.id)
         if model_id is not None:
             stmt = stmt.where(TemplateRow.model_id == model_id)
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
+            self._check_site_key(s)
             if person is not None:
                 row = _require_person(s, normalize_name(person))
                 stmt = stmt.where(TemplateRow.person_id == row.id)
@@ -507,7 +516,8 @@ class Store:
         such templates are left out. A template that is not what faceapp writes (unsealed,
         not unit length, of another size than the model's, or failing its seal) is left
         out with an error in the log: it cannot be genuine, and it must not match anyone."""
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
+            self._check_site_key(s)
             return self._load_gallery(s, model_id, strict=strict)
 
     def _load_gallery(self, s: Session, model_id: str, *, strict: bool, after_id: int | None = None) -> Gallery:
@@ -551,6 +561,7 @@ class Store:
     def face_jpeg(self, template_id: int) -> bytes:
         """The aligned face image (JPEG bytes) a template was made from."""
         with self._reading() as s:
+            self._check_site_key(s)
             found = s.execute(select(TemplateRow, PersonRow).join(PersonRow).where(TemplateRow.id == template_id)).first()
             if found is None:
                 raise StoreError(f"there is no template with id {template_id}")
@@ -590,6 +601,7 @@ class Store:
             tid = read.id if read is not None else int(it[0])
             prepared.append((tid, read, blob, dim, None if jpeg is None else bytes(jpeg)))
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
             keys: dict[int, bytes] = {}
             for tid, read, blob, dim, jpeg in prepared:
                 found = s.execute(
@@ -719,7 +731,7 @@ class Store:
     def verify_events(self) -> eventlog.ChainReport:
         """Check the whole access log against its hash chain: the first event that was
         edited, deleted or inserted behind the application's back, or ``ok``."""
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
             head = self._read_head(s)
             rows = (
                 eventlog.ChainedRow(r.id, r.prev_hash, r.hash, _event_content(r))
@@ -894,6 +906,9 @@ class Store:
         Returns the number of people re-wrapped. The caller saves ``new_key`` first and
         retires the old key file only after this returns (faceapp db rotate-key)."""
         with self._writing() as s:
+            # the key record locked first: a write that wraps with the old key (it holds the
+            # record shared) commits before the people are read, or waits and sees the new key
+            self._check_site_key(s, writing=True, exclusive=True)
             n = 0
             for person in s.scalars(select(PersonRow).order_by(PersonRow.id)).all():
                 dek = self._site_key.unwrap(person.data_key, aad=_dek_aad(person.id))
@@ -908,6 +923,47 @@ class Store:
                                            f"{n} data key(s) re-wrapped"))
         self._site_key = new_key
         return n
+
+    def _check_site_key(self, s: Session, *, writing: bool = False, exclusive: bool = False) -> None:
+        """Make sure the site key in use is the one the database records, inside the caller's
+        transaction: another process may have rotated it (`faceapp db rotate-key`) since this
+        one started. The key is then read again from the key file (and its rotation leftovers),
+        which the rotation made hold the new key; when it does not, StoreError: data wrapped
+        with a key the database no longer records could never be read again, and a gallery
+        whose keys do not open would drop everyone from it silently.
+
+        ``writing``: the record is locked shared to the end of the transaction on PostgreSQL,
+        so a rotation (which locks it exclusively, ``exclusive``, before it reads the people)
+        cannot commit between this check and the caller's commit."""
+        stmt = select(MetaRow.value).where(MetaRow.key == SITE_KEY_ID_KEY)
+        if writing:
+            stmt = stmt.with_for_update(read=not exclusive)
+        stored = s.scalar(stmt)
+        if stored is None:
+            raise StoreError(f"database {self.url} has lost the record of its site key (meta {SITE_KEY_ID_KEY!r}): "
+                             "it was altered; restore it from a backup")
+        if stored == self._site_key.key_id:
+            return
+        held = self._site_key.key_id
+        what = "nothing was written" if writing else "its faces cannot be read"
+        if self._key_path is None:
+            raise StoreError(f"the site key was rotated: database {self.url} now records key {stored}, but this "
+                             f"process was given key {held}; {what}: restart it with the new key")
+        try:
+            key = crypto.find_key(stored, self._key_path)
+            chain_key = key.unwrap(base64.b64decode(_meta(s, _CHAIN_KEY_KEY)[_CHAIN_KEY_KEY]),
+                                   aad=b"faceapp/event-chain-key")
+        except (StoreError, KeyError) as exc:
+            raise StoreError(
+                f"the site key was rotated: database {self.url} now records key {stored}, but this process "
+                f"holds key {held} and its key file {str(self._key_path)!r} does not hold the new one ({exc}); "
+                f"{what}: copy the new key file there and restart faceapp"
+            ) from None
+        if not hmac.compare_digest(chain_key, self._chain_key):
+            raise StoreError(f"database {self.url}: its event-chain key changed with the site key; it was altered")
+        self._site_key = key
+        log.warning("the site key of %s was rotated by another process: now using key %s from %s",
+                    self.url, stored, self._key_path)
 
     def _person_key(self, person: PersonRow) -> bytes:
         return self._unwrap(person.id, person.data_key, {})
@@ -977,9 +1033,10 @@ class Store:
     def sealed_snapshot(self) -> SealedSnapshot:
         """Every person and template exactly as stored (sealed), with the generation they are
         at, read in one transaction: what a door copies to decide from while offline."""
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
+            self._check_site_key(s)
             return SealedSnapshot(
-                site_key_id=self._site_key.key_id,
+                site_key_id=_meta(s, SITE_KEY_ID_KEY)[SITE_KEY_ID_KEY],
                 generation=_generation(s),
                 people=[dict(r._mapping) for r in s.execute(select(_PEOPLE).order_by(_PEOPLE.c.id))],
                 templates=[dict(r._mapping) for r in s.execute(select(_TEMPLATES).order_by(_TEMPLATES.c.id))],
@@ -993,6 +1050,10 @@ class Store:
             raise StoreError(f"the snapshot is sealed with site key {snapshot.site_key_id}, this copy with "
                              f"{self._site_key.key_id}; give the door the server's key file")
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
+            if snapshot.site_key_id != self._site_key.key_id:
+                raise StoreError(f"the snapshot is sealed with site key {snapshot.site_key_id}, this copy with "
+                                 f"{self._site_key.key_id}; give the door the server's key file")
             s.execute(delete(_TEMPLATES))
             s.execute(delete(_PEOPLE))
             if snapshot.people:
@@ -1035,7 +1096,8 @@ class Store:
         """Write everyone enrolled and all their templates (embeddings, model ids, face
         images) to one .zip file at ``path``, signed with ``signer`` (default: this site's
         key). The event log is not exported; the export itself is an event."""
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
+            self._check_site_key(s)
             people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
             by_id = {p.id: p for p in people}
             keys: dict[int, bytes] = {}
@@ -1077,6 +1139,9 @@ class Store:
             raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}; got {on_conflict!r}")
         if self._models is None:
             raise StoreError("importing a gallery needs the list of known models (open the store through faceapp's services)")
+        if signer is None:  # this site's signing key follows a rotation made by another process
+            with self._reading() as s:
+                self._check_site_key(s)
         data = archive.read_archive(path, signer=signer or self.gallery_signer(), allow_unsigned=allow_unsigned)
         shown = Path(path).name
         people: dict[str, str] = {}  # name_key -> normalised name
@@ -1105,6 +1170,7 @@ class Store:
         added = replaced = skipped = written = 0
         created = {normalize_name(p.name): p.created_at for p in data.people}
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
             now = utcnow()
             existing: dict[str, PersonRow] = {}
             wanted = [key for key, _, _, _ in sealed_people]
@@ -1183,10 +1249,12 @@ class Store:
     # -- plumbing --------------------------------------------------------------------------
 
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
+    def _reading(self, *, snapshot: bool = False) -> Iterator[Session]:
+        """One read transaction; with ``snapshot`` every statement sees the same committed state
+        (REPEATABLE READ on PostgreSQL), as a read of several statements that must agree needs."""
         self._check_open()
         try:
-            with self._reader() as s, s.begin():
+            with (self._snapshot_reader if snapshot else self._reader)() as s, s.begin():
                 yield s
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read database {self.url}: {describe_error(exc)}") from exc

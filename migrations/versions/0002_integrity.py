@@ -57,16 +57,22 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("data_key", sa.LargeBinary(), nullable=True))
 
     people = sa.table("people", sa.column("id", sa.Integer), sa.column("name", sa.String), sa.column("name_key", sa.String))
-    seen: set[str] = set()
-    for pid, name in bind.execute(sa.select(people.c.id, people.c.name).order_by(people.c.id)).all():
+    rows = bind.execute(sa.select(people.c.id, people.c.name).order_by(people.c.id)).all()
+    # A later duplicate is renamed "<name> (n)": that name must be nobody's, neither an earlier
+    # nor a later row's (0001 allowed "Bob", "bob" and "bob (2)" side by side), so every key is
+    # taken before the first rename is chosen.
+    taken: set[str] = {_key(name) for _, name in rows}
+    kept: set[str] = set()
+    for pid, name in rows:
         key, shown, n = _key(name), name, 1
-        while key in seen:
-            n += 1
-            shown = f"{name} ({n})"
-            key = _key(shown)
-        if shown != name:
+        if key in kept:
+            while key in taken:
+                n += 1
+                shown = f"{name} ({n})"
+                key = _key(shown)
+            taken.add(key)
             log.warning("person %d: name %r is the same as an earlier one once normalised; renamed %r", pid, name, shown)
-        seen.add(key)
+        kept.add(key)
         bind.execute(sa.update(people).where(people.c.id == pid).values(name=shown, name_key=key))
 
     with op.batch_alter_table("people", schema=None) as batch_op:
