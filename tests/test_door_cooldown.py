@@ -111,3 +111,82 @@ def test_from_settings_and_reset(clock):
     assert cd.admit(grant()).log
     with pytest.raises(ValueError):
         DoorCooldown(cooldown_s=-1)
+
+
+@dataclass
+class Dispatched:  # what settle() reads of a faceapp.outputs.Dispatch
+    lock_unreachable: bool
+
+
+def test_a_grant_whose_lock_was_unreachable_starts_no_cooldown(clock):
+    # LOCK UNREACHABLE: the person's next attempt must try the lock again, not be welcomed at a shut door
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    cd.settle(cd.admit(grant()), Record(granted=True), Dispatched(lock_unreachable=True))
+    clock.t += 5
+    again = cd.admit(grant())
+    assert again.log
+    cd.settle(again, Record(granted=True), Dispatched(lock_unreachable=False))  # the lock opened this time
+    clock.t += 5
+    assert cd.admit(grant()).repeat
+    cd.settle(cd.admit(grant("bob")), Record(granted=True), None)  # a door without a lock output
+    clock.t += 5
+    assert cd.admit(grant("bob")).repeat
+
+
+def test_quiet_denials_are_reported_when_their_window_closes(clock):
+    # 20 stranger attempts 1.4 s apart, then the stranger leaves: the log must account for all 20
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    logged = 0
+    for _ in range(20):
+        logged += cd.admit(stranger()).log
+        clock.t += 1.4
+    assert logged == 1
+    assert cd.quiet_report() is None  # the window (30 s from the logged one) is still open
+    clock.t = 1000.0 + 30.0
+    report = cd.quiet_report()
+    assert report is not None and report.count == 19
+    assert "19 more unrecognized face(s) or timeout(s)" in report.detail
+    assert cd.quiet_report() is None and cd.quiet_report(final=True) is None  # reported once
+    clock.t += 1
+    nxt = cd.admit(stranger())
+    assert nxt.log and nxt.held_back == 0  # the next logged one does not count them again
+
+
+def test_quiet_denials_are_reported_at_stop_and_at_least_every_few_minutes(clock):
+    from faceapp.door_cooldown import QUIET_REPORT_MAX, QUIET_REPORT_S
+
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=3600, clock=clock)
+    assert cd.admit(stranger()).log
+    for _ in range(3):
+        clock.t += 2
+        cd.admit(stranger())
+    assert cd.quiet_report() is None
+    stop = cd.quiet_report(final=True)  # the door stops: whatever is held back is reported now
+    assert stop.count == 3 and "the door stopped" in stop.detail
+    reported, first_at, start = 0, None, clock.t
+    for _ in range(int(2 * QUIET_REPORT_S / 10)):  # a long window: still a report every few minutes
+        clock.t += 10
+        assert not cd.admit(stranger()).log
+        report = cd.quiet_report()
+        if report is not None:
+            reported += report.count
+            first_at = clock.t if first_at is None else first_at
+    assert first_at is not None and first_at - start <= QUIET_REPORT_S + 10
+    rest = cd.quiet_report(final=True)
+    assert reported + (rest.count if rest else 0) == int(2 * QUIET_REPORT_S / 10)  # every attempt, once
+    for _ in range(QUIET_REPORT_MAX):  # many quick ones: reported once there are that many
+        clock.t += 0.1
+        cd.admit(stranger())
+    assert cd.quiet_report().count == QUIET_REPORT_MAX
+
+
+def test_a_quiet_report_that_could_not_be_logged_is_counted_again(clock):
+    cd = DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock)
+    cd.admit(stranger())
+    clock.t += 2
+    cd.admit(stranger())
+    report = cd.quiet_report(final=True)
+    cd.unreport(report)  # the store refused: kept for the next report
+    clock.t += 1
+    cd.admit(stranger())
+    assert cd.quiet_report(final=True).count == 2

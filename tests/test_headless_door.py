@@ -273,3 +273,204 @@ def test_the_systemd_units_restart_the_door_with_flags_faceapp_takes(unit, headl
 def test_the_autostart_entry_starts_the_kiosk_unit():
     keys = _unit("faceapp-door-autostart.desktop")
     assert keys["Type"] == ["Application"] and "systemctl --user start faceapp-kiosk.service" in keys["Exec"][0]
+
+
+# -- the door's start checks and its cooldown, on fakes (no face models) ---------------------------
+class _FakeEngine:
+    """What run_headless reads of a FaceEngine before the first frame."""
+
+    detector_min_face = 20
+    refine = None
+
+    def __init__(self, model: str) -> None:
+        from faceapp.embed.weights import load_spec
+
+        self.spec = load_spec(model)
+        self.threshold = float(self.spec.threshold)
+        self.settings = Settings(device="cpu")
+
+    def warm_up(self) -> None:
+        pass
+
+    def detect(self, frame):
+        return []
+
+
+class _FakeGallery:
+    def __init__(self, people) -> None:
+        self.people = set(people)
+
+    def distance_to(self, name, embedding):
+        return None
+
+
+class _FakeService:
+    analyzer = None
+    offline = None
+
+    def __init__(self, store, *, model="dlib-resnet-v1", people=("alice", "bob")) -> None:
+        self.store = store
+        self.engine = _FakeEngine(model)
+        self._gallery = _FakeGallery(people)
+
+    @property
+    def threshold(self) -> float:
+        return self.engine.threshold
+
+    def gallery(self):
+        return self._gallery
+
+
+@pytest.fixture
+def fake_store(sqlite_url):
+    from faceapp.storage import open_store
+
+    store = open_store(sqlite_url)
+    yield store
+    store.close()
+
+
+def test_a_recognize_door_on_a_model_without_a_calibration_curve_refuses_to_start(fake_store, tmp_path):
+    # compact-cnn-v1 has no curve: its 1:1 threshold at every gallery size lets a stranger in
+    # about 63% of attempts at 1,000 people; the door fails secure instead
+    from faceapp.errors import ConfigError
+
+    s = Settings(device="cpu", model="compact-cnn-v1", antispoof=False)
+    service = _FakeService(fake_store, model="compact-cnn-v1", people=("alice", "bob"))
+    with pytest.raises(ConfigError) as info:
+        run_headless(s, str(tmp_path / "gone.mp4"), until_end=True, service=service)
+    text = str(info.value)
+    assert "compact-cnn-v1" in text and "calibration curve" in text and "verify" in text and "\n" not in text
+    from faceapp.errors import CameraUnavailable
+
+    for ok in (_FakeService(fake_store, model="compact-cnn-v1", people=("alice",)),  # one person: 1:1 is right
+               _FakeService(fake_store, model="dlib-resnet-v1")):  # a calibrated model
+        with pytest.raises(CameraUnavailable):  # it got as far as the camera
+            run_headless(s, str(tmp_path / "gone.mp4"), until_end=True, service=ok)
+    fake_store.get_person = lambda name: type("Person", (), {"name": name})()  # alice is enrolled
+    with pytest.raises(CameraUnavailable):  # verify mode judges one claim: allowed
+        run_headless(s, str(tmp_path / "gone.mp4"), mode="verify", claim="alice", until_end=True,
+                     service=_FakeService(fake_store, model="compact-cnn-v1"))
+
+
+def test_weaker_door_settings_are_warned_about_and_logged_at_start(fake_store, tmp_path, monkeypatch, caplog):
+    from faceapp.config import load_settings
+    from faceapp.errors import CameraUnavailable
+
+    monkeypatch.setenv("FACEAPP_SETTINGS", str(tmp_path / "door.toml"))
+    (tmp_path / "door.toml").write_text("recognize_margin = 0.0\n")
+    monkeypatch.setenv("FACEAPP_ANTISPOOF", "false")
+    monkeypatch.setenv("FACEAPP_DOOR_FRAMES", "1")
+    monkeypatch.setenv("FACEAPP_THRESHOLD", "0.3")  # dlib-resnet-v1's calibrated value is 0.15
+    s = load_settings()
+    service = _FakeService(fake_store)
+    service.engine.threshold = 0.3  # the engine runs with the threshold in force
+    with caplog.at_level("WARNING"), pytest.raises(CameraUnavailable):
+        run_headless(s, str(tmp_path / "gone.mp4"), until_end=True, service=service)
+    events = [e for e in fake_store.events() if e.kind == "door_settings"]
+    assert len(events) == 1
+    detail = events[0].detail
+    for words in ("antispoof", "FACEAPP_ANTISPOOF", "door_frames = 1", "FACEAPP_DOOR_FRAMES",
+                  "recognize_margin", "door.toml", "threshold 0.300", "FACEAPP_THRESHOLD"):
+        assert words in detail
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "door_frames" in r.getMessage()]
+    assert len(warned) == 1 and "\n" not in warned[0]
+
+
+def test_the_default_settings_log_no_door_settings_event(fake_store, tmp_path):
+    from faceapp.errors import CameraUnavailable
+
+    with pytest.raises(CameraUnavailable):
+        run_headless(Settings(device="cpu", antispoof=True), str(tmp_path / "gone.mp4"), until_end=True,
+                     service=_FakeService(fake_store))
+    assert [e for e in fake_store.events() if e.kind == "door_settings"] == []
+
+
+class _Recorder:
+    pending = 0
+    offline = None
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def record(self, outcome):
+        import dataclasses
+        from datetime import UTC, datetime
+
+        from faceapp.door_log import DoorRecord
+
+        event = self.store.log_event("door", decision=outcome.decision, decided=outcome.name, detail=outcome.detail)
+        return DoorRecord(dataclasses.replace(outcome, event_id=event.id), outcome, event, datetime.now(UTC))
+
+
+class _Outputs:
+    door_id = "front"
+
+    def __init__(self, lock) -> None:
+        self.lock = lock
+
+    def dispatch(self, record):
+        from faceapp.outputs import Dispatch, LockState
+
+        return Dispatch(record, {"decision": record.outcome.decision.value, "granted": record.granted},
+                        self.lock if record.granted else LockState.NONE)
+
+
+class _Machine:
+    def settle(self, outcome):
+        pass
+
+
+def _fake_door(store, clock, lock):
+    from faceapp.door_cooldown import DoorCooldown
+
+    out = io.StringIO()
+    door = door_headless._HeadlessDoor(_Machine(), None, _Recorder(store), _Outputs(lock), clock, claim=None, out=out,
+                                       on_decision=None, analyzer=None,
+                                       cooldown=DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock))
+    return door, out
+
+
+def test_a_headless_grant_whose_lock_was_unreachable_starts_no_cooldown(fake_store):
+    from faceapp.door import DoorMode, DoorOutcome
+    from faceapp.outputs import LockState
+    from faceapp.types import Decision
+
+    clock = door_headless.VideoClock(True)
+    grant = DoorOutcome(Decision.MATCH, DoorMode.RECOGNIZE, None, "alice", 0.05, 0.15, 3)
+    door, out = _fake_door(fake_store, clock, LockState.UNREACHABLE)
+    door._decided(grant, 0.0)
+    clock.now = 5.0
+    door._decided(grant, 5.0)  # she tries again: the lock is tried again, no WELCOME at a shut door
+    assert [line["admission"] for line in _lines(out)] == ["log", "log"]
+    door, out = _fake_door(fake_store, clock, LockState.OPENED)
+    door._decided(grant, 5.0)
+    clock.now = 10.0
+    door._decided(grant, 10.0)
+    assert [line["admission"] for line in _lines(out)] == ["log", "repeat_grant"]
+
+
+def test_the_headless_door_logs_quiet_denials_when_the_window_closes_and_when_it_stops(fake_store):
+    from faceapp.door import DoorMode, DoorOutcome
+    from faceapp.outputs import LockState
+    from faceapp.types import Decision
+
+    clock = door_headless.VideoClock(True)
+    stranger = DoorOutcome(Decision.NOT_RECOGNIZED, DoorMode.RECOGNIZE, None, None, 0.5, 0.1, 3)
+    door, out = _fake_door(fake_store, clock, LockState.NONE)
+    for i in range(20):  # repro_quiet.py: 20 stranger attempts 1.4 s apart, 1 logged
+        clock.now = 1.4 * i
+        door._decided(stranger, clock.now)
+        door._report_quiet()
+    clock.now = 31.0
+    door._report_quiet()  # the window closed: no later denial will carry the count
+    quiet = [e for e in fake_store.events() if e.kind == "door_quiet_denials"]
+    assert len(quiet) == 1 and quiet[0].detail.startswith("19 more unrecognized face(s)")
+    for i in range(3):
+        clock.now = 40.0 + i
+        door._decided(stranger, clock.now)
+    door.finish()  # the door stops
+    quiet = sorted((e for e in fake_store.events() if e.kind == "door_quiet_denials"), key=lambda e: e.id)
+    assert len(quiet) == 2 and quiet[1].detail.startswith("2 more") and "the door stopped" in quiet[1].detail
+    logged = [e for e in fake_store.events() if e.kind == "door"]
+    assert len(logged) + 19 + 2 == 23  # every attempt accounted for

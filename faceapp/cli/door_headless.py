@@ -15,7 +15,13 @@ line on stdout (the decision, the lock's state, each output's result). Logs go t
   end (a missing file is exit 12); without it the source is reopened, like a camera.
 - The re-entry cooldown (:class:`faceapp.door_cooldown.DoorCooldown`, ``door_cooldown_s``,
   ``door_attempt_window_s``) applies as at the kiosk: a repeat grant is a line with
-  ``"admission": "repeat_grant"``, ``"granted": false``, no event and no output.
+  ``"admission": "repeat_grant"``, ``"granted": false``, no event and no output; a grant whose
+  lock was unreachable starts no cooldown. Quiet denials no later denial reports are logged
+  as a ``door_quiet_denials`` event (the window closed, and when the door stops).
+- At start (:mod:`faceapp.door_checks`): settings weaker than their defaults are one warning
+  line and one ``door_settings`` event; recognize mode on a model without a calibration curve,
+  with more than one person enrolled (also found on a frame later), is refused (ConfigError,
+  exit 11).
 - A camera that fails, or ends, is reopened with a backoff (1 s, doubling, at most 30 s); the
   door never stops by itself. SIGTERM and SIGINT stop it cleanly (exit 0): the lock is locked,
   queued webhooks get a few seconds, pending events are written.
@@ -128,6 +134,8 @@ def run_headless(
     end). Each decision's JSON line goes to ``out`` (stdout) and to ``on_decision``. Returns the
     exit code (0); raises CameraUnavailable for a file source that cannot be opened with ``until_end``."""
     from faceapp.door import DoorMachine, DoorMode, liveness_factory
+    from faceapp.door_checks import check_recognize, report_weaker_settings
+    from faceapp.door_checks import uncalibrated as no_curve
     from faceapp.door_cooldown import DoorCooldown
     from faceapp.door_log import DoorRecorder
     from faceapp.outputs import DoorOutputs
@@ -138,6 +146,8 @@ def run_headless(
     own_service = service is None
     offline = None
     recorder = None
+    door = None
+    writers: list[threading.Thread] = []
     # the lock first, before the store, the claim and the models: a door that crashed while open
     # and is restarted (systemd) locks even when its start fails later (the database unreachable,
     # the claimed person removed, corrupt weights); the finally relocks whatever failed
@@ -164,17 +174,32 @@ def run_headless(
             liveness=liveness_factory(settings, analyzer=service.analyzer, clock=clock),
             clock=clock,
         )
+        # one warning line and one door_settings event for settings weaker than their defaults
+        # (its event is written from a thread: a server that does not answer must not hold up the start)
+        report_weaker_settings(settings, spec=service.engine.spec, threshold=service.threshold,
+                               # (looked up in the thread: a store whose server is down connects on first use)
+                               log_event=lambda kind, **kw: service.store.log_event(kind, **kw),
+                               door="the headless door",
+                               task=lambda fn: writers.append(_started(fn, "door-settings-log")))
+        uncalibrated = door_mode is DoorMode.RECOGNIZE and no_curve(machine.recognize_rule)
+        if uncalibrated:  # fail secure: no 1:1 threshold for a gallery of several people (ConfigError, exit 11)
+            check_recognize(machine.recognize_rule, len(service.gallery().people), model=_model_id(service))
         pipeline = FacePipeline(service.engine, service.gallery, top_k=settings.top_k)
         recorder = DoorRecorder(service.store, offline=offline if offline is not None else service.offline)
         door = _HeadlessDoor(machine, pipeline, recorder, outputs, clock, claim=claim, out=out,
                              on_decision=on_decision, analyzer=service.analyzer,
-                             cooldown=DoorCooldown.from_settings(settings, clock=clock))
+                             cooldown=DoorCooldown.from_settings(settings, clock=clock),
+                             uncalibrated=_model_id(service) if uncalibrated else None)
         log.info("headless door on %s: %s mode%s", camera, door_mode.value, f" for {claim}" if claim else "")
         door.run(str(camera), video=video, until_end=until_end, every=every, stop=stop)
         return int(Exit.OK)
     finally:
         _restore_signals(old_handlers)
         outputs.close(CLOSE_TIMEOUT_S)  # sends the relock bytes, open or not
+        if door is not None:
+            door.finish()  # the quiet denials still held back are logged
+        for thread in writers:
+            thread.join(CLOSE_TIMEOUT_S)
         if recorder is not None:
             recorder.flush_pending()
             recorder.close()
@@ -182,6 +207,16 @@ def run_headless(
             service.close()
             if offline is not None:
                 offline.close()
+
+
+def _started(fn: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _model_id(service) -> str:
+    return str(getattr(service.engine.spec, "model_id", "") or "")
 
 
 def _door_service(settings, service_class):
@@ -198,8 +233,11 @@ def _door_service(settings, service_class):
 
 class _HeadlessDoor:
     def __init__(self, machine, pipeline, recorder, outputs, clock: VideoClock, *, claim, out, on_decision, analyzer,
-                 cooldown):
+                 cooldown, uncalibrated: str | None = None):
         self.cooldown = cooldown
+        # recognize mode on a model without a calibration curve (its id): refused as soon as a
+        # frame was matched against more than one person (someone enrolled while the door runs)
+        self.uncalibrated = uncalibrated
         self.machine = machine
         self.pipeline = pipeline
         self.recorder = recorder
@@ -272,6 +310,10 @@ class _HeadlessDoor:
 
         self.clock.now = t
         result = self.pipeline.process(frame, index)
+        if self.uncalibrated is not None and (result.gallery_size or 0) > 1:
+            from faceapp.door_checks import check_recognize
+
+            check_recognize(self.machine.recognize_rule, result.gallery_size, model=self.uncalibrated)
         machine = self.machine
         state = machine.tick()
         if state.decided_now and state.outcome is not None:  # the time limit ran out before this frame
@@ -284,18 +326,39 @@ class _HeadlessDoor:
         state = machine.feed(result, landmarks)
         if state.decided_now and state.outcome is not None:
             self._decided(state.outcome, t)
+        self._report_quiet()
         if time.monotonic() - self._flushed_at > FLUSH_EVERY_S and (
                 self.recorder.pending or self.recorder.offline is not None):
             self._flushed_at = time.monotonic()
             self.recorder.flush_pending()
 
+    def _report_quiet(self, *, final: bool = False) -> None:
+        """Log the count of quiet denials (the cooldown's) that no later denial will report:
+        its window closed, it is due, or the door stops (``final``)."""
+        from faceapp.door_cooldown import QUIET_EVENT
+
+        report = self.cooldown.quiet_report(final=final)
+        if report is None:
+            return
+        try:
+            self.recorder.store.log_event(QUIET_EVENT, detail=report.detail)
+        except Exception as exc:  # kept for the next report (the stop's is the last chance)
+            self.cooldown.unreport(report)
+            log.error("quiet door denials not logged yet (%s: %s): %s", type(exc).__name__, exc, report.detail)
+
+    def finish(self) -> None:
+        """The door stops: what the cooldown still holds back is logged."""
+        self._report_quiet(final=True)
+
     def _decided(self, outcome, t: float) -> None:
         verdict = self.cooldown.admit(outcome)
         if verdict.log:
             record = self.recorder.record(verdict.outcome)
-            self.cooldown.settle(verdict, record)
             self.machine.settle(record.outcome)
-            line = self.outputs.dispatch(record).as_dict()
+            dispatch = self.outputs.dispatch(record)
+            # only a grant that opened the lock (or a door without one) starts the cooldown
+            self.cooldown.settle(verdict, record, dispatch)
+            line = dispatch.as_dict()
             line["logged"] = record.committed
             line["queued"] = record.queued_uid is not None  # committed to the offline outbox instead
             line["log_ms"] = round(1000 * record.elapsed_s, 1)  # how long the decision waited for its record

@@ -27,6 +27,7 @@ class Gallery:
     """distance_to as FaceService.gallery() answers it: None for a name nobody has."""
 
     distances = {"alice": 0.6, "bob": 0.05}
+    people = {"alice", "bob"}
 
     def distance_to(self, name, _embedding):
         return self.distances.get(name)
@@ -179,10 +180,11 @@ def test_a_stranger_who_stays_is_logged_once_per_window(qtbot, door_ctx):
         assert page.result.reason.text() == "Not recognized"  # no "not recorded" note: it is counted
     assert len(_events(door_ctx)) == 1
     clock.t += 30
-    page._tick()
-    record = _decide(qtbot, page, _frame("bob", 0.7))
+    record = _decide(qtbot, page, _frame("bob", 0.7))  # the next one logged (before a tick) carries the count
     assert "3 more unrecognized face(s)" in record.event.detail
     assert len(_events(door_ctx)) == 2
+    page._tick()
+    assert _events_of(door_ctx, "door_quiet_denials") == []  # reported once, by the denial
 
 
 def test_an_empty_gallery_says_enroll_first_on_live_and_door(qtbot, door_ctx):
@@ -225,3 +227,116 @@ def test_an_attempt_cancelled_after_agreeing_frames_is_logged(qtbot, door_ctx):
     assert "recognize attempt cancelled" in event.detail and "2 agreeing frame(s)" in event.detail
     page.cancel()  # nothing running: nothing more logged
     assert [e.kind for e in door_ctx.store.events()].count("door_abandoned") == 1
+
+
+def _events_of(ctx, kind):
+    return sorted((e for e in ctx.store.events() if e.kind == kind), key=lambda e: e.id)
+
+
+def test_a_grant_whose_lock_was_unreachable_starts_no_cooldown(qtbot, door_ctx, tmp_path):
+    # LOCK UNREACHABLE: bob's next attempt tries the lock again; no WELCOME at a shut door
+    import sys
+
+    script = tmp_path / "lock.py"
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(2)\n")
+    script.chmod(0o755)
+    clock = Clock()
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE, clock)
+    _apply(door_ctx, door_command=str(script))
+    page.machine.clock = clock
+    with qtbot.waitSignal(page.dispatched, timeout=10000) as blocker:
+        for _ in range(3):
+            door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    assert blocker.args[0].lock_unreachable and page.result.title.text() == "LOCK UNREACHABLE"
+    clock.t += 4.5
+    page._tick()
+    repeated = []
+    page.repeated.connect(repeated.append)
+    with qtbot.waitSignal(page.dispatched, timeout=10000) as blocker:  # logged and tried again
+        for _ in range(3):
+            door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    assert repeated == [] and blocker.args[0].record.granted
+    assert [e.decided for e in _events(door_ctx)] == ["bob", "bob"]
+    page.outputs.close()
+
+
+def test_quiet_denials_are_logged_when_the_window_closes_and_when_the_door_stops(qtbot, door_ctx):
+    clock = Clock()
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE, clock)
+    assert _decide(qtbot, page, _frame("bob", 0.7)).outcome.decision is Decision.NOT_RECOGNIZED
+
+    def quiet_attempts(n):
+        for _ in range(n):
+            clock.t += 4.5
+            page._tick()
+            with qtbot.waitSignal(page.repeated, timeout=3000):
+                for _ in range(3):
+                    door_ctx.camera.frame.emit(_frame("bob", 0.7))
+
+    quiet_attempts(3)
+    page._tick()
+    assert _events_of(door_ctx, "door_quiet_denials") == []  # the window is still open
+    clock.t += 30  # the stranger left: no later denial will say how many were held back
+    page._tick()
+    qtbot.waitUntil(lambda: len(_events_of(door_ctx, "door_quiet_denials")) == 1, timeout=5000)
+    assert _events_of(door_ctx, "door_quiet_denials")[0].detail.startswith("3 more unrecognized face(s)")
+    _decide(qtbot, page, _frame("bob", 0.7))  # logged: a new window
+    quiet_attempts(2)
+    page.deactivate()  # the door screen is left (or the app quits): reported now
+    qtbot.waitUntil(lambda: len(_events_of(door_ctx, "door_quiet_denials")) == 2, timeout=5000)
+    assert _events_of(door_ctx, "door_quiet_denials")[1].detail.startswith("2 more")
+    assert len(_events(door_ctx)) == 2  # 2 logged + 3 + 2 reported: all 7 attempts accounted for
+
+
+def test_weaker_settings_are_logged_once_when_the_door_starts(qtbot, door_ctx):
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)  # the fixture turns anti-spoofing off
+    qtbot.waitUntil(lambda: len(_events_of(door_ctx, "door_settings")) == 1, timeout=5000)
+    assert "anti-spoofing is off" in _events_of(door_ctx, "door_settings")[0].detail
+    _apply(door_ctx, door_cooldown_s=10.0)  # nothing security-relevant changed: not logged again
+    _apply(door_ctx, door_frames=1)
+    qtbot.waitUntil(lambda: len(_events_of(door_ctx, "door_settings")) == 2, timeout=5000)
+    assert "door_frames = 1" in _events_of(door_ctx, "door_settings")[1].detail
+    assert page.machine is not None  # weaker, not refused
+
+
+def test_recognize_mode_on_a_model_without_a_calibration_curve_is_refused(qtbot, door_ctx):
+    from faceapp.embed.weights import load_spec
+
+    door_ctx.engine.spec = load_spec("compact-cnn-v1")  # no curve: the 1:1 threshold for everyone
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    assert page.machine is None
+    assert page.prompt.text().startswith("Out of order: recognize mode refused")
+    assert "calibration curve" in page.prompt.text() and "verify mode" in page.prompt.text()
+    page.set_mode(DoorMode.VERIFY)  # one claim at a time: allowed
+    assert page.machine is not None and page.machine.mode is DoorMode.VERIFY
+    page.set_mode(DoorMode.RECOGNIZE)
+    assert page.machine is None and page.prompt.text().startswith("Out of order")
+
+
+def test_the_screen_shows_no_identity_before_the_door_has_decided(qtbot, door_ctx):
+    # an attacker tuning a photo must not see when it matches (a green box, a tick) before the
+    # anti-spoofing verdict: the box stays neutral and no tick appears until the decision
+    from faceapp.gui.widgets import GOOD
+
+    class Pending:  # an anti-spoofing attempt that has not decided yet
+        scores = ()
+
+        class verdict:  # noqa: N801
+            value = "pending"
+
+        def feed(self, frame, bbox):
+            pass
+
+        def detail(self):
+            return ""
+
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    page.machine.antispoof = Pending
+    drawn = []
+    real = page.view.set_frame
+    page.view.set_frame = lambda image, overlays=(): (drawn.append(list(overlays)), real(image, overlays))
+    for _ in range(4):
+        door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    assert page.machine.state.confirmed  # the identity is settled, the anti-spoofing verdict is not
+    assert drawn and all(o.color != GOOD for frame in drawn for o in frame)
+    assert "\u2713" not in page.progress.text()

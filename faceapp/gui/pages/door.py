@@ -51,7 +51,8 @@ from faceapp.door import (
     DoorState,
     liveness_factory,
 )
-from faceapp.door_cooldown import CooldownVerdict, DoorCooldown
+from faceapp.door_checks import recognize_refusal, report_weaker_settings, uncalibrated
+from faceapp.door_cooldown import QUIET_EVENT, CooldownVerdict, DoorCooldown
 from faceapp.door_log import DoorRecord, DoorRecorder, withheld
 from faceapp.gui.context import AppContext, LiveFrame, error_text
 from faceapp.gui.messages import (
@@ -65,7 +66,7 @@ from faceapp.gui.messages import (
 )
 from faceapp.gui.pages.base import Page
 from faceapp.gui.pages.common import face_overlay
-from faceapp.gui.widgets import GOOD, NEUTRAL, WARN, VideoView, jpeg_pixmap
+from faceapp.gui.widgets import NEUTRAL, WARN, VideoView, jpeg_pixmap
 from faceapp.outputs import Dispatch, DoorOutputs
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,9 @@ class DoorPage(Page):
         self._outputs_for: tuple | None = None
         self._typed = ""  # verify: the claim as the visitor typed it (shown back; never corrected)
         self.cooldown = DoorCooldown.from_settings(ctx.settings)
+        self._weak_reported: tuple | None = None  # the weaker settings last logged (door_settings)
+        self._refused: str | None = None  # why the door does not run (recognize mode, no calibration curve)
+        self._parked: DoorMachine | None = None  # the machine kept while refused (verify mode may use it)
         # runs F2's mode switch: at once here; the kiosk window puts it behind the admin PIN (the
         # mode is the door's setting, not the visitor's: verify mode has no recognize margin)
         self.mode_guard = lambda purpose, action: action()
@@ -307,9 +311,14 @@ class DoorPage(Page):
         ctx.offline_changed.connect(self._offline_changed)
         ctx.store_ready.connect(self.refresh_names)
         ctx.people_changed.connect(self.refresh_names)
+        ctx.people_changed.connect(lambda *_: self._enforce_calibration())
         ctx.settings_changed.connect(lambda s: self._build_machine())
         ctx.settings_changed.connect(lambda s: self._settings_changed(s))
         self._apply_mode()
+        app = QCoreApplication.instance()
+        if app is not None:  # the app quits: the quiet denials still held back are logged
+            app.aboutToQuit.connect(
+                lambda: shiboken6.isValid(self) and self._report_quiet(final=True, now=True))
         # the lock first: its relock bytes go out as soon as the page starts the door, not once the
         # models are ready (they may never be: a kiosk restarted after a crash while open locks)
         self._ensure_outputs()
@@ -326,6 +335,8 @@ class DoorPage(Page):
         self._offline_changed(self.ctx.server_unreachable)  # the banner, and the enrolled names
         self._ensure_outputs()  # with the store now open (the outputs log their events to it)
         self._build_machine()
+        if self.machine is None:
+            return  # refused (out of order; the prompt says why)
         self.view.set_message("Starting camera..." if self.ctx.camera.state != "running" else "")
         self._render(self.machine.state)
 
@@ -346,7 +357,76 @@ class DoorPage(Page):
         )
         self._checking = None  # a decision still being recorded is not shown on the new machine
         self._shown = None
+        self._parked = None
+        self._refused = None
         self.stack.setCurrentWidget(self.watch)
+        if self._active:  # (a door built while another page is shown reports when it starts watching)
+            self._report_settings()
+        self._enforce_calibration()
+
+    def _running_spec(self):
+        """The running model's spec (the engine's; else the settings' model, as the machine does)."""
+        spec = getattr(self.ctx.engine, "spec", None)
+        if spec is None:
+            from faceapp.embed.weights import load_spec
+
+            try:
+                spec = load_spec(self.ctx.settings.model)
+            except Exception:
+                spec = None
+        return spec
+
+    def _report_settings(self) -> None:
+        """Settings weaker than their defaults: one warning line and one ``door_settings`` event
+        (faceapp.door_checks), when the door starts and whenever that list changes."""
+        from faceapp.door_checks import weaker_settings
+
+        s, spec, threshold = self.ctx.settings, self._running_spec(), self.ctx.engine.threshold
+        key = tuple(w.line() for w in weaker_settings(s, spec=spec, threshold=threshold))
+        if key == self._weak_reported:
+            return
+        self._weak_reported = key
+        store = self.ctx.store
+        report_weaker_settings(
+            s, spec=spec, threshold=threshold, door="the door kiosk",
+            # looked up in the worker: a store whose server is down connects on first use
+            log_event=(lambda kind, **kw: store.log_event(kind, **kw)) if store is not None else None,
+            task=lambda fn: self.ctx.task(fn, name="door-settings"))
+
+    def _enforce_calibration(self, people: int | None = None) -> bool:
+        """Fail secure: recognize mode on a model without a calibration curve, with more than one
+        person enrolled (``people``: as a frame counted them; default: the gallery's), does not
+        run: the machine is parked and the screen says out of order, why and what to do. Verify
+        mode, or a gallery of one, runs it again. True when the door runs."""
+        machine = self.machine or self._parked
+        if machine is None:
+            return False
+        why = None
+        if self._mode is DoorMode.RECOGNIZE and uncalibrated(machine.recognize_rule):
+            if people is None:
+                try:
+                    people = len(self.ctx.service.gallery().people)
+                except Exception as exc:  # not counted: refused (an unknown number is not one)
+                    log.warning("enrolled people not counted: %s", error_text(exc))
+            spec = self._running_spec()
+            why = recognize_refusal(machine.recognize_rule, people, model=getattr(spec, "model_id", ""))
+        if why is not None:
+            if why != self._refused:
+                log.error("door out of order: %s", why)
+            self._refused = why
+            if self.machine is not None:
+                self.machine.cancel()
+            self.machine, self._parked = None, machine
+            self._checking = None
+            self.stack.setCurrentWidget(self.watch)
+            self.progress.setText("")
+            self._set_prompt(f"Out of order: {why}", error=True)
+            return False
+        if self.machine is None:
+            self.machine, self._parked, self._refused = machine, None, None
+            machine.set_mode(self._mode)
+            self._render(machine.state)
+        return True
 
     def refresh_names(self) -> None:
         """The enrolled names (verify mode resolves the claim's case with them): the server's,
@@ -407,6 +487,7 @@ class DoorPage(Page):
             self._log_abandoned(f"mode switched to {self._mode.value}")
             self.machine.set_mode(self._mode)
         self._apply_mode()
+        self._enforce_calibration()  # recognize mode may be refused (no calibration curve), verify not
 
     def toggle_mode(self) -> None:
         """F2: switch verify / recognize, through ``mode_guard`` (the kiosk asks for the admin PIN)."""
@@ -490,6 +571,8 @@ class DoorPage(Page):
         self._active = True
         self.ctx.door_watching = True
         self._timer.start()
+        if self.machine is not None:
+            self._report_settings()  # the door starts deciding: its weaker settings are logged (once per list)
         if self.ctx.ready and self.ctx.camera.state in ("failed", "ended"):
             QTimer.singleShot(0, self._retry_camera)  # it failed or ended while another page was shown
         self.refresh_names()
@@ -506,11 +589,16 @@ class DoorPage(Page):
         self._checking = None  # still recorded and signalled, no longer shown
         if self.machine is not None:
             self.machine.cancel()
+        self._report_quiet(final=True)  # no tick while another page is shown: report what is held back
 
     # -- frames -----------------------------------------------------------------------------
     def _frame(self, frame: LiveFrame) -> None:
         if not self._active or self.machine is None or self._checking is not None:
             return  # while a decision is being recorded, frames do not count
+        people = getattr(frame.result, "gallery_size", None)
+        if (people or 0) > 1 and self._mode is DoorMode.RECOGNIZE and uncalibrated(self.machine.recognize_rule):
+            if not self._enforce_calibration(people):  # someone was enrolled meanwhile
+                return
         if self.machine.needs_landmarks and frame.landmarks is None and frame.result.faces:
             # the worker had not started predicting landmarks yet (the setting just changed)
             state = self.machine.tick()
@@ -519,17 +607,45 @@ class DoorPage(Page):
         overlays = []
         show = frame.landmarks if self.ctx.settings.show_landmarks else None
         for i, face in enumerate(frame.result.faces):
-            color = GOOD if state.streak and state.verdict and state.verdict.decision.granted else (
-                NEUTRAL if face.observation.quality.ok else WARN
-            )
+            # nothing tells whether the face matched before the door has decided (the anti-
+            # spoofing verdict, the liveness challenge): an attacker tuning a photo or a mask
+            # must not see when it matches; only the quality shows
+            color = NEUTRAL if face.observation.quality.ok else WARN
             lm = show[i] if show is not None and i < len(show) else None
             overlays.append(face_overlay(face.observation.detection, "", color, lm))
         self.view.set_frame(frame.image, overlays)
         self._render(state)
 
     def _tick(self) -> None:
+        self._report_quiet()
         if self.machine is not None and self._checking is None:
             self._render(self.machine.tick())
+
+    def _report_quiet(self, *, final: bool = False, now: bool = False) -> None:
+        """Log (in the background; ``now``: here, the app is quitting) the count of quiet
+        denials that no later denial will report: their window closed, the report is due, or
+        the door stops (``final``). A write that fails gives the count back to the cooldown
+        for the next report."""
+        report = self.cooldown.quiet_report(final=final)
+        if report is None:
+            return
+        store = self.ctx.store
+        if store is None:
+            self.cooldown.unreport(report)
+            return
+
+        def failed(exc: BaseException) -> None:
+            log.error("quiet door denials not logged yet (%s): %s", error_text(exc), report.detail)
+            self.cooldown.unreport(report)
+
+        if now:
+            try:  # the app is quitting: no worker would run it
+                store.log_event(QUIET_EVENT, detail=report.detail)
+            except Exception as exc:
+                log.error("quiet door denials not logged (%s): %s", error_text(exc), report.detail)
+            return
+        self.ctx.task(lambda: store.log_event(QUIET_EVENT, detail=report.detail), name="door-quiet",
+                      on_error=failed)
 
     def _render(self, state: DoorState) -> None:
         if state.decided_now and state.outcome is not None:
@@ -562,9 +678,9 @@ class DoorPage(Page):
         calm = (DoorHint.ENTER_NAME, DoorHint.LOOK_AT_CAMERA, DoorHint.HOLD_STILL, DoorHint.LIVENESS)
         self._set_prompt(text, error=hint not in calm and not challenge)
         if state.phase is DoorPhase.WATCHING:
-            dots = "\u25cf" * state.streak + "\u25cb" * max(0, state.needed - state.streak)
-            if state.confirmed:
-                dots = "\u2713"
+            # agreeing frames, whatever they read (a match or not); no tick for a confirmed
+            # identity while the other checks are pending: the screen gives nothing away early
+            dots = "\u25cf" * min(state.streak, state.needed) + "\u25cb" * max(0, state.needed - state.streak)
             self.progress.setText(f"{dots}    {state.remaining_s or 0:.0f} s left")
         else:
             self.progress.setText("")
@@ -640,7 +756,7 @@ class DoorPage(Page):
         record, photo = result[0], result[1]
         dispatch: Dispatch | None = result[2] if len(result) > 2 else None  # the door outputs' result
         if verdict is not None:
-            self.cooldown.settle(verdict, record)
+            self.cooldown.settle(verdict, record, dispatch)  # LOCK UNREACHABLE starts no cooldown
         if token is self._checking and machine is self.machine and machine is not None:
             self._checking = None
             state = machine.settle(record.outcome)
