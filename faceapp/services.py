@@ -70,6 +70,8 @@ class FaceService:
         self._gallery: Gallery | None = None
         self._generation = None
         self._offline_behind = False  # the door's local copy misses the gallery generation served
+        self._offline_retry_at = 0.0  # (monotonic) when a failed refresh of that copy is tried again
+        self._offline_failing = False  # its last refresh failed (logged once per failure)
         self._gallery_lock = threading.Lock()
         # PostgreSQL pushes changes (LISTEN/NOTIFY): between pushes the gallery is trusted for
         # up to RECHECK_S instead of asking the database on every frame
@@ -87,6 +89,7 @@ class FaceService:
         return self.engine.threshold
 
     RECHECK_S = 5.0  # with a watcher: ask the database anyway after this long (a missed push)
+    OFFLINE_RETRY_S = 5.0  # a door's local copy that could not be refreshed: tried again after this long
 
     def close(self) -> None:
         if self._watcher is not None:
@@ -141,16 +144,23 @@ class FaceService:
                 self._gallery = Gallery(names, pids, matrix, model_id=self.engine.model_id)
                 self._generation = gen
                 self._offline_behind = self.offline is not None
-            if self._offline_behind:
-                # until the door's local copy holds this generation it is retried at every check,
-                # not only at the next change: an outage would otherwise decide from an older copy
-                # (a person removed since could get in)
+                self._offline_retry_at = 0.0  # a change: the copy is taken at once
+            if self._offline_behind and now >= self._offline_retry_at:
+                # until the door's local copy holds this generation it is retried (every
+                # OFFLINE_RETRY_S), not only at the next change: an outage would otherwise decide
+                # from an older copy (a person removed since could get in)
                 try:
                     self.offline.refresh(self.store)
                     self._offline_behind = False
+                    if self._offline_failing:
+                        log.warning("the door's local copy of the gallery is up to date again")
+                    self._offline_failing = False
                 except StoreError as exc:
-                    log.error("the door's local copy of the gallery could not be refreshed (retried at the next "
-                              "check): %s", exc)
+                    self._offline_retry_at = now + self.OFFLINE_RETRY_S
+                    if not self._offline_failing:  # once per failure, not once per frame
+                        log.error("the door's local copy of the gallery could not be refreshed (retried every "
+                                  "%.0f s): %s", self.OFFLINE_RETRY_S, exc)
+                    self._offline_failing = True
             return self._gallery
 
     # -- faces ----------------------------------------------------------------------------

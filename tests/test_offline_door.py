@@ -161,7 +161,7 @@ def test_a_failed_refresh_of_the_doors_copy_is_retried_before_an_outage(tmp_path
         svc._checked_at = 0.0
         assert svc.gallery().names == ["alice"]  # online: the server's gallery; the copy failed to refresh
         cache.refresh = real
-        svc._checked_at = 0.0
+        svc._checked_at = svc._offline_retry_at = 0.0  # do not wait the retry interval
         svc.gallery()  # nothing changed on the server since: the copy is refreshed all the same
         Flaky.down = True
         svc._checked_at = 0.0
@@ -355,3 +355,33 @@ def test_a_running_door_follows_a_key_rotation_and_its_queue_stays_authentic(tmp
     finally:
         cache.close()
         server.close()
+
+
+def test_a_refresh_that_keeps_failing_is_retried_at_an_interval_and_reported_once(tmp_path, site_key, caplog):
+    """A door's local copy that cannot be written (disk full) is not read from the server and
+    rewritten on every frame, nor logged on every frame: retried every OFFLINE_RETRY_S, one error."""
+    from types import SimpleNamespace
+
+    from faceapp.config import Settings
+    from faceapp.services import FaceService
+
+    server = Store(f"sqlite:///{tmp_path}/server.db")
+    server.add_person("alice", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"face")
+    cache = OfflineCache(tmp_path / "door", site_key=site_key)
+    tries = []
+    cache.refresh = lambda store: (tries.append(1), (_ for _ in ()).throw(StoreError("disk full")))[1]
+    svc = FaceService(Settings(device="cpu"), store=server, engine=SimpleNamespace(model_id="m1"),
+                      analyzer=object(), offline=cache)
+    try:
+        with caplog.at_level("ERROR", logger="faceapp.services"):
+            for _ in range(100):
+                svc._checked_at = 0.0  # every frame asks the store
+                assert svc.gallery().names == ["alice"]
+        assert len(tries) == 1
+        assert sum("could not be refreshed" in r.getMessage() for r in caplog.records) == 1
+        svc._checked_at = svc._offline_retry_at = 0.0  # the interval has passed
+        svc.gallery()
+        assert len(tries) == 2
+    finally:
+        svc.close()
+        cache.close()
