@@ -194,7 +194,8 @@ class Settings:
     )
     door_attempt_window_s: float = _doc(
         "Door (recognize mode): seconds after an unrecognized face (or a timeout) was logged during which "
-        "further ones at the same door are shown but not logged one by one; the next logged one says how "
+        "further ones at the same door are shown but not logged one by one; the next logged one (or a "
+        "door_quiet_denials event when the window closes, every 5 minutes and when the door stops) says how "
         "many were held back; 0 = log each; 0..3600.",
         default=30.0,
         limit=Limit(0.0, 3600.0, unit="seconds"),
@@ -242,14 +243,14 @@ class Settings:
         default=0.05,
         limit=Limit(0.0, 0.5, low_open=True, high_open=True),
     )
-    # -- anti-spoofing (faceapp/antispoof, docs/antispoof.md): a network scores every frame of an attempt --
+    # -- anti-spoofing (faceapp/antispoof, docs/antispoof.md): a network scores the frames of the agreeing run --
     antispoof: bool = _doc(
         "Door: also judge each attempt with the anti-spoofing network (MiniFASNet: print / screen / mask); an "
-        "attempt whose frames' median live score is below antispoof_threshold is denied as SPOOF. On by default: "
+        "attempt whose agreeing frames' median live score is below antispoof_threshold is denied as SPOOF. On by default: "
         "it runs wherever the other networks do (ONNX Runtime on a CPU, PyTorch on a GPU).",
         # measured at the door on the real videos (scripts/eval_door.py --antispoof, docs/door-benchmark.md):
-        # 0 SPOOF denials of real people in 84 real attempts, genuine acceptance 39/40 (97.5%, off: 44/44),
-        # every print / screen attack attempt denied (8/8; off: 6 of 6 decided granted)
+        # 0 SPOOF denials of real people, genuine acceptance 39/40 (97.5%, off: 44/44), every print /
+        # screen attack attempt denied (6/6 on 4 December, after scoring only the agreeing run; off: 7 of 7 granted)
         default=True,
     )
     antispoof_threshold: float | None = _doc(
@@ -259,7 +260,7 @@ class Settings:
         limit=Limit(0.0, 1.0, low_open=True, high_open=True),
     )
     antispoof_min_frames: int = _doc(
-        "Anti-spoofing: frames of an attempt that must be scored before its verdict (1..30).",
+        "Anti-spoofing: agreeing frames of an attempt that must be scored before its verdict (1..30).",
         default=5,
         limit=Limit(1, 30),
     )
