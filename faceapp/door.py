@@ -46,6 +46,16 @@ whenever the run does (another reading, several faces, a poor face, no face). A 
 verdict LIVE over those frames (``antispoof_min_frames`` of them; the confirmed identity waits for
 them), a SPOOF verdict denies at once. A frame that does not count also drops a confirmed identity
 (except a frame turned away for the liveness challenge).
+
+*Abandoned attempts*: an attempt that had a reading and ended without its decision (recognize:
+the face left, e.g. a photo lowered before the anti-spoofing verdict; ``cancel``; ``set_mode``; a
+new ``claim``) is reported in the state returned by the call that ended it
+(``DoorState.abandoned``, a :class:`DoorAbandoned`; the callers log it as one ``door_abandoned``
+event). A reading is the attempt's longest agreeing run: a confirmed identity, or at least two
+agreeing frames (MATCH / NO_MATCH; NOT_RECOGNIZED only on an explicit cancel, where one frame
+counts too), so a passer-by dropped when the face leaves stays quiet. A TIMEOUT after such a
+reading names it in its detail and carries it in ``abandoned`` too (for the caller to log when the
+re-entry cooldown holds that timeout back).
 """
 
 from __future__ import annotations
@@ -156,6 +166,35 @@ class DoorOutcome:
 
 
 @dataclass(frozen=True)
+class DoorAbandoned:
+    """An attempt that ended without its decision after a reading (see the module doc): the
+    longest agreeing run it had. Nobody was let in; ``name`` is who the frames read (a MATCH)."""
+
+    why: str  # "face gone", "timeout", "Esc", "mode switched to verify", ...
+    mode: DoorMode
+    claimed: str | None
+    reading: Decision  # what the agreeing frames said
+    name: str | None  # the person they named (MATCH), else None
+    frames: int  # how many agreed
+    needed: int
+    confirmed: bool  # the identity was confirmed (waited for the liveness / anti-spoofing verdict)
+    cancelled: bool = False  # ended by the caller (cancel / set_mode / claim), not by the door
+
+    def reading_text(self) -> str:
+        text = f"{self.frames} agreeing frame(s) of {self.needed} ({self.reading.value}"
+        if self.name and self.reading.granted:
+            text += f" {self.name}"
+        return text + (", confirmed)" if self.confirmed else ")")
+
+    @property
+    def detail(self) -> str:
+        """The ``door_abandoned`` event's text."""
+        verb = "cancelled" if self.cancelled else "abandoned"
+        claimed = f"; claimed {self.claimed!r}" if self.claimed else ""
+        return f"{self.mode.value} attempt {verb} ({self.why}) after {self.reading_text()}{claimed}"
+
+
+@dataclass(frozen=True)
 class DoorState:
     phase: DoorPhase
     mode: DoorMode
@@ -169,6 +208,9 @@ class DoorState:
     verdict: FrameVerdict | None = None  # the latest frame's reading
     liveness: Any = None  # the attempt's faceapp.landmarks.liveness.LivenessState (liveness on)
     confirmed: bool = False  # the identity is settled and waits for the liveness challenge
+    # set only in the state returned by the call that ended an attempt with a reading but without
+    # its decision (and on a TIMEOUT after a reading): the caller logs it once as door_abandoned
+    abandoned: DoorAbandoned | None = None
 
 
 def read_frame(
@@ -315,10 +357,13 @@ class DoorMachine:
         return self._state(decided_now=False)
 
     def set_mode(self, mode: DoorMode | str) -> DoorState:
-        """Switch between verify and recognize; a running attempt is dropped (not logged)."""
-        self._mode = DoorMode(mode)
+        """Switch between verify and recognize; a running attempt is dropped (``abandoned`` in
+        the returned state when it had a reading)."""
+        mode = DoorMode(mode)
+        abandoned = self._abandon(f"mode switched to {mode.value}", cancelled=True)
+        self._mode = mode
         self._to_waiting()
-        return self.state
+        return self._state(decided_now=False, abandoned=abandoned)
 
     def claim(self, name: str) -> DoorState:
         """Verify mode: the visitor says who they are; the attempt (and its clock) starts now."""
@@ -327,15 +372,18 @@ class DoorMachine:
         name = (name or "").strip()
         if not name:
             raise ValueError("the claimed name is empty")
+        abandoned = self._abandon("a new claim", cancelled=True)
         self._to_waiting()
         self._claimed = name
         self._start(self.clock())
-        return self.state
+        return self._state(decided_now=False, abandoned=abandoned)
 
-    def cancel(self) -> DoorState:
-        """Drop the running attempt or the shown outcome and wait again (nothing is logged)."""
+    def cancel(self, why: str = "cancelled") -> DoorState:
+        """Drop the running attempt or the shown outcome and wait again. A running attempt that
+        had a reading is in the returned state's ``abandoned`` (``why``: for its detail)."""
+        abandoned = self._abandon(why, cancelled=True)
         self._to_waiting()
-        return self.state
+        return self._state(decided_now=False, abandoned=abandoned)
 
     def settle(self, outcome: DoorOutcome) -> DoorState:
         """Show the outcome as it was recorded instead of the one decided (a grant that could
@@ -356,7 +404,7 @@ class DoorMachine:
         predicted them; the liveness session uses them instead of predicting again."""
         now = self.clock()
         if self._expire(now):
-            return self._state(decided_now=True)
+            return self._state(decided_now=True, abandoned=self._timed_out)
         if self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
             return self.state  # the outcome is on screen; frames do not count
         if self._phase is DoorPhase.WAITING and self._mode is DoorMode.VERIFY:
@@ -407,8 +455,12 @@ class DoorMachine:
             self._confirmed = None
             if verdict.decision is Decision.NO_FACE and self._mode is DoorMode.RECOGNIZE:
                 self._absent += 1
-                if self._absent >= max(2, self.frames_needed):  # a passer-by: drop it quietly
+                if self._absent >= max(2, self.frames_needed):
+                    # the face left: a passer-by is dropped quietly; an attempt that had a
+                    # reading (a photo lowered before the verdict) is reported
+                    abandoned = self._abandon("face gone")
                     self._to_waiting()
+                    return self._state(decided_now=False, abandoned=abandoned)
             return self.state
         self._absent = 0
         key = (verdict.decision, verdict.name)
@@ -418,6 +470,7 @@ class DoorMachine:
         if self._confirmed is not None and (self._confirmed[-1].decision, self._confirmed[-1].name) != key:
             self._confirmed = None  # a decisive frame against the confirmed identity
         self._run.append(verdict)
+        self._note_reading()
         if self._pad is not None:
             # only the frames of the run are scored, on the one face they read: the verdict is
             # about the face that is being granted, not about anyone else seen in the attempt
@@ -432,6 +485,7 @@ class DoorMachine:
             if verdict.decision.granted and not self._ready(live):
                 # waits for the challenge and / or enough frames for the anti-spoofing verdict
                 self._confirmed = list(self._run[-self.frames_needed:])
+                self._note_reading()
                 self._hint = DoorHint.LIVENESS if live is not None and not live.passed else DoorHint.HOLD_STILL
                 return self.state
             self._decide(now, verdict.decision, verdict.name, detail=self._detail(live))
@@ -443,9 +497,32 @@ class DoorMachine:
     def tick(self) -> DoorState:
         """Let time pass without a frame (the time limit and the reset still apply)."""
         decided = self._expire(self.clock())
-        return self._state(decided_now=decided)
+        return self._state(decided_now=decided, abandoned=self._timed_out if decided else None)
 
     # -- internals --------------------------------------------------------------------------
+    def _note_reading(self) -> None:
+        """Keep the attempt's longest agreeing run (a confirmed one first): what an attempt that
+        ends without its decision is reported with."""
+        confirmed = self._confirmed is not None
+        best = self._best
+        if best is None or (confirmed, len(self._run)) > (best[3], best[2]):
+            last = self._run[-1]
+            self._best = (last.decision, last.name, len(self._run), confirmed)
+
+    def _abandon(self, why: str, *, cancelled: bool = False) -> DoorAbandoned | None:
+        """The report of the running attempt ending now without its decision, if it had a
+        reading (see the module doc); None otherwise."""
+        if self._phase is not DoorPhase.WATCHING or self._best is None:
+            return None
+        decision, name, frames, confirmed = self._best
+        if not confirmed:
+            if decision is Decision.NOT_RECOGNIZED and not cancelled:
+                return None  # a stranger read a few times: a passer-by
+            if frames < (1 if cancelled else 2):
+                return None
+        return DoorAbandoned(why, self._mode, self._claimed, decision, name if decision.granted else None,
+                             frames, self.frames_needed, confirmed, cancelled)
+
     def _ready(self, live) -> bool:
         """The checks beside the identity are met: the challenge passed (or there is none) and
         the anti-spoofing verdict is LIVE (or it is off)."""
@@ -483,6 +560,8 @@ class DoorMachine:
         self._live_state = None
         self._pad = None  # the attempt's anti-spoofing scores
         self._confirmed: list[FrameVerdict] | None = None
+        self._best: tuple[Decision, str | None, int, bool] | None = None  # the longest agreeing run
+        self._timed_out: DoorAbandoned | None = None  # the reading of the attempt that just timed out
 
     def _start(self, now: float) -> None:
         self._phase = DoorPhase.WATCHING
@@ -490,6 +569,8 @@ class DoorMachine:
         self._run = []
         self._absent = 0
         self._confirmed = None
+        self._best = None
+        self._timed_out = None
         self._live = self.liveness() if self.liveness is not None else None
         self._live_state = self._live.start() if self._live is not None else None
         self._new_pad()
@@ -502,12 +583,17 @@ class DoorMachine:
     def _expire(self, now: float) -> bool:
         """Apply the reset and the time limit; True if this made a (TIMEOUT) decision."""
         if self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
-            if now - (self._shown_at or now) >= self.reset_s:
+            if now - (now if self._shown_at is None else self._shown_at) >= self.reset_s:
                 self._to_waiting()
             return False
-        if self._phase is DoorPhase.WATCHING and now - (self._started or now) >= self.timeout_s:
+        started = now if self._started is None else self._started  # (video time may start at 0.0)
+        if self._phase is DoorPhase.WATCHING and now - started >= self.timeout_s:
             last = self._hint.value.replace("_", " ") if self._hint else "no usable face"
-            self._decide(now, Decision.TIMEOUT, None, detail=f"no decision within {self.timeout_s:g} s (last: {last})")
+            detail = f"no decision within {self.timeout_s:g} s (last: {last})"
+            self._timed_out = self._abandon("timeout")
+            if self._timed_out is not None:
+                detail += f"; it had {self._timed_out.reading_text()}"
+            self._decide(now, Decision.TIMEOUT, None, detail=detail)
             return True
         return False
 
@@ -532,12 +618,12 @@ class DoorMachine:
         self._run = []
         self._confirmed = None
 
-    def _state(self, *, decided_now: bool) -> DoorState:
+    def _state(self, *, decided_now: bool, abandoned: DoorAbandoned | None = None) -> DoorState:
         now = self.clock()
         if self._phase is DoorPhase.WATCHING:
-            remaining = max(0.0, self.timeout_s - (now - (self._started or now)))
+            remaining = max(0.0, self.timeout_s - (now - (now if self._started is None else self._started)))
         elif self._phase in (DoorPhase.GRANTED, DoorPhase.DENIED):
-            remaining = max(0.0, self.reset_s - (now - (self._shown_at or now)))
+            remaining = max(0.0, self.reset_s - (now - (now if self._shown_at is None else self._shown_at)))
         else:
             remaining = None
         hint = self._hint
@@ -556,6 +642,7 @@ class DoorMachine:
             verdict=self._verdict,
             liveness=self._live_state,
             confirmed=self._confirmed is not None,
+            abandoned=abandoned,
         )
 
 

@@ -148,3 +148,83 @@ def test_a_frame_that_does_not_count_drops_the_confirmed_identity():
     states = [m.feed(ALICE) for _ in range(5)]  # the five frames are scored again, on alice alone
     assert [x.decided_now for x in states] == [False, False, False, False, True]
     assert states[-1].outcome.decision is Decision.MATCH and "over 5 frames" in states[-1].outcome.detail
+
+
+# -- attempts that end without a decision (review 2 item 4) ------------------------------------
+def test_a_photo_lowered_before_the_verdict_is_reported_as_abandoned():
+    # the photo of alice reaches a confirmed identity, then is lowered before the verdict (SPOOF
+    # at frame 5): the attempt must not vanish quietly after a few empty frames
+    from test_door_logic import NOBODY
+
+    m = machine(antispoof=pad(0.05, min_frames=5))
+    states = [m.feed(ALICE) for _ in range(4)]
+    assert states[-1].confirmed and not any(s.decided_now for s in states)
+    states = [m.feed(NOBODY) for _ in range(3)]
+    assert states[-1].phase is DoorPhase.WAITING and not any(s.decided_now for s in states)
+    reports = [s.abandoned for s in states if s.abandoned is not None]
+    assert len(reports) == 1  # once, in the state of the call that dropped it
+    report = reports[0]
+    assert report.name == "alice" and report.frames == 4 and report.confirmed and report.reading is Decision.MATCH
+    assert "recognize attempt abandoned (face gone) after 4 agreeing frame(s) of 3 (match alice, confirmed)" \
+        in report.detail
+    assert m.state.abandoned is None and m.feed(NOBODY).abandoned is None
+
+
+def test_a_passer_by_without_agreeing_frames_is_dropped_quietly():
+    from test_door_logic import NOBODY
+
+    m = machine()
+    states = [m.feed(STRANGER)] + [m.feed(NOBODY) for _ in range(3)]
+    assert states[-1].phase is DoorPhase.WAITING and all(s.abandoned is None for s in states)
+    # nor is one stranger who was read a few times (no name, no identity confirmed)
+    states = [m.feed(STRANGER), m.feed(STRANGER)] + [m.feed(NOBODY) for _ in range(3)]
+    assert states[-1].phase is DoorPhase.WAITING and all(s.abandoned is None for s in states)
+    # one frame of a name is no agreement either
+    states = [m.feed(ALICE)] + [m.feed(NOBODY) for _ in range(3)]
+    assert all(s.abandoned is None for s in states)
+
+
+def test_a_cancelled_or_switched_attempt_with_agreeing_frames_is_reported_once():
+    from faceapp.door import DoorMode
+
+    m = machine(antispoof=pad(0.9, min_frames=5))
+    m.feed(ALICE), m.feed(ALICE)
+    state = m.cancel("Esc")
+    assert state.abandoned is not None and state.phase is DoorPhase.WAITING
+    assert "recognize attempt cancelled (Esc) after 2 agreeing frame(s) of 3 (match alice)" in state.abandoned.detail
+    assert m.cancel("Esc").abandoned is None  # nothing running: nothing more
+    m.feed(ALICE), m.feed(ALICE), m.feed(ALICE)
+    state = m.set_mode(DoorMode.VERIFY)
+    assert state.abandoned is not None and state.abandoned.confirmed
+    assert "attempt cancelled (mode switched to verify)" in state.abandoned.detail
+    assert m.cancel().abandoned is None
+
+
+def test_a_timeout_after_agreeing_frames_names_the_reading_it_had():
+    from test_door_logic import NOBODY, Clock
+
+    clock = Clock()
+    m = machine(clock=clock, antispoof=pad(0.9, min_frames=5))
+    for _ in range(3):
+        m.feed(ALICE)
+    m.feed(frame(_face([("alice", 0.2)], issues=(QualityIssue.BLURRY,))))  # the run breaks, the face stays
+    clock.t += 9.0
+    state = m.feed(NOBODY)
+    assert state.decided_now and state.outcome.decision is Decision.TIMEOUT and state.outcome.name is None
+    assert state.abandoned is not None and state.abandoned.name == "alice" and state.abandoned.frames == 3
+    assert "3 agreeing frame(s) of 3 (match alice, confirmed)" in state.outcome.detail
+
+
+def test_the_time_limit_runs_from_an_attempt_started_at_time_zero():
+    # the headless door's video time starts at 0.0: an attempt started then must time out too
+    from test_door_logic import Clock
+
+    clock = Clock()
+    clock.t = 0.0
+    m = machine(clock=clock)
+    m.feed(frame(_face([("alice", 0.2)], issues=(QualityIssue.BLURRY,))))
+    clock.t = 9.0
+    state = m.tick()
+    assert state.decided_now and state.outcome.decision is Decision.TIMEOUT
+    clock.t = 13.0
+    assert m.tick().phase is DoorPhase.WAITING  # and the outcome shown at 9.0 resets

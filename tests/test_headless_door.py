@@ -474,3 +474,83 @@ def test_the_headless_door_logs_quiet_denials_when_the_window_closes_and_when_it
     assert len(quiet) == 2 and quiet[1].detail.startswith("2 more") and "the door stopped" in quiet[1].detail
     logged = [e for e in fake_store.events() if e.kind == "door"]
     assert len(logged) + 19 + 2 == 23  # every attempt accounted for
+
+
+class _Frames:
+    """A pipeline that hands back the frame results it is given."""
+
+    def process(self, frame, index):
+        return frame
+
+
+def _machine_door(store, clock, **kw):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "gui"))
+    from test_door_logic import machine
+
+    from faceapp.door_cooldown import DoorCooldown
+    from faceapp.outputs import LockState
+
+    out = io.StringIO()
+    m = machine(clock=clock, **kw)
+    door = door_headless._HeadlessDoor(m, _Frames(), _Recorder(store), _Outputs(LockState.NONE), clock, claim=None,
+                                       out=out, on_decision=None, analyzer=None,
+                                       cooldown=DoorCooldown(cooldown_s=30, attempt_window_s=30, clock=clock))
+    return door, out
+
+
+def _step(door, clock, frames, t0=0.0):
+    for i, f in enumerate(frames):
+        door.step(f, i, t0 + 0.1 * i)
+    return clock.now
+
+
+def test_the_headless_door_logs_a_photo_lowered_before_the_verdict(fake_store):
+    # review 2 item 4: agreeing (confirmed) frames, then the photo is lowered before the anti-
+    # spoofing verdict: one door_abandoned event with the reading, no door decision, nobody let in
+    from test_door_antispoof import pad
+    from test_door_logic import ALICE, NOBODY, STRANGER
+
+    clock = door_headless.VideoClock(True)
+    door, out = _machine_door(fake_store, clock, antispoof=pad(0.05, min_frames=5))
+    t = _step(door, clock, [ALICE] * 4 + [NOBODY] * 5)
+    events = [e for e in fake_store.events() if e.kind == "door_abandoned"]
+    assert len(events) == 1 and _lines(out) == []
+    assert "recognize attempt abandoned (face gone) after 4 agreeing frame(s) of 3 (match alice, confirmed)" \
+        in events[0].detail
+    assert events[0].decided is None and [e for e in fake_store.events() if e.kind == "door"] == []
+    # a passer-by with no agreeing frames stays quiet
+    _step(door, clock, [STRANGER] + [NOBODY] * 4, t0=t + 1.0)
+    assert len([e for e in fake_store.events() if e.kind == "door_abandoned"]) == 1
+    # an attempt running when the stream ends is reported too (once)
+    _step(door, clock, [ALICE] * 3, t0=t + 2.0)
+    door.cancel("camera ended")
+    door.cancel("camera ended")
+    events = sorted((e for e in fake_store.events() if e.kind == "door_abandoned"), key=lambda e: e.id)
+    assert len(events) == 2 and "attempt cancelled (camera ended) after 3 agreeing frame(s)" in events[1].detail
+
+
+def test_a_quiet_timeout_after_agreeing_frames_is_logged_as_abandoned(fake_store):
+    # a timeout the cooldown would hold back (a stranger was logged just before) still leaves
+    # the reading it had in the log; a logged timeout carries it in its own detail
+    from test_door_antispoof import pad
+    from test_door_logic import ALICE, STRANGER, _face, frame
+
+    from faceapp.types import QualityIssue
+
+    blurry = frame(_face([("alice", 0.2)], issues=(QualityIssue.BLURRY,)))
+    clock = door_headless.VideoClock(True)
+    door, out = _machine_door(fake_store, clock, antispoof=pad(0.9, min_frames=5))
+    _step(door, clock, [ALICE] * 3 + [blurry] * 90)  # 9 s: the time limit (8 s) runs out
+    decided = [line for line in _lines(out)]
+    assert [line["decision"] for line in decided] == ["timeout"]
+    timeouts = [e for e in fake_store.events() if e.kind == "door"]
+    assert len(timeouts) == 1 and "3 agreeing frame(s) of 3 (match alice, confirmed)" in timeouts[0].detail
+    assert [e for e in fake_store.events() if e.kind == "door_abandoned"] == []  # the timeout says it
+    door, out = _machine_door(fake_store, clock, antispoof=pad(0.9, min_frames=5))
+    _step(door, clock, [STRANGER] * 3, t0=20.0)  # logged: the quiet window starts
+    _step(door, clock, [ALICE] * 3 + [blurry] * 90, t0=25.0)
+    assert [line["admission"] for line in _lines(out)] == ["log", "quiet_denial"]
+    events = [e for e in fake_store.events() if e.kind == "door_abandoned"]
+    assert len(events) == 1 and "(match alice, confirmed)" in events[0].detail

@@ -18,6 +18,10 @@ line on stdout (the decision, the lock's state, each output's result). Logs go t
   ``"admission": "repeat_grant"``, ``"granted": false``, no event and no output; a grant whose
   lock was unreachable starts no cooldown. Quiet denials no later denial reports are logged
   as a ``door_quiet_denials`` event (the window closed, and when the door stops).
+- An attempt that had agreeing frames and ended without its decision (the face left, e.g. a
+  photo lowered before the anti-spoofing verdict; the stream ended; a timeout the cooldown holds
+  back) is one ``door_abandoned`` event (``DoorState.abandoned``) and a warning on stderr; no
+  JSON line (nothing was decided) and nobody let in.
 - At start (:mod:`faceapp.door_checks`): settings weaker than their defaults are one warning
   line and one ``door_settings`` event; recognize mode on a model without a calibration curve,
   with more than one person enrolled (also found on a frame later), is refused (ConfigError,
@@ -278,7 +282,7 @@ class _HeadlessDoor:
                 source.close()
             if video:
                 base = end + 1.0 / (source.fps or 25.0)  # video time goes on across a reopen
-            self.machine.cancel()  # an attempt is not carried over to another stream (nothing logged)
+            self.cancel(f"camera {reason}")  # an attempt is not carried over to another stream
             if stop.is_set() or (video and until_end):
                 return
             log.warning("camera %s %s: reopening in %g s", camera, reason, backoff)
@@ -317,7 +321,7 @@ class _HeadlessDoor:
         machine = self.machine
         state = machine.tick()
         if state.decided_now and state.outcome is not None:  # the time limit ran out before this frame
-            self._decided(state.outcome, t)
+            self._decided(state.outcome, t, abandoned=state.abandoned)
         if machine.mode is DoorMode.VERIFY and machine.state.phase is DoorPhase.WAITING and result.faces:
             machine.claim(self.claim)  # the visitor "says" the name when they show up
         landmarks = None
@@ -325,7 +329,9 @@ class _HeadlessDoor:
             landmarks = self.analyzer.analyze_frame(result)
         state = machine.feed(result, landmarks)
         if state.decided_now and state.outcome is not None:
-            self._decided(state.outcome, t)
+            self._decided(state.outcome, t, abandoned=state.abandoned)
+        elif state.abandoned is not None:  # the face left before the decision (a photo lowered)
+            self._log_abandoned(state.abandoned)
         self._report_quiet()
         if time.monotonic() - self._flushed_at > FLUSH_EVERY_S and (
                 self.recorder.pending or self.recorder.offline is not None):
@@ -346,12 +352,30 @@ class _HeadlessDoor:
             self.cooldown.unreport(report)
             log.error("quiet door denials not logged yet (%s: %s): %s", type(exc).__name__, exc, report.detail)
 
+    def cancel(self, why: str) -> None:
+        """Drop the running attempt (the stream ended or failed); one with agreeing frames is logged."""
+        abandoned = self.machine.cancel(why).abandoned
+        if abandoned is not None:
+            self._log_abandoned(abandoned)
+
+    def _log_abandoned(self, abandoned) -> None:
+        """An attempt with a reading that ended without its decision: one ``door_abandoned``
+        event (nobody named as let in; the reading is in the detail)."""
+        log.warning("door attempt without a decision: %s", abandoned.detail)
+        try:
+            self.recorder.store.log_event("door_abandoned", detail=abandoned.detail)
+        except Exception as exc:
+            log.error("abandoned door attempt not logged (%s: %s): %s", type(exc).__name__, exc, abandoned.detail)
+
     def finish(self) -> None:
         """The door stops: what the cooldown still holds back is logged."""
         self._report_quiet(final=True)
 
-    def _decided(self, outcome, t: float) -> None:
+    def _decided(self, outcome, t: float, *, abandoned=None) -> None:
         verdict = self.cooldown.admit(outcome)
+        if abandoned is not None and not verdict.log and not verdict.repeat:
+            # a timeout after a reading that the cooldown holds back: its reading is still logged
+            self._log_abandoned(abandoned)
         if verdict.log:
             record = self.recorder.record(verdict.outcome)
             self.machine.settle(record.outcome)

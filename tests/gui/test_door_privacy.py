@@ -229,6 +229,40 @@ def test_an_attempt_cancelled_after_agreeing_frames_is_logged(qtbot, door_ctx):
     assert [e.kind for e in door_ctx.store.events()].count("door_abandoned") == 1
 
 
+def _empty_frame():
+    """A LiveFrame with nobody in it (the photo was lowered, the visitor left)."""
+    from PySide6.QtGui import QImage
+
+    from faceapp.gui.context import LiveFrame
+    from faceapp.pipeline import FrameResult
+
+    image = QImage(640, 480, QImage.Format.Format_RGB888)
+    image.fill(0)
+    return LiveFrame(FrameResult(0, np.zeros((480, 640, 3), np.uint8), (), {}, ()), image)
+
+
+def test_an_attempt_whose_face_left_before_the_decision_is_logged_once(qtbot, door_ctx):
+    # review 2 item 4: agreeing frames, then the photo is lowered before the decision: the
+    # attempt drops after a few empty frames, and leaves one door_abandoned event (nobody let in)
+    page = _page(qtbot, door_ctx, DoorMode.RECOGNIZE)
+    for _ in range(2):
+        door_ctx.camera.frame.emit(_frame("bob", 0.05))
+    for _ in range(5):
+        door_ctx.camera.frame.emit(_empty_frame())
+    assert page.machine.state.phase is DoorPhase.WAITING
+    qtbot.waitUntil(lambda: any(e.kind == "door_abandoned" for e in door_ctx.store.events()), timeout=5000)
+    event = next(e for e in door_ctx.store.events() if e.kind == "door_abandoned")
+    assert "recognize attempt abandoned (face gone) after 2 agreeing frame(s) of 3 (match bob)" in event.detail
+    assert event.decided is None and not [e for e in door_ctx.store.events() if e.kind == "door"]
+    page.cancel()  # nothing running: nothing more
+    # a passer-by read once is dropped quietly
+    door_ctx.camera.frame.emit(_frame(None, 0.0))
+    for _ in range(5):
+        door_ctx.camera.frame.emit(_empty_frame())
+    qtbot.wait(200)
+    assert [e.kind for e in door_ctx.store.events()].count("door_abandoned") == 1
+
+
 def _events_of(ctx, kind):
     return sorted((e for e in ctx.store.events() if e.kind == kind), key=lambda e: e.id)
 

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.door import (
+    DoorAbandoned,
     DoorHint,
     DoorMachine,
     DoorMode,
@@ -415,7 +416,7 @@ class DoorPage(Page):
                 log.error("door out of order: %s", why)
             self._refused = why
             if self.machine is not None:
-                self.machine.cancel()
+                self._log_abandoned(self.machine.cancel("door out of order").abandoned)
             self.machine, self._parked = None, machine
             self._checking = None
             self.stack.setCurrentWidget(self.watch)
@@ -424,7 +425,7 @@ class DoorPage(Page):
             return False
         if self.machine is None:
             self.machine, self._parked, self._refused = machine, None, None
-            machine.set_mode(self._mode)
+            self._log_abandoned(machine.set_mode(self._mode).abandoned)  # (parked: nothing runs)
             self._render(machine.state)
         return True
 
@@ -484,8 +485,7 @@ class DoorPage(Page):
         self._checking = None
         self._typed = ""
         if self.machine is not None:
-            self._log_abandoned(f"mode switched to {self._mode.value}")
-            self.machine.set_mode(self._mode)
+            self._log_abandoned(self.machine.set_mode(self._mode).abandoned)
         self._apply_mode()
         self._enforce_calibration()  # recognize mode may be refused (no calibration curve), verify not
 
@@ -539,29 +539,26 @@ class DoorPage(Page):
         if self._checking is not None:
             return  # Esc waits until the decision on screen is recorded (at most the log budget)
         if self.machine is not None:
-            self._log_abandoned("Esc")
-            self._render(self.machine.cancel())
+            self._render(self.machine.cancel("Esc"))  # an attempt with agreeing frames is logged
         self.name_edit.clear()
         self.stack.setCurrentWidget(self.watch)
         self._shown = None
         if self._mode is DoorMode.VERIFY:
             self.name_edit.setFocus()
 
-    def _log_abandoned(self, why: str) -> None:
-        """An attempt dropped before its decision (Esc, a mode switch) that already had agreeing
-        frames is logged as ``door_abandoned`` (in the background): whoever tunes a photo or a
-        mask by watching the screen and cancelling before the denial still leaves a trace."""
-        state = self.machine.state if self.machine is not None else None
+    def _log_abandoned(self, abandoned: DoorAbandoned | None) -> None:
+        """An attempt that had agreeing frames and ended without its decision (the machine's
+        ``DoorState.abandoned``: the face left, e.g. a photo lowered before the anti-spoofing
+        verdict; Esc; a mode switch; a new claim; a timeout the cooldown holds back) is logged
+        once as ``door_abandoned`` (in the background): whoever tunes a photo or a mask by
+        watching the screen and leaving before the denial still leaves a trace."""
         store = self.ctx.store
-        if state is None or store is None or state.phase is not DoorPhase.WATCHING or not state.streak:
+        if abandoned is None:
             return
-        verdict = state.verdict
-        reading = verdict.decision.value if verdict is not None else "?"
-        if verdict is not None and verdict.name and verdict.decision.granted:
-            reading += f" {verdict.name}"
-        claimed = f"; claimed {state.claimed!r}" if state.claimed else ""
-        detail = (f"{state.mode.value} attempt cancelled ({why}) after {state.streak} agreeing frame(s) "
-                  f"of {state.needed} ({reading}{', confirmed' if state.confirmed else ''}){claimed}")
+        detail = abandoned.detail
+        log.warning("door attempt without a decision: %s", detail)
+        if store is None:
+            return
         self.ctx.task(lambda: store.log_event("door_abandoned", detail=detail), name="door-abandoned",
                       on_error=lambda exc: log.error("abandoned door attempt not logged (%s): %s",
                                                      error_text(exc), detail))
@@ -588,7 +585,7 @@ class DoorPage(Page):
         self._retry.stop()
         self._checking = None  # still recorded and signalled, no longer shown
         if self.machine is not None:
-            self.machine.cancel()
+            self._log_abandoned(self.machine.cancel("door page left").abandoned)
         self._report_quiet(final=True)  # no tick while another page is shown: report what is held back
 
     # -- frames -----------------------------------------------------------------------------
@@ -649,7 +646,9 @@ class DoorPage(Page):
 
     def _render(self, state: DoorState) -> None:
         if state.decided_now and state.outcome is not None:
-            self._decide(state.outcome)
+            self._decide(state.outcome, state.abandoned)
+        elif state.abandoned is not None:  # ended without its decision (face gone, Esc, a new claim)
+            self._log_abandoned(state.abandoned)
         if self._checking is not None:
             return  # "Checking..." stays until the event is committed (or given up)
         if state.phase in (DoorPhase.GRANTED, DoorPhase.DENIED) and state.outcome is not None:
@@ -718,10 +717,13 @@ class DoorPage(Page):
             return f"{outcome_reason(record.outcome)}\n{QUEUED_TEXT}"
         return record_reason(record)
 
-    def _decide(self, outcome: DoorOutcome) -> None:
+    def _decide(self, outcome: DoorOutcome, abandoned: DoorAbandoned | None = None) -> None:
         """A decision was made: a repeat is shown at once and not logged (the cooldown);
-        anything else is recorded off the UI thread, "Checking..." until it returns."""
+        anything else is recorded off the UI thread, "Checking..." until it returns.
+        ``abandoned``: a timeout's reading, logged when the cooldown holds the timeout back."""
         verdict = self.cooldown.admit(outcome)
+        if not verdict.log and not verdict.repeat:
+            self._log_abandoned(abandoned)
         if not verdict.log:
             self._show_repeat(verdict)
             return
