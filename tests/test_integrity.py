@@ -129,23 +129,58 @@ def test_an_archive_signed_by_another_key_is_refused(store, db_url, tmp_path):
     assert store.import_gallery(exported, signer=other).skipped == 1
 
 
-@pytest.mark.parametrize("on_conflict", ["replace", "skip"])
-def test_a_signed_archive_listing_people_without_templates_is_refused(store, db_url, tmp_path, on_conflict):
-    """Replacing alice with "no templates" would leave her enrolled with none (never
-    recognised), and "nobody" would be enrolled with none: the whole file is refused."""
+def _archive_listing_people_without_templates(store, path: Path) -> Path:
     from datetime import UTC, datetime
 
-    enroll(store, "alice")
-    path = tmp_path / "empty.zip"
     archive.write_archive(path, archive.Archive(people=[archive.ArchivedPerson("alice", datetime.now(UTC)),
                                                         archive.ArchivedPerson("nobody", datetime.now(UTC))],
                                                 templates=[]), signer=store.gallery_signer())
+    return path
+
+
+def test_a_signed_archive_listing_people_without_templates_is_refused_with_replace(store, db_url, tmp_path):
+    """Replacing alice with "no templates" would leave her enrolled with none (never
+    recognised): the whole file is refused."""
+    enroll(store, "alice")
+    path = _archive_listing_people_without_templates(store, tmp_path / "empty.zip")
     before = dump(db_url)
     with pytest.raises(StoreError, match="no templates") as info:
-        store.import_gallery(path, on_conflict=on_conflict)
+        store.import_gallery(path, on_conflict="replace")
     assert "'alice'" in str(info.value) and "nothing was imported" in str(info.value)
     assert dump(db_url) == before
     assert [(p.name, p.template_count) for p in store.list_people()] == [("alice", 1)]
+
+
+@pytest.mark.parametrize("on_conflict", ["skip", "error"])
+def test_people_without_templates_in_an_archive_are_left_out_with_a_warning(store, tmp_path, on_conflict, caplog):
+    """Older databases hold people with no templates (0001 data, an older replace import), and
+    older exports list them: without replace they are left out (nobody is enrolled with
+    nothing to be recognised by), with a warning and a note in the import's event."""
+    enroll(store, "alice")
+    path = _archive_listing_people_without_templates(store, tmp_path / "empty.zip")
+    with caplog.at_level("WARNING", logger="faceapp.store.repository"):
+        r = store.import_gallery(path, on_conflict=on_conflict)
+    assert (r.added, r.replaced, r.templates, r.left_out) == (0, 0, 0, 2)
+    assert "no templates" in caplog.text and "'nobody'" in caplog.text
+    assert [(p.name, p.template_count) for p in store.list_people()] == [("alice", 1)]
+    last = store.events(limit=1)[0]
+    assert last.kind == "import" and "2 with no templates left out" in last.detail
+
+
+def test_an_export_leaves_out_people_without_templates_and_imports_whole(store, db_url, tmp_path):
+    """A person with no templates (an older faceapp's replace import erased them) is left out
+    of the export, which says so, so that the export can be restored."""
+    enroll(store, "alice")
+    bob = enroll(store, "bob", 0, 1, 0, 0)
+    raw(db_url, f"DELETE FROM templates WHERE person_id = {bob.id}")
+    exported = tmp_path / "gallery.zip"
+    r = store.export_gallery(exported)
+    assert (r.people, r.templates, r.left_out) == (1, 1, ("bob",))
+    last = store.events(limit=1)[0]
+    assert last.kind == "export" and "left out 1 person with no templates" in last.detail
+    with Store(f"sqlite:///{tmp_path / 'other.db'}", models=MODELS) as other:
+        assert (other.import_gallery(exported).added, [p.name for p in other.list_people()]) == (1, ["alice"])
+
 
 def test_a_signed_export_imports_into_a_fresh_database_of_the_same_site(store, tmp_path):
     enroll(store, "alice", 1, 2, 3, 4)

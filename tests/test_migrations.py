@@ -376,3 +376,114 @@ def test_the_0002_upgrade_gives_duplicate_names_names_that_collide_with_nothing(
     for i, name in enumerate(names, 1):  # the first of each spelling keeps it; a unique name is never changed
         if sum(n.casefold() == name.casefold() for n in names[:i - 1]) == 0:
             assert people[i] == name
+
+
+def _only_revisions_up_to_0002(tmp_path: Path, monkeypatch) -> None:
+    """FACEAPP_MIGRATIONS_DIR holding revisions 0001 and 0002 only: the schema of an older faceapp."""
+    folder = _copy_migrations(tmp_path)
+    for path in (folder / "versions").glob("*.py"):
+        if not path.name.startswith(("0001", "0002")):
+            path.unlink()
+    monkeypatch.setenv("FACEAPP_MIGRATIONS_DIR", str(folder))
+
+
+def _cli_upgrade(db_url: str) -> None:
+    """`alembic -x url=... upgrade head`, the path alembic.ini and migrations/env.py document."""
+    cfg = alembic_config()
+    cfg.cmd_opts = argparse.Namespace(x=[f"url={db_url}"])
+    command.upgrade(cfg, "head")
+
+
+def _a_0001_database(db_url: str) -> tuple[bytes, bytes]:
+    """Schema 0001 with one person, one template (in the clear) and one unchained event."""
+    from faceapp.store.migrate import migration_connection
+
+    engine = make_engine(db_url)
+    with migration_connection(engine) as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    plain, face = np.eye(4, dtype="<f4")[0].tobytes(), b"face of alice"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO people (id, name, created_at, updated_at) VALUES "
+                             "(1, 'alice', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO templates (person_id, embedding, dim, model_id, face_jpeg, quality, "
+                             "created_at) VALUES (1, :e, 4, 'm', :f, 0.9, '2026-01-01 00:00:00')"),
+                     {"e": plain, "f": face})
+        conn.execute(sa.text("INSERT INTO events (time, kind, decided, person_id, detail) VALUES "
+                             "('2026-01-01 00:00:00', 'verify', 'alice', 1, '')"))
+    engine.dispose()
+    return plain, face
+
+
+@pytest.mark.parametrize("how", ["stopped-before-sealing", "alembic-cli"])
+def test_a_database_from_before_sealing_upgraded_without_faceapp_is_sealed_at_first_open(
+        db_url, tmp_path, monkeypatch, how):
+    """An older faceapp ran the 0001 -> 0002 upgrade and was stopped before its sealing commit
+    (or the schema was upgraded with the alembic command line): no key records, templates in
+    the clear, events unchained. Nothing in it was altered: the first open seals it."""
+    plain, face = _a_0001_database(db_url)
+    if how == "stopped-before-sealing":
+        _only_revisions_up_to_0002(tmp_path, monkeypatch)
+        engine = make_engine(db_url)
+        assert upgrade_to_head(engine) == "0002"  # the older faceapp's first commit
+        engine.dispose()
+        monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
+    else:
+        _cli_upgrade(db_url)
+    with Store(db_url) as store:
+        assert store.info()["revision"] == head_revision()
+        [t] = store.templates()
+        assert t.embedding.astype("<f4").tobytes() == plain and t.face_jpeg == face
+        report = store.verify_events()
+        assert report.ok and report.checked == 1
+        store.log_event("verify")
+        assert store.verify_events().ok
+
+
+def test_a_database_sealed_with_an_empty_log_logs_after_an_alembic_command_line_upgrade(
+        db_url, tmp_path, monkeypatch):
+    """The blank record of an empty log (sealing before 0003) is given its MAC'd form when the
+    store opens, also when the upgrade was made by the alembic command line (no Store)."""
+    _only_revisions_up_to_0002(tmp_path, monkeypatch)
+    with Store(db_url) as store:
+        assert store.info()["revision"] == "0002"
+    _execute(db_url, "UPDATE meta SET value = '' WHERE key = 'event_head'")  # as sealing wrote it then
+    monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
+    _cli_upgrade(db_url)
+    with Store(db_url) as store:
+        assert store.verify_events().ok
+        store.log_event("verify")
+        assert store.verify_events().ok
+
+
+def test_a_database_sealed_with_an_empty_log_logs_after_the_upgrade_with_a_rotation_leftover_key(
+        db_url, tmp_path, monkeypatch):
+    """The same after a key rotation interrupted by a crash: the database's key is the key
+    file's rotation leftover when the upgrade runs."""
+    from faceapp.store import crypto
+
+    key_file = tmp_path / "keys" / "faceapp.key"
+    key_file.parent.mkdir()
+    _only_revisions_up_to_0002(tmp_path, monkeypatch)
+    with Store(db_url, key_file=key_file) as store:
+        assert store.info()["revision"] == "0002"
+        old_id = store.site_key_id
+    _execute(db_url, "UPDATE meta SET value = '' WHERE key = 'event_head'")
+    monkeypatch.delenv("FACEAPP_MIGRATIONS_DIR")
+    key_file.rename(key_file.with_name("faceapp.key.old-20261201T000000"))
+    crypto.SiteKey.load_or_create(key_file)
+    with Store(db_url, key_file=key_file) as store:
+        assert store.site_key_id == old_id
+        assert store.verify_events().ok
+        store.log_event("verify")
+        assert store.verify_events().ok
+
+
+def test_a_blank_end_record_is_not_repaired_while_the_log_has_events(db_url):
+    """Only the blank record of an empty log is the pre-0003 form; with events it is tampering."""
+    with Store(db_url) as store:
+        store.log_event("verify")
+    _execute(db_url, "UPDATE meta SET value = '' WHERE key = 'event_head'")
+    with Store(db_url) as store:
+        assert "blanked" in (store.verify_events().problem or "")
+        with pytest.raises(StoreError, match="blanked"):
+            store.log_event("verify")

@@ -36,7 +36,11 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         if args.action == "export":
             r = store.export_gallery(args.file, signer=signer)
             signed = (signer or store.gallery_signer()).key_id
-            _emit(args, {"path": str(r.path), "people": r.people, "templates": r.templates, "signed_by": signed},
+            if r.left_out:
+                print(f"faceapp: warning: left out {len(r.left_out)} enrolled with no templates (enroll them "
+                      f"again): {', '.join(repr(n) for n in r.left_out)}", file=sys.stderr)
+            _emit(args, {"path": str(r.path), "people": r.people, "templates": r.templates, "signed_by": signed,
+                         "left_out": list(r.left_out)},
                   f"exported {r.people} people ({r.templates} template(s)) to {r.path}, signed by key {signed}; "
                   "the file holds their faces: keep it as safe as the database")
             return int(Exit.OK)
@@ -44,7 +48,11 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             print("faceapp: warning: importing without checking a signature: the file may be forged", file=sys.stderr)
         r = store.import_gallery(args.file, on_conflict=args.on_conflict, signer=signer,
                                  allow_unsigned=args.allow_unsigned)
-        _emit(args, {"added": r.added, "replaced": r.replaced, "skipped": r.skipped, "templates": r.templates},
+        if r.left_out:
+            print(f"faceapp: warning: {args.file} lists {r.left_out} people with no templates; they were left out",
+                  file=sys.stderr)
+        _emit(args, {"added": r.added, "replaced": r.replaced, "skipped": r.skipped, "templates": r.templates,
+                     "left_out": r.left_out},
               f"imported {args.file}: {r.added} added, {r.replaced} replaced, {r.skipped} already enrolled kept, "
               f"{r.templates} template(s)")
         return int(Exit.OK)

@@ -150,9 +150,10 @@ def upgrade_to_head(engine: Engine, *, after: Callable[[Connection, str | None],
 
     ``after(connection, from_revision)`` runs when this call did upgrade, inside the
     migration's transaction, after the migrations (``from_revision``: the revision the
-    database had, None for a new one): what the app must do once on an upgraded database
-    (the store seals a database from before sealing) is then done in the same commit, or not
-    at all."""
+    database had, None for a new one), in the same commit. The store does not use it: the
+    alembic command line runs no such hook, so what a Store must do once on an upgraded
+    database (seal one from before sealing, repair a blank record of an empty log) it decides
+    from the content each time it opens (Store._open_keys)."""
     head = head_revision()
     script = ScriptDirectory.from_config(alembic_config())
     current = current_revision(engine)

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,6 +107,7 @@ class ExportResult:
     path: Path
     people: int
     templates: int
+    left_out: tuple[str, ...] = ()  # people with no templates, not exported (nothing to recognise them by)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ class ImportResult:
     replaced: int  # people already enrolled whose templates were replaced (on_conflict="replace")
     skipped: int  # people already enrolled and left as they were (on_conflict="skip")
     templates: int  # templates written
+    left_out: int = 0  # people the file lists with no templates, not imported (on_conflict other than "replace")
+
+
+def _some_names(names: Sequence[str]) -> str:
+    """Up to five names, quoted, and how many more."""
+    return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 class _GalleryBuilder:
@@ -203,7 +210,7 @@ class Store:
         self.url = mask_url(engine.url)
         self._closed = False
         try:
-            upgrade_to_head(engine, after=self._after_upgrade)
+            upgrade_to_head(engine)  # faceapp's or the alembic command line's: _open_keys does the rest
             self._reader = sessionmaker(engine, expire_on_commit=False)
             # reads of several statements that must agree (the offline snapshot, an export, the
             # log's verification, a gallery): one snapshot on PostgreSQL, whose default READ
@@ -793,7 +800,11 @@ class Store:
     def _open_keys(self) -> bytes:
         """Check that this database is sealed with our site key and return the event chain's
         key. The first open of a database (new, or from before sealing) seals its stored
-        faces and templates, makes the chain key and chains the events it already has."""
+        faces and templates, makes the chain key and chains the events it already has.
+
+        Done here, on every open, rather than in the upgrade: the schema may have been upgraded
+        by the alembic command line, or by an older faceapp stopped between its upgrade's
+        commit and its sealing commit, and both must still be sealed (and repaired) once."""
         with self._reading() as s:
             meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
         if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
@@ -802,9 +813,7 @@ class Store:
                     s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK_KEY})
                 meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
                 if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
-                    # not just upgraded from schema 0001 (that is sealed by _after_upgrade, in
-                    # the migration's commit): only an empty database may be sealed here
-                    self._initialise_sealing(s, meta, from_before_sealing=False)
+                    self._initialise_sealing(s, meta)
                     meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
         stored = meta[SITE_KEY_ID_KEY]
         if stored != self._site_key.key_id and self._key_path is not None:
@@ -817,51 +826,59 @@ class Store:
                 f"database {self.url} is sealed with site key {stored}, but the key in use is "
                 f"{self._site_key.key_id}; start faceapp with that database's key file (see docs/security.md)"
             )
-        return self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]), aad=b"faceapp/event-chain-key")
+        self._chain_key = self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]), aad=b"faceapp/event-chain-key")
+        self._repair_blank_head()
+        return self._chain_key
 
-    def _after_upgrade(self, conn: Any, from_revision: str | None) -> None:
-        """Inside the migration's transaction (:func:`~faceapp.store.migrate.upgrade_to_head`):
-        seal a database that has never been sealed: a new one, or one from schema 0001 (faces
-        in the clear, events unchained), the one case whose unchained events are chained.
-        A database that was sealed before and has an empty log gets the MAC'd record of an
-        empty log that sealing writes since schema 0003 (before, the record was blank)."""
-        with Session(bind=conn, expire_on_commit=False) as s:
-            meta = _meta(s, SITE_KEY_ID_KEY, _CHAIN_KEY_KEY)
-            if meta.get(SITE_KEY_ID_KEY) is None or meta.get(_CHAIN_KEY_KEY) is None:
-                self._initialise_sealing(s, meta, from_before_sealing=from_revision == "0001")
-            elif meta[SITE_KEY_ID_KEY] == self._site_key.key_id:
-                head = s.get(MetaRow, EVENT_HEAD_KEY)
-                if head is not None and head.value == "" and s.scalar(select(func.count(EventRow.id))) == 0:
-                    self._chain_key = self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]),
-                                                            aad=b"faceapp/event-chain-key")
-                    head.value = self._head_value(0, eventlog.GENESIS)
-            s.flush()
+    def _repair_blank_head(self) -> None:
+        """Sealing before schema 0003 left the record of an empty log blank; since 0003 it is
+        MAC'd from the start and a blank one is tampering. Once the key records are known to
+        be good (the chain key unwrapped with the database's key, a rotation leftover too), a
+        blank record of a log with no event at all is given the MAC'd record of an empty log.
+        Checked on every open, so an upgrade by the alembic command line is repaired as well;
+        a blank record of a log that has events is left for verify to report."""
+        with self._reading() as s:
+            if s.scalar(select(MetaRow.value).where(MetaRow.key == EVENT_HEAD_KEY)) != "":
+                return
+        with self._writing() as s:
+            head = self._lock_head(s)
+            if head is not None and head.value == "" and s.scalar(select(func.count(EventRow.id))) == 0:
+                head.value = self._head_value(0, eventlog.GENESIS)
+                log.info("database %s: the blank record of its empty log (sealed before schema 0003) "
+                         "was given its MAC'd form", self.url)
 
-    def _initialise_sealing(self, s: Session, meta: Mapping[str, str], *, from_before_sealing: bool) -> None:
+    def _initialise_sealing(self, s: Session, meta: Mapping[str, str]) -> None:
         """Seal a database: data keys for its people, its templates sealed, the chain key, its
         events chained and the record of the chain's end. Only a database that has no key
-        records at all may be sealed, and only one from before sealing (``from_before_sealing``:
-        just migrated from schema 0001) may hold anything: a sealed database whose key records
-        were deleted (to have its edited log chained afresh, or templates written in the
-        clear sealed) is refused as altered."""
+        records at all may be sealed, and only one that shows no trace of sealing may hold
+        anything: new, or from before sealing (schema 0001, also when an older faceapp or the
+        alembic command line upgraded it but did not seal it), where no person has a data key,
+        no template is sealed, no event is chained and the chain's end was never recorded.
+        A sealed database whose key records were deleted (to have its edited log chained
+        afresh, or templates written in the clear sealed) is refused as altered."""
         if meta.get(SITE_KEY_ID_KEY) is not None:
             raise StoreError(f"database {self.url} has lost its event-chain key (meta {_CHAIN_KEY_KEY!r}): "
                              "it was altered; restore it from a backup")
         if meta.get(_CHAIN_KEY_KEY) is not None:
             raise StoreError(f"database {self.url} has lost the record of its site key (meta {SITE_KEY_ID_KEY!r}): "
                              "it was altered; restore it from a backup")
-        if not from_before_sealing:
+        traces = s.execute(select(
+            select(func.count(PersonRow.id)).where(PersonRow.data_key.is_not(None)).scalar_subquery(),
+            select(func.count(TemplateRow.id)).where(TemplateRow.sealed.is_(True)).scalar_subquery(),
+            select(func.count(EventRow.id)).where(EventRow.hash.is_not(None)).scalar_subquery(),
+            select(func.count(MetaRow.key)).where(MetaRow.key == EVENT_HEAD_KEY).scalar_subquery(),
+        )).one()
+        if any(traces):  # it was sealed: never sealed afresh
             held = s.execute(select(
                 select(func.count(PersonRow.id)).scalar_subquery(),
                 select(func.count(TemplateRow.id)).scalar_subquery(),
                 select(func.count(EventRow.id)).scalar_subquery(),
             )).one()
-            if any(held):
-                raise StoreError(
-                    f"database {self.url} holds {held[0]} people, {held[1]} templates and {held[2]} events but no "
-                    "record of its site key and event-chain key: it was altered (keys deleted to have its "
-                    "log or templates sealed afresh); restore it from a backup"
-                )
+            raise StoreError(
+                f"database {self.url} holds {held[0]} people, {held[1]} templates and {held[2]} events but no "
+                "record of its site key and event-chain key, and was sealed before: it was altered (keys deleted "
+                "to have its log or templates sealed afresh); restore it from a backup"
+            )
         keys: dict[int, bytes] = {}
         people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
         for person in people:
@@ -1095,7 +1112,9 @@ class Store:
     def export_gallery(self, path: str | os.PathLike[str], *, signer: archive.Signer | None = None) -> ExportResult:
         """Write everyone enrolled and all their templates (embeddings, model ids, face
         images) to one .zip file at ``path``, signed with ``signer`` (default: this site's
-        key). The event log is not exported; the export itself is an event."""
+        key). The event log is not exported; the export itself is an event. People with no
+        templates (older databases hold some) are left out, with a warning and a note in the
+        event: an import refuses to enroll anyone with nothing to be recognised by."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
             people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
@@ -1108,12 +1127,21 @@ class Store:
                     archive.ArchivedTemplate(person=by_id[t.person_id].name, embedding=emb, model_id=t.model_id,
                                              quality=t.quality, created_at=t.created_at, face_jpeg=face)
                 )
-            data = archive.Archive(people=[archive.ArchivedPerson(p.name, p.created_at) for p in people],
+            with_templates = {t.person for t in templates}
+            left_out = tuple(p.name for p in people if p.name not in with_templates)
+            data = archive.Archive(people=[archive.ArchivedPerson(p.name, p.created_at) for p in people
+                                           if p.name in with_templates],
                                    templates=templates)
         archive.write_archive(path, data, signer=signer or self.gallery_signer())
+        note = ""
+        if left_out:
+            listed = _some_names(left_out)
+            log.warning("gallery export %s: left out %s, enrolled with no templates (nothing to recognise "
+                        "them by; enroll them again)", Path(path).name, listed)
+            note = f"; left out {len(left_out)} {'person' if len(left_out) == 1 else 'people'} with no templates: {listed}"
         self.log_event("export", detail=f"gallery exported to {Path(path).name!r}: {len(data.people)} people, "
-                       f"{len(data.templates)} template(s)")
-        return ExportResult(Path(path), len(data.people), len(data.templates))
+                       f"{len(data.templates)} template(s){note}")
+        return ExportResult(Path(path), len(data.people), len(data.templates), left_out)
 
     def import_gallery(
         self,
@@ -1159,10 +1187,12 @@ class Store:
                                  "nothing was imported") from None
             by_person[name_key(normalize_name(t.person))].append(values)
         empty = [name for key, name in people.items() if not by_person.get(key)]
-        if empty:  # enrolled with nothing to be recognised by, or (replace) their templates erased
-            shown_names = ", ".join(repr(n) for n in empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
-            raise StoreError(f"gallery export {shown!r} lists {shown_names} with no templates; "
-                             "nothing was imported")
+        if empty and on_conflict == "replace":  # an enrolled person's templates would be erased
+            raise StoreError(f"gallery export {shown!r} lists {_some_names(empty)} with no templates; "
+                             "nothing was imported (import without --on-conflict replace to leave them out)")
+        if empty:  # older exports list such people: nobody is enrolled with nothing to be recognised by
+            log.warning("gallery export %s lists %s with no templates: left out", shown, _some_names(empty))
+            people = {key: name for key, name in people.items() if by_person.get(key)}
         sealed_people = []
         for key, name in people.items():
             dek = crypto.new_data_key()
@@ -1229,11 +1259,12 @@ class Store:
             self._append_event(
                 s, EventRow(time=utcnow(), kind="import",
                             detail=f"gallery {shown!r} imported, {signed}: {added} added, {replaced} replaced, "
-                            f"{skipped} skipped, {written} template(s)")
+                            f"{skipped} skipped, {written} template(s)"
+                            + (f", {len(empty)} with no templates left out" if empty else ""))
             )
             if added or replaced:
                 _bump_generation(s)
-        return ImportResult(added=added, replaced=replaced, skipped=skipped, templates=written)
+        return ImportResult(added=added, replaced=replaced, skipped=skipped, templates=written, left_out=len(empty))
 
     def _import_values(self, t: archive.ArchivedTemplate) -> dict[str, Any]:
         assert self._models is not None
