@@ -166,3 +166,16 @@ def test_re_enroll_opens_the_enroll_page_clean(qtbot, window, service, lfw_image
     assert page.crop.pixmap() is None or page.crop.pixmap().isNull()
     assert page.details.text() == "" and not page.enroll_button.isEnabled()
     assert page.name_edit.text() == "Colin Powell" and page.name_edit.isReadOnly()
+
+
+def test_the_export_and_import_messages_name_the_people_left_out(tmp_path):
+    """People with no template are not exported (nothing to recognise them by) and are skipped
+    on import: the page says so instead of a count that silently does not add up."""
+    from faceapp.gui.pages.people import export_message, import_message
+    from faceapp.store.repository import ExportResult, ImportResult
+
+    r = ExportResult(tmp_path / "g.zip", 3, 4, left_out=("Ann", "Bo"))
+    assert export_message(r).endswith("Left out 2 with no photo to be recognised by: Ann, Bo.")
+    assert "Left out" not in export_message(ExportResult(tmp_path / "g.zip", 3, 4))
+    assert import_message(ImportResult(1, 0, 2, 3, left_out=1)).endswith("1 listed with no photo were left out.")
+    assert "left out" not in import_message(ImportResult(1, 0, 2, 3))

@@ -331,7 +331,7 @@ class PeoplePage(Page):
         self.ctx.task(
             self.ctx.store.export_gallery,
             path,
-            on_result=lambda r: self._say(f"Exported {r.people} people ({r.templates} templates) to {r.path}."),
+            on_result=lambda r: self._say(export_message(r)),
             on_error=lambda e: self._error(f"Export failed: {error_text(e)}"),
             name="export",
         )
@@ -345,10 +345,7 @@ class PeoplePage(Page):
         self._say("Importing...")
 
         def done(r) -> None:
-            self._say(
-                f"Imported {r.added} new people ({r.templates} templates); "
-                f"{r.skipped} already enrolled were kept as they are."
-            )
+            self._say(import_message(r))
             self.model.refresh()
             self.ctx.people_changed.emit()
 
@@ -374,3 +371,22 @@ class PeoplePage(Page):
                          f"{Path(path).name} is not signed, so nothing shows that it comes from a faceapp of this site.",
                          "Every face in it is still checked. Import it only if you trust where it came from.",
                          "Import anyway", "Cancel")
+
+
+def export_message(r) -> str:
+    """What the page says after an export (:class:`faceapp.store.repository.ExportResult`)."""
+    text = f"Exported {r.people} people ({r.templates} templates) to {r.path}."
+    left = tuple(getattr(r, "left_out", ()) or ())
+    if left:
+        names = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        text += f" Left out {len(left)} with no photo to be recognised by: {names}."
+    return text
+
+
+def import_message(r) -> str:
+    """What the page says after an import (:class:`faceapp.store.repository.ImportResult`)."""
+    text = f"Imported {r.added} new people ({r.templates} templates); {r.skipped} already enrolled were kept as they are."
+    left = int(getattr(r, "left_out", 0) or 0)
+    if left:
+        text += f" {left} listed with no photo were left out."
+    return text
