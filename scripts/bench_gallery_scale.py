@@ -64,7 +64,7 @@ def fill(store: Store, n: int, rng: np.random.Generator) -> None:
         vecs = rng.normal(size=(len(ids), 128)).astype("<f4")
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         deks = [crypto.new_data_key() for _ in ids]
-        people = [{"id": i, "name": f"person {i}", "name_key": f"person {i}", "data_key": key.wrap(d, aad=_dek_aad(i)),
+        people = [{"id": i, "name": f"person {i}", "name_key": f"person {i}", "data_key": key.wrap(d, aad=_dek_aad(i, f"person {i}")),
                    "created_at": T0, "updated_at": T0} for i, d in zip(ids, deks)]
         templates = [{"person_id": i, "embedding": crypto.seal(d, v.tobytes(), aad=_aad(i, "embedding")), "dim": 128,
                       "model_id": "bench", "face_jpeg": crypto.seal(d, b"x" * 64, aad=_aad(i, "face")),
@@ -73,6 +73,9 @@ def fill(store: Store, n: int, rng: np.random.Generator) -> None:
         with store.engine.begin() as conn:
             conn.execute(insert(_PEOPLE), people)
             conn.execute(insert(_TEMPLATES), templates)
+    # rows written around the store: its gallery record (docs/security.md) says they are its own
+    with store._writing() as s:
+        store._write_gallery_record(s, store._lock_gallery(s))
 
 
 def _rss_mb() -> float:

@@ -167,18 +167,22 @@ def test_people_without_templates_in_an_archive_are_left_out_with_a_warning(stor
     assert last.kind == "import" and "2 with no templates left out" in last.detail
 
 
-def test_an_export_leaves_out_people_without_templates_and_imports_whole(store, db_url, tmp_path):
-    """A person with no templates (an older faceapp's replace import erased them) is left out
-    of the export, which says so, so that the export can be restored."""
-    enroll(store, "alice")
-    bob = enroll(store, "bob", 0, 1, 0, 0)
+def test_an_export_leaves_out_people_without_templates_and_imports_whole(db_url, tmp_path):
+    """A person with no templates (an older faceapp's replace import erased them, before schema
+    0004) is left out of the export, which says so, so that the export can be restored."""
+    key = crypto.SiteKey.generate()
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        enroll(store, "alice")
+        bob = enroll(store, "bob", 0, 1, 0, 0)
     raw(db_url, f"DELETE FROM templates WHERE person_id = {bob.id}")
-    exported = tmp_path / "gallery.zip"
-    r = store.export_gallery(exported)
-    assert (r.people, r.templates, r.left_out) == (1, 1, ("bob",))
-    last = store.events(limit=1)[0]
-    assert last.kind == "export" and "left out 1 person with no templates" in last.detail
-    with Store(f"sqlite:///{tmp_path / 'other.db'}", models=MODELS) as other:
+    _as_sealed_before_0004(db_url, key)  # as that older faceapp left it: recorded as it is at the upgrade
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        exported = tmp_path / "gallery.zip"
+        r = store.export_gallery(exported)
+        assert (r.people, r.templates, r.left_out) == (1, 1, ("bob",))
+        last = store.events(limit=1)[0]
+        assert last.kind == "export" and "left out 1 person with no templates" in last.detail
+    with Store(f"sqlite:///{tmp_path / 'other.db'}", site_key=key, models=MODELS) as other:
         assert (other.import_gallery(exported).added, [p.name for p in other.list_people()]) == (1, ["alice"])
 
 
@@ -294,7 +298,8 @@ def test_every_write_path_refuses_a_non_unit_or_wrong_size_embedding(store):
 
 
 def test_a_template_forged_into_the_database_matches_nobody(store, db_url):
-    """Written around the application (a plain, non-unit embedding): left out of the gallery."""
+    """Written around the application (a plain, non-unit embedding): not a template of the
+    gallery record, so the gallery is refused as altered (never served with the forgery in it)."""
     enroll(store, "alice", 1, 0, 0, 0)
     pid = store.get_person("alice").id
     blob = (np.ones(4, dtype="<f4") * 100).tobytes().hex()
@@ -302,8 +307,20 @@ def test_a_template_forged_into_the_database_matches_nobody(store, db_url):
     false = "0" if db_url.startswith("sqlite") else "false"
     raw(db_url, "INSERT INTO templates (person_id, embedding, dim, model_id, face_jpeg, quality, created_at, sealed) "
         f"VALUES ({pid}, {literal}, 4, 'm1', {literal}, 0.9, '2026-01-01 00:00:00', {false})")
-    g = store.gallery("m1")
-    assert g.names == ["alice"] and g.embeddings.shape == (1, 4)
+    with pytest.raises(StoreError, match="gallery record"):
+        store.gallery("m1")
+
+
+def test_a_template_edited_in_place_fails_the_gallery_closed(store, db_url):
+    """A recorded template whose sealed embedding was changed (here: another person's blob put in
+    its place) fails its seal: the whole gallery is refused naming it, never served without it."""
+    enroll(store, "alice", 1, 0, 0, 0)
+    enroll(store, "bob", 0, 1, 0, 0)
+    a, b = store.templates()
+    raw(db_url, f"UPDATE templates SET embedding = (SELECT embedding FROM templates WHERE id = {b.id}) WHERE id = {a.id}")
+    with pytest.raises(StoreError, match=f"template {a.id} of person {a.person_id}") as info:
+        store.gallery("m1")
+    assert "altered" in str(info.value)
 
 
 # -- 5. an access log that holds --------------------------------------------------------------
@@ -545,3 +562,274 @@ def test_logged_names_are_one_line_and_bounded_on_every_database(store):
     with pytest.raises(ValueError, match="at most 32"):
         store.log_event("k" * 33)
     assert store.verify_events().ok
+
+
+# -- 8. who is in the gallery, and under which name ----------------------------------------------
+#
+# Someone who can write the database (its file, a SQL client) but has no key file must not be
+# able to bring a removed person back from an earlier copy, or give one person's face another's
+# name: each data key is wrapped bound to its person's id and name key, and a MAC'd record
+# (meta "gallery_head") authenticates which people (id, name key, name) and templates make up
+# the gallery. Every read of templates checks it and fails closed.
+
+LEGACY_DEK_AAD = "faceapp/person/{}/data-key"  # the wrapping before schema 0004 (id only)
+LEGACY_CHAIN_AAD = b"faceapp/event-chain-key"
+
+
+def _rows(url: str, table: str, where: str) -> list[dict]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.exec_driver_sql(f"SELECT * FROM {table} WHERE {where}")]
+    finally:
+        engine.dispose()
+
+
+def _insert(url: str, table: str, rows: list[dict]) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for row in rows:
+                cols = ", ".join(row)
+                conn.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(':' + c for c in row)})"), row)
+    finally:
+        engine.dispose()
+
+
+def test_a_removed_person_restored_from_an_earlier_copy_is_refused(db_url):
+    """The review's repro (a): mallory's rows copied back from a backup after her removal."""
+    with Store(db_url, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        mallory = enroll(store, "mallory", 0, 1, 0, 0)
+        backup_person = _rows(db_url, "people", f"id = {mallory.id}")
+        backup_templates = _rows(db_url, "templates", f"person_id = {mallory.id}")
+        store.remove_person("mallory")
+        assert store.gallery("m1").names == ["alice"]
+        _insert(db_url, "people", backup_person)
+        _insert(db_url, "templates", backup_templates)
+        for read in (lambda: store.gallery("m1"), store.templates, lambda: store.templates(person="mallory"),
+                     lambda: store.face_jpeg(backup_templates[0]["id"]), store.sealed_snapshot):
+            with pytest.raises(StoreError, match="gallery record") as info:
+                read()
+            assert "\n" not in str(info.value) and "altered" in str(info.value)
+        report = store.verify_gallery()
+        assert not report.ok and "2 people" in report.problem and "1 people" in report.problem
+        with pytest.raises(StoreError, match="gallery record"):  # no write blesses the altered gallery
+            enroll(store, "bob", 0, 0, 1, 0)
+    with Store(db_url, models=MODELS) as reopened:  # nothing cached: a fresh process refuses it too
+        with pytest.raises(StoreError, match="gallery record"):
+            reopened.gallery("m1")
+
+
+def test_swapped_names_are_refused(db_url):
+    """The review's repro (b): two rows' names swapped, so that mallory's face would open as alice."""
+    with Store(db_url, models=MODELS) as store:
+        alice = enroll(store, "alice", 1, 0, 0, 0)
+        mallory = enroll(store, "mallory", 0, 1, 0, 0)
+        raw(db_url, "UPDATE people SET name = 'x', name_key = 'x' WHERE name = 'alice'",
+            "UPDATE people SET name = 'alice', name_key = 'alice' WHERE name = 'mallory'",
+            "UPDATE people SET name = 'mallory', name_key = 'mallory' WHERE name = 'x'")
+        with pytest.raises(StoreError, match="gallery record"):
+            store.gallery("m1")
+        # Even with a record that matched (only the key's holder can make one; made here with the
+        # store's own key), the data keys do not open under the other names: refused, naming who.
+        with store._writing() as s:
+            store._write_gallery_record(s, store._lock_gallery(s))
+        with pytest.raises(StoreError, match=f"person {mallory.id}|person {alice.id}") as info:
+            store.gallery("m1")
+        assert "name" in str(info.value) and "altered" in str(info.value)
+        with pytest.raises(StoreError, match="altered"):
+            store.templates()
+
+
+def test_a_display_name_changed_around_the_store_is_refused(store, db_url):
+    """Only the spelling shown (not the name key) changed: the door would log mallory as 'Alice'."""
+    enroll(store, "alice", 1, 0, 0, 0)
+    enroll(store, "mallory", 0, 1, 0, 0)
+    raw(db_url, "UPDATE people SET name = 'Alicia' WHERE name = 'alice'",
+        "UPDATE people SET name = 'alice' WHERE name = 'mallory'")
+    with pytest.raises(StoreError, match="gallery record"):
+        store.gallery("m1")
+
+
+@pytest.mark.parametrize("change", ["DELETE FROM meta WHERE key = 'gallery_head'",
+                                    "UPDATE meta SET value = '' WHERE key = 'gallery_head'"])
+def test_a_deleted_or_blanked_gallery_record_is_tampering(db_url, change):
+    """A database that has its record is never given a new one: deleting or blanking it (to have
+    an altered gallery recorded afresh) is refused, at the next open too."""
+    with Store(db_url, models=MODELS) as store:
+        enroll(store, "alice")
+    raw(db_url, change)
+    before = dump(db_url)
+    with pytest.raises(StoreError, match="gallery record") as info:
+        Store(db_url, models=MODELS).gallery("m1")
+    assert "altered" in str(info.value)
+    assert dump(db_url) == before
+
+
+def test_every_write_of_the_store_keeps_its_gallery_record(store, db_url, tmp_path):
+    enroll(store, "alice", 1, 0, 0, 0)
+    bob = enroll(store, "bob", 0, 1, 0, 0)
+    t = store.add_template("alice", embedding=unit(1, 1, 0, 0), model_id="m1", quality=0.9, face_jpeg=jpeg())
+    store.remove_template(t.id)
+    store.replace_templates("bob", embedding=unit(0, 1, 1, 0), model_id="m1", quality=0.9, face_jpeg=jpeg())
+    store.rename_person("bob", "Robert")
+    store.rename_person("alice", "Alice")  # the spelling only: the name key stays, the record changes
+    store.update_embeddings([(tt, unit(0, 0, 0, 1)) for tt in store.templates(person="robert")], "m1")
+    exported = tmp_path / "g.zip"
+    store.export_gallery(exported)
+    store.remove_person("robert")
+    assert store.import_gallery(exported).added == 1
+    store.import_gallery(exported, on_conflict="replace")
+    assert store.verify_gallery().ok
+    with Store(db_url, models=MODELS) as reopened:
+        g = reopened.gallery("m1")
+        assert sorted(g.names) == ["Alice", "Robert"]
+        assert reopened.get_person("robert").id != bob.id
+        assert reopened.verify_gallery().ok and reopened.verify_events().ok
+
+
+def test_rename_rewraps_the_data_key_under_the_new_name(store, db_url):
+    alice = enroll(store, "alice", 1, 0, 0, 0)
+    before = _rows(db_url, "people", f"id = {alice.id}")[0]["data_key"]
+    store.rename_person("alice", "Alice Martin")
+    after = _rows(db_url, "people", f"id = {alice.id}")[0]["data_key"]
+    assert bytes(after) != bytes(before)
+    assert store.gallery("m1").names == ["Alice Martin"]
+    # the row as it was (old name, old wrapping) written back: refused
+    raw(db_url, f"UPDATE people SET name = 'alice', name_key = 'alice' WHERE id = {alice.id}")
+    with pytest.raises(StoreError, match="altered"):
+        store.gallery("m1")
+
+
+def _as_sealed_before_0004(db_url: str, key: crypto.SiteKey) -> None:
+    """Make a database what a faceapp of schema 0003 left: data keys and the chain key wrapped
+    bound to the person id only, no gallery record, revision 0003."""
+    people = _rows(db_url, "people", "1 = 1")
+    [chain] = _rows(db_url, "meta", "key = 'event_chain_key'")
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            for p in people:
+                aad = f"faceapp/person/{p['id']}/data-key/v2\x00".encode() + p["name_key"].encode()
+                dek = key.unwrap(bytes(p["data_key"]), aad=aad)
+                conn.execute(sa.text("UPDATE people SET data_key = :k WHERE id = :i"),
+                             {"k": key.wrap(dek, aad=LEGACY_DEK_AAD.format(p["id"]).encode()), "i": p["id"]})
+            ck = key.unwrap(base64.b64decode(chain["value"]), aad=b"faceapp/event-chain-key/v2")
+            conn.execute(sa.text("UPDATE meta SET value = :v WHERE key = 'event_chain_key'"),
+                         {"v": base64.b64encode(key.wrap(ck, aad=LEGACY_CHAIN_AAD)).decode()})
+            conn.exec_driver_sql("DELETE FROM meta WHERE key = 'gallery_head'")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0003'")
+    finally:
+        engine.dispose()
+
+
+def test_a_database_sealed_before_0004_is_bound_and_recorded_once_at_first_open(db_url):
+    key = crypto.SiteKey.generate()
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        enroll(store, "bob", 0, 1, 0, 0)
+        store.log_event("verify", decision=Decision.MATCH, claimed="alice")
+    _as_sealed_before_0004(db_url, key)
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        assert sorted(store.gallery("m1").names) == ["alice", "bob"]
+        assert store.verify_gallery().ok and store.verify_events().ok
+        sealed = [e for e in store.events() if e.kind == "seal-gallery"]
+        assert len(sealed) == 1 and "2 data key(s)" in sealed[0].detail
+        assert store.info()["revision"] == "0004"
+    for p in _rows(db_url, "people", "1 = 1"):  # now bound to their names
+        aad = f"faceapp/person/{p['id']}/data-key/v2\x00".encode() + p["name_key"].encode()
+        key.unwrap(bytes(p["data_key"]), aad=aad)
+    before = dump(db_url)
+    with Store(db_url, site_key=key, models=MODELS) as store:  # never again
+        assert store.gallery("m1").names
+    assert dump(db_url) == before
+
+
+def test_a_person_restored_from_a_copy_made_before_0004_is_refused(db_url, tmp_path):
+    """The backup holds mallory with her data key wrapped the old way: after the upgrade and her
+    removal, her rows copied back still do not make the gallery."""
+    key = crypto.SiteKey.generate()
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        mallory = enroll(store, "mallory", 0, 1, 0, 0)
+    _as_sealed_before_0004(db_url, key)
+    [legacy_chain] = _rows(db_url, "meta", "key = 'event_chain_key'")
+    backup_person = _rows(db_url, "people", f"id = {mallory.id}")
+    backup_templates = _rows(db_url, "templates", f"person_id = {mallory.id}")
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        store.remove_person("mallory")
+        _insert(db_url, "people", backup_person)
+        _insert(db_url, "templates", backup_templates)
+        with pytest.raises(StoreError, match="gallery record"):
+            store.gallery("m1")
+    # ...nor with the chain key put back as the backup had it and the record blanked (what an
+    # upgrade from 0003 starts from): alice's data key is bound to her name already
+    for change in ("DELETE FROM meta WHERE key = 'gallery_head'", "UPDATE meta SET value = '' WHERE key = 'gallery_head'"):
+        raw(db_url, change, f"UPDATE meta SET value = '{legacy_chain['value']}' WHERE key = 'event_chain_key'")
+        with pytest.raises(StoreError, match="altered"):
+            Store(db_url, site_key=key, models=MODELS).gallery("m1")
+
+
+def test_a_database_altered_before_0004_is_not_recorded_as_it_is(db_url):
+    """A data key that does not open (a row changed around faceapp before the upgrade): the
+    upgrade refuses, naming the person, and changes nothing."""
+    key = crypto.SiteKey.generate()
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        bob = enroll(store, "bob", 0, 1, 0, 0)
+    _as_sealed_before_0004(db_url, key)
+    raw(db_url, f"UPDATE people SET data_key = (SELECT data_key FROM people WHERE name = 'alice') WHERE id = {bob.id}")
+    with pytest.raises(StoreError, match=f"person {bob.id}") as info:
+        Store(db_url, site_key=key, models=MODELS)
+    assert "altered" in str(info.value)
+
+
+def test_events_verify_reports_an_altered_gallery(db_url, tmp_path, capsys, monkeypatch):
+    key_file = tmp_path / "k" / "faceapp.key"
+    with Store(db_url, key_file=key_file, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        mallory = enroll(store, "mallory", 0, 1, 0, 0)
+    raw(db_url, f"DELETE FROM templates WHERE person_id = {mallory.id}", f"DELETE FROM people WHERE id = {mallory.id}")
+    import argparse
+
+    from faceapp.cli import data_commands
+
+    monkeypatch.setattr(data_commands, "_store", lambda args: Store(db_url, key_file=key_file, models=MODELS))
+    code = data_commands.verify_events(argparse.Namespace(json=True))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 15 and out["ok"] is True and out["gallery_ok"] is False
+    assert "gallery record" in out["gallery_problem"]
+
+
+def test_doors_enrolling_at_once_keep_the_gallery_record(db_url):
+    """Two processes' writes at the same moment (PostgreSQL: READ COMMITTED, each statement its own
+    snapshot): the record is locked by each write to its commit, so the second writes it over
+    the first's people, never over a roster that misses them."""
+    import threading
+
+    with Store(db_url, models=MODELS) as first:
+        enroll(first, "alice", 1, 0, 0, 0)
+    stores = [Store(db_url, models=MODELS) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def work(i: int, s: Store) -> None:
+        try:
+            for j in range(4):
+                enroll(s, f"door{i} person{j}", 1, i + 1, j + 1, 0)
+            s.rename_person(f"door{i} person0", f"door{i} renamed")
+            s.remove_person(f"door{i} person1")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
+    with Store(db_url, models=MODELS) as store:
+        assert store.verify_gallery().ok
+        assert len(store.gallery("m1").names) == 1 + 3 * 3

@@ -61,15 +61,19 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def verify_events(args: argparse.Namespace) -> int:
-    """``faceapp events verify``: exit 0 when the whole log verifies, else LOG_TAMPERED."""
+    """``faceapp events verify``: exit 0 when the whole log verifies and the gallery matches its
+    record (no person added, removed or renamed around faceapp), else LOG_TAMPERED."""
     store = _store(args)
     try:
         report = store.verify_events()
+        gallery = store.verify_gallery()
     finally:
         store.close()
     _emit(args, {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id,
-                 "problem": report.problem}, report.describe())
-    return int(Exit.OK if report.ok else Exit.LOG_TAMPERED)
+                 "problem": report.problem, "gallery_ok": gallery.ok, "gallery_people": gallery.people,
+                 "gallery_templates": gallery.templates, "gallery_problem": gallery.problem},
+          f"{report.describe()}\n{gallery.describe()}")
+    return int(Exit.OK if report.ok and gallery.ok else Exit.LOG_TAMPERED)
 
 
 def rotate_key(args: argparse.Namespace) -> int:

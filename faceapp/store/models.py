@@ -43,6 +43,9 @@ MODEL_ID_LENGTH = 200  # characters in an embedding model id
 GENERATION_KEY = "generation"  # meta key: counter bumped by every change to people/templates
 EVENT_HEAD_KEY = "event_head"  # meta key: "<id> <hash>" of the newest event (the chain's end)
 SITE_KEY_ID_KEY = "site_key_id"  # meta key: id (not the key) of the site key sealing face data
+# meta key: "v1 <people> <templates> <mac>", a MAC over the live people (id, name key, name) and
+# template ids (schema 0004; blank until faceapp's first open of an older database fills it)
+GALLERY_HEAD_KEY = "gallery_head"
 
 
 def utcnow() -> datetime:

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import logging
 import math
 import os
@@ -44,6 +45,7 @@ from faceapp.store.db import describe_error, make_engine, mask_url, writer
 from faceapp.store.migrate import current_revision, head_revision, upgrade_to_head
 from faceapp.store.models import (
     EVENT_HEAD_KEY,
+    GALLERY_HEAD_KEY,
     GENERATION_KEY,
     MODEL_ID_LENGTH,
     NAME_LENGTH,
@@ -100,6 +102,21 @@ class SealedSnapshot:
     generation: tuple[int, int, int, int, int]
     people: list[dict[str, Any]]
     templates: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class GalleryReport:
+    """:meth:`Store.verify_gallery`: whether the gallery matches its record, and what it holds."""
+
+    ok: bool
+    people: int
+    templates: int
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"gallery: {self.people} people and {self.templates} template(s) match their record"
+        return f"gallery ALTERED: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -277,6 +294,7 @@ class Store:
         values = self._template_values(embedding, model_id, quality, face_jpeg)
         with self._writing() as s:
             self._check_site_key(s, writing=True)
+            record = self._gallery_write(s)
             self._guard(s, model_id, guard, guard_after_id)
             if _find_person(s, name) is not None:
                 raise _duplicate(name)
@@ -288,13 +306,14 @@ class Store:
                 s.flush()
             except IntegrityError as exc:  # someone else enrolled the name meanwhile
                 raise _duplicate(name) from exc
-            person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+            person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id, person.name_key))
             s.add(TemplateRow(person_id=person.id, created_at=now, **_sealed(dek, person.id, values)))
             s.flush()
             _check_dims(s)
             if event is not None:
                 self._append_event(s, EventRow(time=utcnow(), kind="enroll", decided=name, person_id=person.id,
                                                detail=event))
+            self._write_gallery_record(s, record)
             _bump_generation(s)
             return _to_person(person, template_count=1)
 
@@ -345,11 +364,16 @@ class Store:
         is itself an event."""
         old, new = normalize_name(old), normalize_name(new)
         with self._writing() as s:
+            self._check_site_key(s, writing=True)
+            record = self._gallery_write(s)
             person = _require_person(s, old)
             if new != person.name:
                 if name_key(new) != person.name_key and _find_person(s, new) is not None:
                     raise _duplicate(new)
                 before = person.name
+                if name_key(new) != person.name_key:  # the data key is bound to the name key: wrapped anew
+                    dek = self._person_key(person)
+                    person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id, name_key(new)))
                 person.name = new
                 person.name_key = name_key(new)
                 person.updated_at = utcnow()
@@ -361,6 +385,7 @@ class Store:
                     s, EventRow(time=utcnow(), kind="rename", claimed=before, decided=new, person_id=person.id,
                                 detail=f"{before!r} renamed to {new!r}")
                 )
+                self._write_gallery_record(s, record)
                 _bump_generation(s)
             return _to_person(person, template_count=_template_count(s, person.id))
 
@@ -375,6 +400,7 @@ class Store:
         log is checkpointed, so the face data does not linger in the file."""
         name = normalize_name(name)
         with self._writing() as s:
+            record = self._gallery_write(s)
             person = _require_person(s, name)
             shown, pid = person.name, person.id
             removed = _template_count(s, person.id)
@@ -385,6 +411,7 @@ class Store:
                 s, EventRow(time=utcnow(), kind="remove", decided=shown, person_id=pid,
                             detail=f"removed {shown!r}: {removed} template(s) and their face photos erased")
             )
+            self._write_gallery_record(s, record)
             _bump_generation(s)
         self._checkpoint()
         self.purge_erased()
@@ -431,6 +458,7 @@ class Store:
         event naming them, in the same transaction. Returns the removed template (without its
         face image). StoreError if there is no such template."""
         with self._writing() as s:
+            record = self._gallery_write(s)
             row = s.get(TemplateRow, int(template_id))
             if row is None:
                 raise StoreError(f"there is no template {template_id}")
@@ -446,6 +474,7 @@ class Store:
                 s, EventRow(time=utcnow(), kind="remove", decided=person.name, person_id=person.id,
                             detail=f"removed one photo of {person.name!r} (template {row.id}); {left - 1} left")
             )
+            self._write_gallery_record(s, record)
             _bump_generation(s)
         self._checkpoint()
         self.purge_erased()
@@ -467,6 +496,7 @@ class Store:
         name = normalize_name(name)
         with self._writing() as s:
             self._check_site_key(s, writing=True)
+            record = self._gallery_write(s)
             self._guard(s, values["model_id"], guard, guard_after_id)
             person = _require_person(s, name)
             dek = self._person_key(person)
@@ -484,6 +514,7 @@ class Store:
             if event is not None:
                 self._append_event(s, EventRow(time=utcnow(), kind="enroll", decided=person.name,
                                                person_id=person.id, detail=event))
+            self._write_gallery_record(s, record)
             _bump_generation(s)
             return _to_template(row, person.name, values["embedding_array"], values["face_jpeg"])
 
@@ -495,6 +526,7 @@ class Store:
             stmt = stmt.where(TemplateRow.model_id == model_id)
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
+            self._check_gallery(s)
             if person is not None:
                 row = _require_person(s, normalize_name(person))
                 stmt = stmt.where(TemplateRow.person_id == row.id)
@@ -520,11 +552,16 @@ class Store:
 
         With ``strict`` (the default) it raises ModelMismatch if any stored template was made
         by another model, since those people could not be recognised; with ``strict=False``
-        such templates are left out. A template that is not what faceapp writes (unsealed,
-        not unit length, of another size than the model's, or failing its seal) is left
-        out with an error in the log: it cannot be genuine, and it must not match anyone."""
+        such templates are left out.
+
+        Fails closed (StoreError, the whole gallery) when the people and templates do not match
+        the gallery record (someone added, removed or renamed rows around faceapp), or when a
+        template cannot be opened (unsealed, its person's data key not opening under their name,
+        or failing its seal): skipping them would hide the tampering. A template that opens but
+        is not unit length or of the model's size is left out with an error in the log."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
+            self._check_gallery(s)
             return self._load_gallery(s, model_id, strict=strict)
 
     def _load_gallery(self, s: Session, model_id: str, *, strict: bool, after_id: int | None = None) -> Gallery:
@@ -542,7 +579,7 @@ class Store:
         # Streamed: yield_per makes PostgreSQL use a server-side cursor (SQLite reads lazily
         # anyway), so only one batch of sealed rows is held while the matrix fills.
         stmt = (
-            select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, TemplateRow.embedding,
+            select(TemplateRow.id, TemplateRow.person_id, PersonRow.name, PersonRow.name_key, TemplateRow.embedding,
                    TemplateRow.dim, TemplateRow.sealed, PersonRow.data_key)
             .join(PersonRow)
             .where(*where)
@@ -555,7 +592,15 @@ class Store:
             keys: dict[int, bytes] = {}  # per batch: a person's templates are usually enrolled together
             for r in batch:
                 try:
-                    vec = self._open_embedding(r.id, r.person_id, r.embedding, r.dim, r.sealed, r.data_key, keys)
+                    vec = self._open_embedding(r.id, r.person_id, r.name_key, r.embedding, r.dim, r.sealed,
+                                               r.data_key, keys)
+                except StoreError as exc:  # never left out quietly: that would hide the tampering
+                    raise StoreError(
+                        f"database {self.url}: template {r.id} of person {r.person_id} ({r.name!r}) cannot be "
+                        f"opened: {exc}; the database was altered, so its gallery is refused (nobody is "
+                        "recognised from it) until it is restored from a backup"
+                    ) from None
+                try:
                     _check_unit(vec)
                     if expected is not None and vec.size != expected:
                         raise StoreError(f"it has {vec.size} values, but model {model_id!r} makes {expected}")
@@ -567,8 +612,9 @@ class Store:
 
     def face_jpeg(self, template_id: int) -> bytes:
         """The aligned face image (JPEG bytes) a template was made from."""
-        with self._reading() as s:
+        with self._reading(snapshot=True) as s:
             self._check_site_key(s)
+            self._check_gallery(s)
             found = s.execute(select(TemplateRow, PersonRow).join(PersonRow).where(TemplateRow.id == template_id)).first()
             if found is None:
                 raise StoreError(f"there is no template with id {template_id}")
@@ -612,7 +658,7 @@ class Store:
             keys: dict[int, bytes] = {}
             for tid, read, blob, dim, jpeg in prepared:
                 found = s.execute(
-                    select(TemplateRow.person_id, TemplateRow.model_id, PersonRow.data_key)
+                    select(TemplateRow.person_id, TemplateRow.model_id, PersonRow.data_key, PersonRow.name_key)
                     .join(PersonRow).where(TemplateRow.id == tid)
                 ).first()
                 if read is None:
@@ -623,7 +669,7 @@ class Store:
                     person_id, old_model = read.person_id, read.model_id
                     if found is None or (found.person_id, found.model_id) != (person_id, old_model):
                         raise _changed_meanwhile(read)
-                dek = self._unwrap(person_id, found.data_key, keys)
+                dek = self._unwrap(person_id, found.name_key, found.data_key, keys)
                 values: dict[str, Any] = dict(
                     embedding=crypto.seal(dek, blob, aad=_aad(person_id, "embedding")), dim=dim,
                     model_id=model_id, sealed=True,
@@ -795,6 +841,83 @@ class Store:
             pass
         return "the record of the log's newest event was altered"
 
+    # -- the gallery record ----------------------------------------------------------------
+    #
+    # Which people (id, name key, name) and templates (id, person id) make up the gallery is
+    # MAC'd (meta GALLERY_HEAD_KEY, under a key derived from the chain key): every write that
+    # changes them checks the record and writes it anew in its transaction, with the record
+    # locked to the end of it (two doors enrolling at once on PostgreSQL serialise); every read
+    # of templates checks it in its snapshot. A mismatch is tampering and fails closed.
+
+    def verify_gallery(self) -> GalleryReport:
+        """Check the gallery against its record, and that every person's data key opens under
+        their name (what `faceapp events verify` reports besides the log)."""
+        with self._reading(snapshot=True) as s:
+            self._check_site_key(s)
+            people, templates, _ = _roster(s)
+            problem = self._gallery_problem(s, s.scalar(select(MetaRow.value).where(MetaRow.key == GALLERY_HEAD_KEY)))
+            if problem is None:
+                for pid, key, wrapped in s.execute(select(PersonRow.id, PersonRow.name_key, PersonRow.data_key)
+                                                   .order_by(PersonRow.id)):
+                    try:
+                        self._unwrap(pid, key, wrapped, {})
+                    except StoreError as exc:
+                        problem = str(exc)
+                        break
+        return GalleryReport(problem is None, people, templates, problem)
+
+    def _lock_gallery(self, s: Session) -> MetaRow | None:
+        """The gallery record, locked to the end of the transaction (one gallery writer at a time)."""
+        return s.execute(select(MetaRow).where(MetaRow.key == GALLERY_HEAD_KEY).with_for_update()).scalar_one_or_none()
+
+    def _gallery_write(self, s: Session) -> MetaRow:
+        """Start a write that changes the gallery: its record locked and checked (a write must
+        never record an altered gallery as good). Pass it to :meth:`_write_gallery_record`."""
+        record = self._lock_gallery(s)
+        self._refuse_altered(self._gallery_problem(s, record.value if record is not None else None))
+        assert record is not None
+        return record
+
+    def _check_gallery(self, s: Session) -> None:
+        """Refuse a read of templates from a gallery that does not match its record."""
+        self._refuse_altered(self._gallery_problem(s, s.scalar(select(MetaRow.value)
+                                                               .where(MetaRow.key == GALLERY_HEAD_KEY))))
+
+    def _refuse_altered(self, problem: str | None) -> None:
+        if problem is not None:
+            raise StoreError(f"database {self.url}: {problem}, so it was altered; its gallery is refused (nobody is "
+                             "recognised from it) until it is restored from a backup; `faceapp events verify` reports it")
+
+    def _write_gallery_record(self, s: Session, record: MetaRow) -> None:
+        s.flush()
+        record.value = self._gallery_value(*_roster(s))
+        if record not in s:
+            s.merge(record)
+        s.flush()
+
+    def _gallery_value(self, people: int, templates: int, digest: bytes) -> str:
+        key = hmac.new(self._chain_key, b"faceapp/gallery-record-key", hashlib.sha256).digest()
+        mac = hmac.new(key, f"gallery v1 {people} {templates} ".encode() + digest, hashlib.sha256).hexdigest()
+        return f"v1 {people} {templates} {mac}"
+
+    def _gallery_problem(self, s: Session, value: str | None) -> str | None:
+        """None when the people and templates are those the record vouches for; else what is wrong."""
+        if value is None:
+            return "the gallery record (meta 'gallery_head') was deleted"
+        if not value:
+            return "the gallery record (meta 'gallery_head') was blanked"
+        people, templates, digest = _roster(s)
+        if hmac.compare_digest(self._gallery_value(people, templates, digest), value):
+            return None
+        try:
+            _, listed_people, listed_templates, _ = value.split(" ")
+            listed = f"it lists {int(listed_people)} people and {int(listed_templates)} templates"
+        except ValueError:
+            return "the gallery record (meta 'gallery_head') was altered"
+        return (f"its people and templates do not match the gallery record ({listed}; the database holds {people} "
+                f"people and {templates} templates): people, names or templates were added, removed or changed "
+                "around faceapp")
+
     # -- keys ------------------------------------------------------------------------------
 
     def _open_keys(self) -> bytes:
@@ -826,9 +949,66 @@ class Store:
                 f"database {self.url} is sealed with site key {stored}, but the key in use is "
                 f"{self._site_key.key_id}; start faceapp with that database's key file (see docs/security.md)"
             )
-        self._chain_key = self._site_key.unwrap(base64.b64decode(meta[_CHAIN_KEY_KEY]), aad=b"faceapp/event-chain-key")
+        self._chain_key, legacy = self._unwrap_chain_key(self._site_key, meta[_CHAIN_KEY_KEY])
         self._repair_blank_head()
+        if legacy:
+            self._bind_gallery()
         return self._chain_key
+
+    @staticmethod
+    def _unwrap_chain_key(key: crypto.SiteKey, value: str) -> tuple[bytes, bool]:
+        """The chain key, and whether it is still wrapped the 0003 way (the database has no
+        gallery record yet). Since schema 0004 it is wrapped bound to "this database keeps a
+        gallery record", so a missing or blank record is tampering, never a database to record."""
+        blob = base64.b64decode(value)
+        try:
+            return key.unwrap(blob, aad=_CHAIN_AAD), False
+        except crypto.DecryptionError:
+            return key.unwrap(blob, aad=_LEGACY_CHAIN_AAD), True
+
+    def _bind_gallery(self) -> None:
+        """Once, for a database sealed before schema 0004 (its chain key wrapped the old way):
+        every data key is wrapped again bound to its person's id and name key, the chain key
+        bound to the gallery record, and the record made, in one transaction logged as a
+        ``seal-gallery`` event. Only a blank record (what migration 0004 leaves) of a database
+        whose every data key opens the old way is recorded so: a record deleted or already
+        made, a data key bound to its name already or opening under no name, or an earlier
+        ``seal-gallery`` event is tampering (someone restoring old rows and the old chain key
+        to have an altered gallery recorded afresh), refused with nothing changed."""
+        with self._writing() as s:
+            self._check_site_key(s, writing=True)
+            record = self._lock_gallery(s)
+            chain = s.get(MetaRow, _CHAIN_KEY_KEY)
+            chain_key, legacy = self._unwrap_chain_key(self._site_key, chain.value)
+            if not legacy:  # another process (a door starting at the same moment) did it
+                return
+            altered = (f"database {self.url} keeps its keys as a faceapp of schema 0003 did, but {{}}: it was "
+                       "altered (old rows or keys put back to have the gallery recorded afresh); restore it from "
+                       "a backup")
+            if record is None or record.value != "":
+                raise StoreError(altered.format("its gallery record was " + ("deleted" if record is None else "made")))
+            if s.scalar(select(func.count(EventRow.id)).where(EventRow.kind == _SEAL_KIND)):
+                raise StoreError(altered.format("its log says its gallery was recorded before"))
+            people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
+            for person in people:
+                if person.data_key is None:
+                    raise StoreError(altered.format(f"person {person.id} has no data key"))
+                try:
+                    dek = self._site_key.unwrap(bytes(person.data_key), aad=_legacy_dek_aad(person.id))
+                except crypto.DecryptionError:
+                    raise StoreError(altered.format(f"the data key of person {person.id} ({person.name!r}) does "
+                                                    "not open as that faceapp wrapped it")) from None
+                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id, person.name_key))
+            chain.value = base64.b64encode(self._site_key.wrap(chain_key, aad=_CHAIN_AAD)).decode("ascii")
+            self._write_gallery_record(s, record)
+            detail = (f"{len(people)} data key(s) bound to their people's names, and the gallery record made "
+                      "(schema 0004)")
+            head = self._lock_head(s)
+            if isinstance(self._parse_head(head.value if head is not None else None), str):
+                log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
+            else:
+                self._append_event(s, EventRow(time=utcnow(), kind=_SEAL_KIND, detail=detail))
+            log.info("database %s: %s", self.url, detail)
 
     def _repair_blank_head(self) -> None:
         """Sealing before schema 0003 left the record of an empty log blank; since 0003 it is
@@ -884,22 +1064,25 @@ class Store:
         for person in people:
             if person.data_key is None:
                 dek = crypto.new_data_key()
-                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id))
+                person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id, person.name_key))
                 keys[person.id] = dek
-        wrapped = {p.id: p.data_key for p in people}
+        wrapped = {p.id: (p.name_key, p.data_key) for p in people}
         sealed = 0
         for t in s.scalars(select(TemplateRow).where(TemplateRow.sealed.is_(False))).all():
-            dek = self._unwrap(t.person_id, wrapped[t.person_id], keys)
+            dek = self._unwrap(t.person_id, *wrapped[t.person_id], keys)
             t.embedding = crypto.seal(dek, bytes(t.embedding), aad=_aad(t.person_id, "embedding"))
             t.face_jpeg = crypto.seal(dek, bytes(t.face_jpeg), aad=_aad(t.person_id, "face"))
             t.sealed = True
             sealed += 1
         chain_key = crypto.new_data_key()
         s.add(MetaRow(key=SITE_KEY_ID_KEY, value=self._site_key.key_id))
-        wrapped = self._site_key.wrap(chain_key, aad=b"faceapp/event-chain-key")
+        wrapped = self._site_key.wrap(chain_key, aad=_CHAIN_AAD)
         s.merge(MetaRow(key=_CHAIN_KEY_KEY, value=base64.b64encode(wrapped).decode("ascii")))
         s.flush()
         self._chain_key = chain_key
+        # the gallery record too (migration 0004 left it blank; a database sealed here at an
+        # older schema, with the migrations folder of one, has none yet)
+        self._write_gallery_record(s, s.get(MetaRow, GALLERY_HEAD_KEY) or MetaRow(key=GALLERY_HEAD_KEY, value=""))
         chained = 0
         prev, last_id = eventlog.GENESIS, None
         for e in s.scalars(select(EventRow).order_by(EventRow.id)).all():
@@ -928,11 +1111,11 @@ class Store:
             self._check_site_key(s, writing=True, exclusive=True)
             n = 0
             for person in s.scalars(select(PersonRow).order_by(PersonRow.id)).all():
-                dek = self._site_key.unwrap(person.data_key, aad=_dek_aad(person.id))
-                person.data_key = new_key.wrap(dek, aad=_dek_aad(person.id))
+                dek = self._person_key(person)
+                person.data_key = new_key.wrap(dek, aad=_dek_aad(person.id, person.name_key))
                 n += 1
             chain = s.get(MetaRow, _CHAIN_KEY_KEY)
-            wrapped = new_key.wrap(self._chain_key, aad=b"faceapp/event-chain-key")
+            wrapped = new_key.wrap(self._chain_key, aad=_CHAIN_AAD)
             chain.value = base64.b64encode(wrapped).decode("ascii")
             s.get(MetaRow, SITE_KEY_ID_KEY).value = new_key.key_id
             self._append_event(s, EventRow(time=utcnow(), kind="rotate-key",
@@ -968,8 +1151,7 @@ class Store:
                              f"process was given key {held}; {what}: restart it with the new key")
         try:
             key = crypto.find_key(stored, self._key_path)
-            chain_key = key.unwrap(base64.b64decode(_meta(s, _CHAIN_KEY_KEY)[_CHAIN_KEY_KEY]),
-                                   aad=b"faceapp/event-chain-key")
+            chain_key = key.unwrap(base64.b64decode(_meta(s, _CHAIN_KEY_KEY)[_CHAIN_KEY_KEY]), aad=_CHAIN_AAD)
         except (StoreError, KeyError) as exc:
             raise StoreError(
                 f"the site key was rotated: database {self.url} now records key {stored}, but this process "
@@ -983,30 +1165,38 @@ class Store:
                     self.url, stored, self._key_path)
 
     def _person_key(self, person: PersonRow) -> bytes:
-        return self._unwrap(person.id, person.data_key, {})
+        return self._unwrap(person.id, person.name_key, person.data_key, {})
 
-    def _unwrap(self, person_id: int, wrapped: bytes | None, cache: dict[int, bytes]) -> bytes:
+    def _unwrap(self, person_id: int, key: str, wrapped: bytes | None, cache: dict[int, bytes]) -> bytes:
+        """Person ``person_id``'s data key, which opens only under their name key ``key``: a row
+        renamed, or copied in, around the store is refused (StoreError naming the person)."""
         dek = cache.get(person_id)
         if dek is None:
             if wrapped is None:
                 raise StoreError(f"person {person_id} has no data key (the database was altered)")
-            dek = self._site_key.unwrap(bytes(wrapped), aad=_dek_aad(person_id))
+            try:
+                dek = self._site_key.unwrap(bytes(wrapped), aad=_dek_aad(person_id, key))
+            except crypto.DecryptionError:
+                raise StoreError(f"the data key of person {person_id} does not open under their name key {key!r} "
+                                 "(their row was renamed or copied in around faceapp: the database was altered)"
+                                 ) from None
             cache[person_id] = dek
         return dek
 
-    def _open_embedding(self, template_id: int, person_id: int, blob: bytes, dim: int, sealed: bool,
+    def _open_embedding(self, template_id: int, person_id: int, key: str, blob: bytes, dim: int, sealed: bool,
                         wrapped: bytes | None, cache: dict[int, bytes]) -> np.ndarray:
         if not sealed:
             raise StoreError("it is not sealed (written around the application)")
-        raw = crypto.unseal(self._unwrap(person_id, wrapped, cache), bytes(blob), aad=_aad(person_id, "embedding"))
+        raw = crypto.unseal(self._unwrap(person_id, key, wrapped, cache), bytes(blob), aad=_aad(person_id, "embedding"))
         if len(raw) != 4 * dim:
             raise StoreError(f"it holds {len(raw)} bytes for {dim} values")
         return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
     def _open_template(self, t: TemplateRow, p: PersonRow, cache: dict[int, bytes]) -> tuple[np.ndarray, bytes]:
         try:
-            emb = self._open_embedding(t.id, t.person_id, t.embedding, t.dim, t.sealed, p.data_key, cache)
-            face = crypto.unseal(self._unwrap(t.person_id, p.data_key, cache), bytes(t.face_jpeg), aad=_aad(t.person_id, "face"))
+            emb = self._open_embedding(t.id, t.person_id, p.name_key, t.embedding, t.dim, t.sealed, p.data_key, cache)
+            face = crypto.unseal(self._unwrap(t.person_id, p.name_key, p.data_key, cache), bytes(t.face_jpeg),
+                                 aad=_aad(t.person_id, "face"))
         except StoreError as exc:
             raise StoreError(f"template {t.id} of {p.name!r} cannot be read: {exc}") from exc
         return emb, face
@@ -1052,6 +1242,7 @@ class Store:
         at, read in one transaction: what a door copies to decide from while offline."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
+            self._check_gallery(s)
             return SealedSnapshot(
                 site_key_id=_meta(s, SITE_KEY_ID_KEY)[SITE_KEY_ID_KEY],
                 generation=_generation(s),
@@ -1077,6 +1268,8 @@ class Store:
                 s.execute(insert(_PEOPLE), snapshot.people)
             if snapshot.templates:
                 s.execute(insert(_TEMPLATES), snapshot.templates)
+            # the copy's own record (under its own chain key), of what the server's record vouched for
+            self._write_gallery_record(s, self._lock_gallery(s) or MetaRow(key=GALLERY_HEAD_KEY, value=""))
             _bump_generation(s)
         self._checkpoint()
         return len(snapshot.templates)
@@ -1117,6 +1310,7 @@ class Store:
         event: an import refuses to enroll anyone with nothing to be recognised by."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
+            self._check_gallery(s)
             people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
             by_id = {p.id: p for p in people}
             keys: dict[int, bytes] = {}
@@ -1201,6 +1395,7 @@ class Store:
         created = {normalize_name(p.name): p.created_at for p in data.people}
         with self._writing() as s:
             self._check_site_key(s, writing=True)
+            record = self._gallery_write(s)
             now = utcnow()
             existing: dict[str, PersonRow] = {}
             wanted = [key for key, _, _, _ in sealed_people]
@@ -1243,7 +1438,8 @@ class Store:
                     ids.update({key: pid for pid, key in result.all()})
                 s.execute(
                     update(_PEOPLE).where(_PEOPLE.c.id == bindparam("pid")).values(data_key=bindparam("wrapped")),
-                    [{"pid": ids[p.name_key], "wrapped": self._site_key.wrap(dek, aad=_dek_aad(ids[p.name_key]))}
+                    [{"pid": ids[p.name_key],
+                      "wrapped": self._site_key.wrap(dek, aad=_dek_aad(ids[p.name_key], p.name_key))}
                      for p, dek, _ in fresh],
                 )
             added = len(fresh)
@@ -1263,6 +1459,7 @@ class Store:
                             + (f", {len(empty)} with no templates left out" if empty else ""))
             )
             if added or replaced:
+                self._write_gallery_record(s, record)
                 _bump_generation(s)
         return ImportResult(added=added, replaced=replaced, skipped=skipped, templates=written, left_out=len(empty))
 
@@ -1322,6 +1519,9 @@ class Store:
 # -- helpers ------------------------------------------------------------------------------
 
 _CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
+_CHAIN_AAD = b"faceapp/event-chain-key/v2"  # its wrapping since schema 0004 (the database keeps a gallery record)
+_LEGACY_CHAIN_AAD = b"faceapp/event-chain-key"  # ...and before
+_SEAL_KIND = "seal-gallery"  # the event of a database's gallery being recorded (once, from schema 0003)
 _PEOPLE = PersonRow.__table__
 _TEMPLATES = TemplateRow.__table__
 _INIT_LOCK_KEY = 0x66616365_6B657973  # PostgreSQL advisory lock: one process seals a new database
@@ -1343,8 +1543,30 @@ def _meta(s: Session, *keys: str) -> dict[str, str]:
     return {k: v for k, v in s.execute(select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))).all()}
 
 
-def _dek_aad(person_id: int) -> bytes:
+def _dek_aad(person_id: int, key: str) -> bytes:
+    """A data key's place: its person's id and name key (since schema 0004), so that the row
+    renamed, or another row given it, no longer opens it."""
+    return f"faceapp/person/{person_id}/data-key/v2\x00".encode() + key.encode("utf-8")
+
+
+def _legacy_dek_aad(person_id: int) -> bytes:
+    """A data key's place before schema 0004 (the id only), read once by Store._bind_gallery."""
     return f"faceapp/person/{person_id}/data-key".encode()
+
+
+def _roster(s: Session) -> tuple[int, int, bytes]:
+    """The gallery's membership: how many people and templates, and one SHA-256 over every
+    person's (id, name key, name) and every template's (id, person id), in id order as the
+    database returns them. One pass over two narrow columns sets, no crypto per row."""
+    people = [tuple(r) for r in s.execute(select(_PEOPLE.c.id, _PEOPLE.c.name_key, _PEOPLE.c.name)
+                                          .order_by(_PEOPLE.c.id))]
+    templates = [tuple(r) for r in s.execute(select(_TEMPLATES.c.id, _TEMPLATES.c.person_id)
+                                             .order_by(_TEMPLATES.c.id))]
+    h = hashlib.sha256(b"faceapp/gallery/v1\x00")
+    h.update(json.dumps(people, separators=(",", ":")).encode("ascii"))  # unambiguous, whatever a name holds
+    h.update(b"\x00")
+    h.update(np.asarray(templates, dtype="<i8").tobytes())
+    return len(people), len(templates), h.digest()
 
 
 def _aad(person_id: int, field: str) -> bytes:
