@@ -49,6 +49,7 @@ from typing import Any
 
 from faceapp.door import DoorOutcome, log_outcome
 from faceapp.errors import StoreError
+from faceapp.store.db import server_unreachable  # (the outbox takes only an outage)
 from faceapp.types import Decision, Event
 
 log = logging.getLogger(__name__)
@@ -96,46 +97,6 @@ class DoorRecord:
 class _Pending:
     outcome: DoorOutcome
     when: datetime
-
-
-# SQLSTATEs of a server that cannot take the connection: class 08 (connection exception) and the
-# server shutting down, crashed or starting up
-_UNREACHABLE_SQLSTATES = ("57P01", "57P02", "57P03")
-# what libpq says when the server answered the connection and refused it: reachable, not an outage
-_REFUSED_AT_CONNECT = ("authentication failed", "pg_hba.conf", "does not exist", "permission denied")
-
-
-def server_unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` (a StoreError and the errors it was raised from) says the database
-    server could not be reached: no connection could be made, or the one in use was lost
-    (SQLAlchemy's ``connection_invalidated``; a driver error with no SQLSTATE, raised by the
-    client library, or one of class 08 / 57P01-57P03). A server that answered and refused (no
-    permission, a constraint, a lock timeout, a full disk, a bad password), a store that
-    refuses by itself (the access log altered) and any other error are not: only an outage may
-    send a decision to the door's offline outbox."""
-    from sqlalchemy.exc import DBAPIError
-
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if getattr(e, "unreachable", False):
-            return True
-        if isinstance(e, DBAPIError):
-            if e.connection_invalidated:
-                return True
-            e = e.orig
-            continue
-        if hasattr(e, "sqlstate"):  # a psycopg (PostgreSQL) error
-            state = e.sqlstate
-            if state:
-                return state.startswith("08") or state in _UNREACHABLE_SQLSTATES
-            text = str(e).lower()
-            return not any(words in text for words in _REFUSED_AT_CONNECT)
-        if isinstance(e, (ConnectionError, TimeoutError)):
-            return True
-        e = e.__cause__ if (e.__cause__ is not None or e.__suppress_context__) else e.__context__
-    return False
 
 
 def withheld(outcome: DoorOutcome, reason: str) -> DoorOutcome:

@@ -23,6 +23,7 @@ from faceapp.errors import AlreadyEnrolled, FaceRejected, ImageError, ModelMisma
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
+from faceapp.store.db import server_unreachable
 from faceapp.types import Decision, Detection, IdentifyResult, Person, QualityReport, VerifyResult
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,9 @@ class FaceService:
         try:
             gallery = self._server_gallery()
         except StoreError as exc:
-            if self.offline is None:
+            # only a server that cannot be reached sends the door to its copy: one that answers
+            # with an error (the gallery altered, a site key this door does not hold) fails closed
+            if self.offline is None or not server_unreachable(exc):
                 raise
             if self.offline_since is None:
                 self.offline_since = time.monotonic()

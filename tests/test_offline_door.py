@@ -129,6 +129,14 @@ def test_the_door_service_falls_back_to_its_snapshot_and_back(pg_cluster, pg_url
         cache.close()
 
 
+def _unreachable() -> StoreError:
+    """A StoreError as the store raises it when the server cannot be reached (its cause a
+    connection failure: faceapp.store.db.server_unreachable)."""
+    exc = StoreError("cannot open database: connection refused")
+    exc.__cause__ = ConnectionRefusedError("connection refused")
+    return exc
+
+
 def test_a_failed_refresh_of_the_doors_copy_is_retried_before_an_outage(tmp_path, site_key):
     """A removed person must not come back in an outage because one refresh of the door's local
     copy failed: the refresh is retried on the next checks, not only at the next change."""
@@ -148,7 +156,7 @@ def test_a_failed_refresh_of_the_doors_copy_is_retried_before_an_outage(tmp_path
 
         def __getattr__(self, name):
             if Flaky.down:
-                raise StoreError("server unreachable")
+                raise _unreachable()
             return getattr(server, name)
 
     svc = FaceService(Settings(device="cpu"), store=Flaky(), engine=SimpleNamespace(model_id="m1"),
@@ -382,6 +390,44 @@ def test_a_refresh_that_keeps_failing_is_retried_at_an_interval_and_reported_onc
         svc._checked_at = svc._offline_retry_at = 0.0  # the interval has passed
         svc.gallery()
         assert len(tries) == 2
+    finally:
+        svc.close()
+        cache.close()
+
+
+@pytest.mark.parametrize("error", ["altered", "rotated"])
+def test_a_server_that_answers_with_an_error_is_not_an_outage(tmp_path, site_key, error):
+    """Only a server that cannot be reached sends the door to its local copy: a gallery the
+    server refuses as altered (its record does not match), or a site key this door does not
+    hold, must fail closed (the door denies and says why), not be decided from an older copy."""
+    from types import SimpleNamespace
+
+    from faceapp.config import Settings
+    from faceapp.services import FaceService
+
+    server = Store(f"sqlite:///{tmp_path}/server.db")
+    server.add_person("alice", embedding=FACE, model_id="m1", quality=1.0, face_jpeg=b"face")
+    cache = OfflineCache(tmp_path / "door", site_key=site_key)
+    refusal = {"altered": StoreError("the gallery record does not match: it was altered"),
+               "rotated": StoreError("the site key was rotated; this process does not hold the new key")}[error]
+
+    class Refusing:
+        refuse = False
+
+        def __getattr__(self, name):
+            if Refusing.refuse and name in ("gallery", "generation"):
+                raise refusal
+            return getattr(server, name)
+
+    svc = FaceService(Settings(device="cpu"), store=Refusing(), engine=SimpleNamespace(model_id="m1"),
+                      analyzer=object(), offline=cache)
+    try:
+        assert svc.gallery().names == ["alice"]  # and the door's copy is taken
+        Refusing.refuse = True
+        svc._checked_at = 0.0
+        with pytest.raises(StoreError, match="altered|rotated"):
+            svc.gallery()
+        assert svc.offline_since is None
     finally:
         svc.close()
         cache.close()

@@ -543,6 +543,11 @@ def open_door_store(url: str) -> DoorStore:
     try:
         store.open()
     except StoreError as exc:
+        from faceapp.store.db import server_unreachable
+
+        if not server_unreachable(exc):  # the server answered and refused (altered, permissions, ...): no copy
+            cache.close()
+            raise
         taken = cache.snapshot_taken_at
         if taken is None:
             cache.close()
