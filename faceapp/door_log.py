@@ -21,7 +21,7 @@ timeout, set per attempt and never past the budget), then the recorder backs off
 (``backoff_s``, doubling) and tries again, until ``budget_s`` from the start is spent or
 ``max_attempts`` were made. A :class:`~faceapp.errors.StoreError` is retried; any other
 exception is a bug and denies at once. With an offline outbox (a door on a database server),
-only a failure to reach the server (:func:`server_unreachable`) commits the decision to the
+only a failure to reach the server (:func:`faceapp.store.db.server_unreachable`) commits the decision to the
 outbox instead; any other failure (the server answered and refused, a bug) denies as above and
 is logged, so a refused write never turns into an indefinite "offline" grant.
 
@@ -49,7 +49,6 @@ from typing import Any
 
 from faceapp.door import DoorOutcome, log_outcome
 from faceapp.errors import StoreError
-from faceapp.store.db import server_unreachable  # (the outbox takes only an outage)
 from faceapp.types import Decision, Event
 
 log = logging.getLogger(__name__)
@@ -200,6 +199,8 @@ class DoorRecorder:
                 break
             except StoreError as exc:
                 error = str(exc)
+                from faceapp.store.db import server_unreachable  # (here: the window loads no SQLAlchemy)
+
                 unreachable = server_unreachable(exc)
             except Exception as exc:  # a bug, not a busy database: no retry, no grant, no outbox
                 log.exception("door decision could not be logged")

@@ -23,7 +23,6 @@ from faceapp.errors import AlreadyEnrolled, FaceRejected, ImageError, ModelMisma
 from faceapp.imageio import ImageSource, decode_jpeg, encode_jpeg, load_image
 from faceapp.match.gallery import Gallery
 from faceapp.pipeline import FaceEngine, FaceObservation
-from faceapp.store.db import server_unreachable
 from faceapp.types import Decision, Detection, IdentifyResult, Person, QualityReport, VerifyResult
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,11 @@ class FaceService:
         except StoreError as exc:
             # only a server that cannot be reached sends the door to its copy: one that answers
             # with an error (the gallery altered, a site key this door does not hold) fails closed
-            if self.offline is None or not server_unreachable(exc):
+            if self.offline is None:
+                raise
+            from faceapp.store.db import server_unreachable  # (here: the window loads no SQLAlchemy)
+
+            if not server_unreachable(exc):
                 raise
             if self.offline_since is None:
                 self.offline_since = time.monotonic()
