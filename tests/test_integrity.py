@@ -715,7 +715,7 @@ def _as_sealed_before_0004(db_url: str, key: crypto.SiteKey) -> None:
                 dek = key.unwrap(bytes(p["data_key"]), aad=aad)
                 conn.execute(sa.text("UPDATE people SET data_key = :k WHERE id = :i"),
                              {"k": key.wrap(dek, aad=LEGACY_DEK_AAD.format(p["id"]).encode()), "i": p["id"]})
-            ck = key.unwrap(base64.b64decode(chain["value"]), aad=b"faceapp/event-chain-key/v2")
+            ck = key.unwrap(base64.b64decode(chain["value"]), aad=CHAIN_AAD)
             conn.execute(sa.text("UPDATE meta SET value = :v WHERE key = 'event_chain_key'"),
                          {"v": base64.b64encode(key.wrap(ck, aad=LEGACY_CHAIN_AAD)).decode()})
             conn.exec_driver_sql("DELETE FROM meta WHERE key = 'gallery_head'")
@@ -736,7 +736,7 @@ def test_a_database_sealed_before_0004_is_bound_and_recorded_once_at_first_open(
         assert store.verify_gallery().ok and store.verify_events().ok
         sealed = [e for e in store.events() if e.kind == "seal-gallery"]
         assert len(sealed) == 1 and "2 data key(s)" in sealed[0].detail
-        assert store.info()["revision"] == "0004"
+        assert store.info()["revision"] == "0005"
     for p in _rows(db_url, "people", "1 = 1"):  # now bound to their names
         aad = f"faceapp/person/{p['id']}/data-key/v2\x00".encode() + p["name_key"].encode()
         key.unwrap(bytes(p["data_key"]), aad=aad)
@@ -833,3 +833,196 @@ def test_doors_enrolling_at_once_keep_the_gallery_record(db_url):
     with Store(db_url, models=MODELS) as store:
         assert store.verify_gallery().ok
         assert len(store.gallery("m1").names) == 1 + 3 * 3
+
+
+# -- the gallery rolled back whole (people, templates and record from an older copy) ------------
+
+V1_CHAIN_AAD = b"faceapp/event-chain-key/v2"  # the chain key's wrapping while the record was v1
+CHAIN_AAD = b"faceapp/event-chain-key/v3"  # ...and since the record covers created_at (v2)
+
+
+def _table(url: str, table: str) -> list[dict]:
+    return _rows(url, table, "1 = 1")
+
+
+def _put_back(url: str, people: list[dict], templates: list[dict], record: str) -> None:
+    """What someone with the database but not the key can do: the gallery tables and the gallery
+    record replaced by an older copy's (the events table left alone)."""
+    raw(url, "DELETE FROM templates", "DELETE FROM people")
+    _insert(url, "people", people)
+    _insert(url, "templates", templates)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE meta SET value = :v WHERE key = 'gallery_head'"), {"v": record})
+    finally:
+        engine.dispose()
+
+
+def _record(url: str) -> str:
+    return _rows(url, "meta", "key = 'gallery_head'")[0]["value"]
+
+
+def test_a_gallery_rolled_back_whole_to_before_a_removal_is_refused(db_url, tmp_path, capsys, monkeypatch):
+    """People, templates and the gallery record all put back from a copy taken before mallory's
+    removal: the record vouches for that copy, but the log holds her removal after her creation."""
+    key_file = tmp_path / "k" / "faceapp.key"
+    with Store(db_url, key_file=key_file, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        mallory = enroll(store, "mallory", 0, 1, 0, 0)
+        people, templates, record = _table(db_url, "people"), _table(db_url, "templates"), _record(db_url)
+        store.remove_person("mallory")
+        enroll(store, "bob", 0, 0, 1, 0)
+        _put_back(db_url, people, templates, record)
+        for read in (lambda: store.gallery("m1"), store.templates, store.sealed_snapshot,
+                     lambda: store.face_jpeg(templates[0]["id"])):
+            with pytest.raises(StoreError, match=f"person {mallory.id}") as info:
+                read()
+            assert "removed" in str(info.value) and "altered" in str(info.value) and "\n" not in str(info.value)
+        report = store.verify_gallery()
+        assert not report.ok and f"person {mallory.id}" in report.problem
+        with pytest.raises(StoreError, match=f"person {mallory.id}"):  # no write blesses it
+            enroll(store, "carol", 0, 0, 0, 1)
+    with Store(db_url, key_file=key_file, models=MODELS) as reopened:
+        with pytest.raises(StoreError, match=f"person {mallory.id}"):
+            reopened.gallery("m1")
+    import argparse
+
+    from faceapp.cli import data_commands
+
+    monkeypatch.setattr(data_commands, "_store", lambda args: Store(db_url, key_file=key_file, models=MODELS))
+    code = data_commands.verify_events(argparse.Namespace(json=True))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 15 and out["ok"] is True and out["gallery_ok"] is False
+    assert f"person {mallory.id}" in out["gallery_problem"]
+
+
+def test_a_person_enrolled_again_after_a_removal_is_recognised(store):
+    """The same name after a removal is a new person (a new id): their old removal is not theirs."""
+    old = enroll(store, "mallory", 0, 1, 0, 0)
+    enroll(store, "alice", 1, 0, 0, 0)
+    store.remove_person("mallory")
+    again = enroll(store, "Mallory", 0, 1, 1, 0)
+    assert again.id != old.id
+    assert sorted(store.gallery("m1").names) == ["Mallory", "alice"]
+    t = store.add_template("alice", embedding=unit(1, 1, 0, 0), model_id="m1", quality=0.9, face_jpeg=jpeg())
+    store.remove_template(t.id)  # a photo's removal names a live person: not their removal
+    assert sorted(store.gallery("m1").names) == ["Mallory", "alice"]
+    assert store.verify_gallery().ok and store.verify_events().ok
+
+
+def test_an_id_reused_before_0003_after_its_removal_is_recognised(store):
+    """Before schema 0003 a removed person's id could be given to the next enrollee: the log then
+    holds the old person's removal under the live person's id, dated before the live one's creation."""
+    from datetime import timedelta
+
+    from faceapp.store.models import EventRow
+
+    carol = enroll(store, "carol", 1, 0, 0, 0)
+    with store._writing() as s:  # the old person's removal, logged (and chained) as faceapp did then
+        store._append_event(s, EventRow(time=carol.created_at - timedelta(days=30), kind="remove", decided="old",
+                                        person_id=carol.id,
+                                        detail="removed 'old': 1 template(s) and their face photos erased"))
+    assert store.gallery("m1").names == ["carol"]
+    assert store.verify_gallery().ok and store.verify_events().ok
+
+
+def test_a_created_at_edited_around_the_store_is_refused_by_the_record(store, db_url):
+    """created_at decides whether a logged removal is the live person's: the record covers it, so
+    moving it past the removal (to re-admit a rolled-back person) is itself refused."""
+    enroll(store, "alice", 1, 0, 0, 0)
+    raw(db_url, "UPDATE people SET created_at = created_at + INTERVAL '1 day'" if db_url.startswith("postgresql")
+        else "UPDATE people SET created_at = '2099-01-01 00:00:00.000000'")
+    with pytest.raises(StoreError, match="gallery record"):
+        store.gallery("m1")
+    assert not store.verify_gallery().ok
+
+
+def _v1_value(chain_key: bytes, people: list[dict], templates: list[dict]) -> str:
+    """The record as a faceapp of commit 79e5f97 wrote it (no created_at)."""
+    import hashlib
+    import hmac
+
+    h = hashlib.sha256(b"faceapp/gallery/v1\x00")
+    h.update(json.dumps([(p["id"], p["name_key"], p["name"]) for p in sorted(people, key=lambda p: p["id"])],
+                        separators=(",", ":")).encode("ascii"))
+    h.update(b"\x00")
+    h.update(np.asarray([(t["id"], t["person_id"]) for t in sorted(templates, key=lambda t: t["id"])],
+                        dtype="<i8").tobytes())
+    key = hmac.new(chain_key, b"faceapp/gallery-record-key", hashlib.sha256).digest()
+    n, m = len(people), len(templates)
+    return f"v1 {n} {m} " + hmac.new(key, f"gallery v1 {n} {m} ".encode() + h.digest(), hashlib.sha256).hexdigest()
+
+
+def _as_recorded_v1(db_url: str, key: crypto.SiteKey) -> tuple[str, str]:
+    """Make a database what 79e5f97 left (schema 0004): a v1 record, the chain key wrapped the v2
+    way, no index on events (kind, person_id). Returns (the v1 record, the chain key row)."""
+    [chain] = _rows(db_url, "meta", "key = 'event_chain_key'")
+    ck = key.unwrap(base64.b64decode(chain["value"]), aad=CHAIN_AAD)
+    v1 = _v1_value(ck, _table(db_url, "people"), _table(db_url, "templates"))
+    old_chain = base64.b64encode(key.wrap(ck, aad=V1_CHAIN_AAD)).decode()
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE meta SET value = :v WHERE key = 'event_chain_key'"), {"v": old_chain})
+            conn.execute(sa.text("UPDATE meta SET value = :v WHERE key = 'gallery_head'"), {"v": v1})
+            conn.exec_driver_sql("DROP INDEX ix_events_kind_person_id")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+    finally:
+        engine.dispose()
+    return v1, old_chain
+
+
+def test_a_v1_record_is_rewritten_as_v2_once_and_never_taken_back(db_url):
+    key = crypto.SiteKey.generate()
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        enroll(store, "alice", 1, 0, 0, 0)
+        enroll(store, "bob", 0, 1, 0, 0)
+    v1, old_chain = _as_recorded_v1(db_url, key)
+    with Store(db_url, site_key=key, models=MODELS) as store:
+        assert sorted(store.gallery("m1").names) == ["alice", "bob"]
+        assert store.verify_gallery().ok and store.verify_events().ok
+        assert [e.kind for e in store.events()].count("seal-gallery-v2") == 1
+        assert store.info()["revision"] == "0005"
+    assert _record(db_url).startswith("v2 ")
+    before = dump(db_url)
+    with Store(db_url, site_key=key, models=MODELS) as store:  # once
+        assert store.gallery("m1").names
+    assert dump(db_url) == before
+    # the v1 record put back (it vouches for the same people): refused, not checked as v1
+    raw(db_url, f"UPDATE meta SET value = '{v1}' WHERE key = 'gallery_head'")
+    with pytest.raises(StoreError, match="gallery record") as info:
+        Store(db_url, site_key=key, models=MODELS).gallery("m1")
+    assert "altered" in str(info.value)
+    # ...nor with the chain key's older wrapping put back too: the log says it was rewritten
+    raw(db_url, f"UPDATE meta SET value = '{old_chain}' WHERE key = 'event_chain_key'")
+    put_back = dump(db_url)
+    with pytest.raises(StoreError, match="rewritten as v2 before") as info:
+        Store(db_url, site_key=key, models=MODELS)
+    assert "altered" in str(info.value)
+    assert dump(db_url) == put_back  # nothing recorded afresh
+
+
+def test_display_reads_reuse_a_fresh_gallery_check_and_matching_never_does(store, db_url, monkeypatch):
+    """A page of thumbnails reads one person's templates per row: each read re-hashing the whole
+    roster made a page take seconds at 100,000 people. A check of the same record value within
+    GALLERY_CHECK_REUSE_S is reused by those display reads (templates of one person, one face);
+    the door's gallery, and every write, always check afresh."""
+    from faceapp.store import repository
+
+    enroll(store, "alice", 1, 0, 0, 0)
+    enroll(store, "bob", 0, 1, 0, 0)
+    calls = []
+    real = repository._roster
+    monkeypatch.setattr(repository, "_roster", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    for _ in range(10):
+        assert len(store.templates(person="alice")) == 1
+    assert len(calls) == 1
+    store.gallery("m1")
+    store.gallery("m1")
+    assert len(calls) == 3
+    raw(db_url, "UPDATE people SET name = 'Alicia' WHERE name = 'alice'")  # around the store
+    with pytest.raises(StoreError, match="gallery record"):
+        store.gallery("m1")
+    with pytest.raises(StoreError, match="gallery record"):  # the failed check is not reused as good
+        store.templates(person="bob")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     Boolean,
     LargeBinary,
@@ -43,8 +44,9 @@ MODEL_ID_LENGTH = 200  # characters in an embedding model id
 GENERATION_KEY = "generation"  # meta key: counter bumped by every change to people/templates
 EVENT_HEAD_KEY = "event_head"  # meta key: "<id> <hash>" of the newest event (the chain's end)
 SITE_KEY_ID_KEY = "site_key_id"  # meta key: id (not the key) of the site key sealing face data
-# meta key: "v1 <people> <templates> <mac>", a MAC over the live people (id, name key, name) and
-# template ids (schema 0004; blank until faceapp's first open of an older database fills it)
+# meta key: "v2 <people> <templates> <mac>", a MAC over the live people (id, name key, name,
+# created_at) and template ids (schema 0004, v1 without created_at; v2 since 0005; blank until
+# faceapp's first open of a database from before 0004 fills it)
 GALLERY_HEAD_KEY = "gallery_head"
 
 
@@ -136,6 +138,8 @@ class EventRow(Base):
     their events)."""
 
     __tablename__ = "events"
+    # a person's removals, found by id (the gallery's check that nobody removed is in it again)
+    __table_args__ = (Index("ix_events_kind_person_id", "kind", "person_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from sqlalchemy import Integer, Text, bindparam, text, cast, delete, distinct, func, insert, or_, select, update
+from sqlalchemy import (Integer, Text, bindparam, cast, delete, distinct, func, insert, or_, select, text, type_coerce,
+                        update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -226,6 +228,7 @@ class Store:
         self._engine = engine
         self.url = mask_url(engine.url)
         self._closed = False
+        self._gallery_checked: tuple[str | None, float] | None = None  # (record value, when) of the last good check
         try:
             upgrade_to_head(engine)  # faceapp's or the alembic command line's: _open_keys does the rest
             self._reader = sessionmaker(engine, expire_on_commit=False)
@@ -526,7 +529,7 @@ class Store:
             stmt = stmt.where(TemplateRow.model_id == model_id)
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
-            self._check_gallery(s)
+            self._check_gallery(s, reuse=person is not None)  # one person's: a display read
             if person is not None:
                 row = _require_person(s, normalize_name(person))
                 stmt = stmt.where(TemplateRow.person_id == row.id)
@@ -614,7 +617,7 @@ class Store:
         """The aligned face image (JPEG bytes) a template was made from."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
-            self._check_gallery(s)
+            self._check_gallery(s, reuse=True)  # a display read
             found = s.execute(select(TemplateRow, PersonRow).join(PersonRow).where(TemplateRow.id == template_id)).first()
             if found is None:
                 raise StoreError(f"there is no template with id {template_id}")
@@ -720,6 +723,8 @@ class Store:
             raise ValueError("an event needs a kind, e.g. 'verify'")
         if len(kind) > 32:
             raise ValueError(f"an event kind has at most 32 characters, got {len(kind)}")
+        if kind in _STORE_KINDS:  # a "remove" logged for a live person would refuse the whole gallery
+            raise ValueError(f"events of kind {kind!r} are logged by the store itself, with the change they record")
         if decision is not None:
             decision = Decision(decision)
         claimed, decided = _event_name(claimed), _event_name(decided)
@@ -854,7 +859,7 @@ class Store:
         their name (what `faceapp events verify` reports besides the log)."""
         with self._reading(snapshot=True) as s:
             self._check_site_key(s)
-            people, templates, _ = _roster(s)
+            people, templates = (s.scalar(select(func.count()).select_from(t)) for t in (_PEOPLE, _TEMPLATES))
             problem = self._gallery_problem(s, s.scalar(select(MetaRow.value).where(MetaRow.key == GALLERY_HEAD_KEY)))
             if problem is None:
                 for pid, key, wrapped in s.execute(select(PersonRow.id, PersonRow.name_key, PersonRow.data_key)
@@ -878,10 +883,22 @@ class Store:
         assert record is not None
         return record
 
-    def _check_gallery(self, s: Session) -> None:
-        """Refuse a read of templates from a gallery that does not match its record."""
-        self._refuse_altered(self._gallery_problem(s, s.scalar(select(MetaRow.value)
-                                                               .where(MetaRow.key == GALLERY_HEAD_KEY))))
+    #: display reads (one person's templates, one face) reuse a check of the same record value
+    #: made this long ago: a page of thumbnails is one read per row, and each re-hashing the whole
+    #: roster took seconds a page at 100,000 people. The door's gallery and writes never reuse it.
+    GALLERY_CHECK_REUSE_S = 2.0
+
+    def _check_gallery(self, s: Session, *, reuse: bool = False) -> None:
+        """Refuse a read of templates from a gallery that does not match its record (``reuse``:
+        a display read, which may rely on a check of the same record value made within
+        :attr:`GALLERY_CHECK_REUSE_S`)."""
+        value = s.scalar(select(MetaRow.value).where(MetaRow.key == GALLERY_HEAD_KEY))
+        last = self._gallery_checked
+        if reuse and last is not None and last[0] == value and time.monotonic() - last[1] < self.GALLERY_CHECK_REUSE_S:
+            return
+        self._gallery_checked = None
+        self._refuse_altered(self._gallery_problem(s, value))
+        self._gallery_checked = (value, time.monotonic())
 
     def _refuse_altered(self, problem: str | None) -> None:
         if problem is not None:
@@ -889,26 +906,40 @@ class Store:
                              "recognised from it) until it is restored from a backup; `faceapp events verify` reports it")
 
     def _write_gallery_record(self, s: Session, record: MetaRow) -> None:
+        """The record made anew (always the current format, v2) of the people and templates as
+        this transaction leaves them."""
         s.flush()
-        record.value = self._gallery_value(*_roster(s))
+        record.value = self._gallery_value(_RECORD_FORMAT, *_roster(s, _RECORD_FORMAT))
         if record not in s:
             s.merge(record)
         s.flush()
 
-    def _gallery_value(self, people: int, templates: int, digest: bytes) -> str:
+    def _gallery_value(self, fmt: str, people: int, templates: int, digest: bytes) -> str:
+        """The record's value: its format, counts and a MAC over all of them and the roster's
+        digest (so that a record cannot be relabelled as another format)."""
         key = hmac.new(self._chain_key, b"faceapp/gallery-record-key", hashlib.sha256).digest()
-        mac = hmac.new(key, f"gallery v1 {people} {templates} ".encode() + digest, hashlib.sha256).hexdigest()
-        return f"v1 {people} {templates} {mac}"
+        mac = hmac.new(key, f"gallery {fmt} {people} {templates} ".encode() + digest, hashlib.sha256).hexdigest()
+        return f"{fmt} {people} {templates} {mac}"
 
-    def _gallery_problem(self, s: Session, value: str | None) -> str | None:
-        """None when the people and templates are those the record vouches for; else what is wrong."""
+    def _gallery_problem(self, s: Session, value: str | None, *, fmt: str | None = None) -> str | None:
+        """None when the people and templates are those the record vouches for and no live
+        person's removal is in the log; else what is wrong. ``fmt`` is the record's format this
+        database keeps (v1 only for :meth:`_upgrade_gallery_record`, once)."""
         if value is None:
             return "the gallery record (meta 'gallery_head') was deleted"
         if not value:
             return "the gallery record (meta 'gallery_head') was blanked"
-        people, templates, digest = _roster(s)
-        if hmac.compare_digest(self._gallery_value(people, templates, digest), value):
-            return None
+        fmt = fmt or _RECORD_FORMAT
+        found = value.split(" ", 1)[0]
+        if found != fmt:
+            if found == "v1":
+                return ("the gallery record (meta 'gallery_head') is in the format of before schema 0005 (v1, which "
+                        "does not cover when each person was created), but this database's record was rewritten "
+                        "as v2: an older gallery record was put back")
+            return "the gallery record (meta 'gallery_head') was altered"
+        people, templates, digest = _roster(s, fmt)
+        if hmac.compare_digest(self._gallery_value(fmt, people, templates, digest), value):
+            return _rolled_back_problem(s)
         try:
             _, listed_people, listed_templates, _ = value.split(" ")
             listed = f"it lists {int(listed_people)} people and {int(listed_templates)} templates"
@@ -949,22 +980,27 @@ class Store:
                 f"database {self.url} is sealed with site key {stored}, but the key in use is "
                 f"{self._site_key.key_id}; start faceapp with that database's key file (see docs/security.md)"
             )
-        self._chain_key, legacy = self._unwrap_chain_key(self._site_key, meta[_CHAIN_KEY_KEY])
+        self._chain_key, kept = self._unwrap_chain_key(self._site_key, meta[_CHAIN_KEY_KEY])
         self._repair_blank_head()
-        if legacy:
+        if kept is None:
             self._bind_gallery()
+        elif kept == "v1":
+            self._upgrade_gallery_record()
         return self._chain_key
 
     @staticmethod
-    def _unwrap_chain_key(key: crypto.SiteKey, value: str) -> tuple[bytes, bool]:
-        """The chain key, and whether it is still wrapped the 0003 way (the database has no
-        gallery record yet). Since schema 0004 it is wrapped bound to "this database keeps a
-        gallery record", so a missing or blank record is tampering, never a database to record."""
+    def _unwrap_chain_key(key: crypto.SiteKey, value: str) -> tuple[bytes, str | None]:
+        """The chain key, and the format of gallery record the database keeps, as its wrapping
+        says: None when it is still wrapped the 0003 way (no gallery record yet), "v1" as
+        faceapp wrapped it at schema 0004, "v2" since 0005. The wrapping is the MAC'd marker
+        that a missing or blank record, or a record of an older format, is tampering."""
         blob = base64.b64decode(value)
-        try:
-            return key.unwrap(blob, aad=_CHAIN_AAD), False
-        except crypto.DecryptionError:
-            return key.unwrap(blob, aad=_LEGACY_CHAIN_AAD), True
+        for aad, kept in ((_CHAIN_AAD, _RECORD_FORMAT), (_V1_CHAIN_AAD, "v1")):
+            try:
+                return key.unwrap(blob, aad=aad), kept
+            except crypto.DecryptionError:
+                pass
+        return key.unwrap(blob, aad=_LEGACY_CHAIN_AAD), None
 
     def _bind_gallery(self) -> None:
         """Once, for a database sealed before schema 0004 (its chain key wrapped the old way):
@@ -979,15 +1015,15 @@ class Store:
             self._check_site_key(s, writing=True)
             record = self._lock_gallery(s)
             chain = s.get(MetaRow, _CHAIN_KEY_KEY)
-            chain_key, legacy = self._unwrap_chain_key(self._site_key, chain.value)
-            if not legacy:  # another process (a door starting at the same moment) did it
+            chain_key, kept = self._unwrap_chain_key(self._site_key, chain.value)
+            if kept is not None:  # another process (a door starting at the same moment) did it
                 return
             altered = (f"database {self.url} keeps its keys as a faceapp of schema 0003 did, but {{}}: it was "
                        "altered (old rows or keys put back to have the gallery recorded afresh); restore it from "
                        "a backup")
             if record is None or record.value != "":
                 raise StoreError(altered.format("its gallery record was " + ("deleted" if record is None else "made")))
-            if s.scalar(select(func.count(EventRow.id)).where(EventRow.kind == _SEAL_KIND)):
+            if s.scalar(select(func.count(EventRow.id)).where(EventRow.kind.in_((_SEAL_KIND, _SEAL_V2_KIND)))):
                 raise StoreError(altered.format("its log says its gallery was recorded before"))
             people = s.scalars(select(PersonRow).order_by(PersonRow.id)).all()
             for person in people:
@@ -1008,6 +1044,37 @@ class Store:
                 log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
             else:
                 self._append_event(s, EventRow(time=utcnow(), kind=_SEAL_KIND, detail=detail))
+            log.info("database %s: %s", self.url, detail)
+
+    def _upgrade_gallery_record(self) -> None:
+        """Once, for a database whose gallery record is still v1 (faceapp at schema 0004, its
+        chain key wrapped so): the record is checked as v1 (and against the log's removals) and
+        made anew as v2, which covers when each person was created, and the chain key wrapped
+        bound to "this database keeps a v2 record", in one transaction logged as a
+        ``seal-gallery-v2`` event. From then on a v1 record is tampering; and a database that
+        claims to be v1 again (its chain key's wrapping put back from an older copy) is refused
+        when its log holds that event."""
+        with self._writing() as s:
+            self._check_site_key(s, writing=True)
+            record = self._lock_gallery(s)
+            chain = s.get(MetaRow, _CHAIN_KEY_KEY)
+            chain_key, kept = self._unwrap_chain_key(self._site_key, chain.value)
+            if kept != "v1":  # another process did it
+                return
+            if s.scalar(select(func.count(EventRow.id)).where(EventRow.kind == _SEAL_V2_KIND)):
+                raise StoreError(f"database {self.url} keeps its gallery record as faceapp did at schema 0004 (v1), "
+                                 "but its log says that record was rewritten as v2 before: it was altered (an older "
+                                 "record and key put back); restore it from a backup")
+            self._refuse_altered(self._gallery_problem(s, record.value if record is not None else None, fmt="v1"))
+            assert record is not None
+            chain.value = base64.b64encode(self._site_key.wrap(chain_key, aad=_CHAIN_AAD)).decode("ascii")
+            self._write_gallery_record(s, record)
+            detail = "the gallery record rewritten as v2, covering when each person was created (schema 0005)"
+            head = self._lock_head(s)
+            if isinstance(self._parse_head(head.value if head is not None else None), str):
+                log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
+            else:
+                self._append_event(s, EventRow(time=utcnow(), kind=_SEAL_V2_KIND, detail=detail))
             log.info("database %s: %s", self.url, detail)
 
     def _repair_blank_head(self) -> None:
@@ -1519,11 +1586,18 @@ class Store:
 # -- helpers ------------------------------------------------------------------------------
 
 _CHAIN_KEY_KEY = "event_chain_key"  # meta key: the event chain's HMAC key, wrapped by the site key
-_CHAIN_AAD = b"faceapp/event-chain-key/v2"  # its wrapping since schema 0004 (the database keeps a gallery record)
-_LEGACY_CHAIN_AAD = b"faceapp/event-chain-key"  # ...and before
+_CHAIN_AAD = b"faceapp/event-chain-key/v3"  # its wrapping since schema 0005 (the database keeps a v2 gallery record)
+_V1_CHAIN_AAD = b"faceapp/event-chain-key/v2"  # ...at schema 0004 (a v1 record)
+_LEGACY_CHAIN_AAD = b"faceapp/event-chain-key"  # ...and before (no record)
+_RECORD_FORMAT = "v2"  # the gallery record's format: v1 (schema 0004) had no created_at
 _SEAL_KIND = "seal-gallery"  # the event of a database's gallery being recorded (once, from schema 0003)
+_SEAL_V2_KIND = "seal-gallery-v2"  # ...of its v1 record being rewritten as v2 (once, from schema 0004)
+_REMOVE_KIND = "remove"  # a person's removal (person_id: theirs), and a photo's (detail: _PHOTO_REMOVAL)
+_PHOTO_REMOVAL = "removed one photo of %"  # how remove_template's event detail starts (since it exists)
+_STORE_KINDS = frozenset({_REMOVE_KIND, _SEAL_KIND, _SEAL_V2_KIND})  # never logged through log_event
 _PEOPLE = PersonRow.__table__
 _TEMPLATES = TemplateRow.__table__
+_EVENTS = EventRow.__table__
 _INIT_LOCK_KEY = 0x66616365_6B657973  # PostgreSQL advisory lock: one process seals a new database
 _ENROLL_LOCK_KEY = 0x66616365_656E726C  # PostgreSQL advisory lock: one enrollment's check-and-write at a time
 
@@ -1554,19 +1628,52 @@ def _legacy_dek_aad(person_id: int) -> bytes:
     return f"faceapp/person/{person_id}/data-key".encode()
 
 
-def _roster(s: Session) -> tuple[int, int, bytes]:
+def _roster(s: Session, fmt: str = _RECORD_FORMAT) -> tuple[int, int, bytes]:
     """The gallery's membership: how many people and templates, and one SHA-256 over every
-    person's (id, name key, name) and every template's (id, person id), in id order as the
-    database returns them. One pass over two narrow columns sets, no crypto per row."""
-    people = [tuple(r) for r in s.execute(select(_PEOPLE.c.id, _PEOPLE.c.name_key, _PEOPLE.c.name)
-                                          .order_by(_PEOPLE.c.id))]
+    person's (id, name key, name, and since v2 created_at as stored) and every template's (id,
+    person id), in id order as the database returns them. One pass over two narrow column
+    sets, no crypto per row (read whole: streaming them in batches took twice as long).
+    created_at is covered because it decides whether a removal in the log is the live
+    person's (:func:`_rolled_back_problem`); v1 (schema 0004) is read once, to rewrite it."""
+    cols = [_PEOPLE.c.id, _PEOPLE.c.name_key, _PEOPLE.c.name]
+    if fmt != "v1":
+        cols.append(_stored_time(s, _PEOPLE.c.created_at))
+    people = [tuple(r) for r in s.execute(select(*cols).order_by(_PEOPLE.c.id))]
     templates = [tuple(r) for r in s.execute(select(_TEMPLATES.c.id, _TEMPLATES.c.person_id)
                                              .order_by(_TEMPLATES.c.id))]
-    h = hashlib.sha256(b"faceapp/gallery/v1\x00")
+    h = hashlib.sha256(f"faceapp/gallery/{fmt}\x00".encode())
     h.update(json.dumps(people, separators=(",", ":")).encode("ascii"))  # unambiguous, whatever a name holds
     h.update(b"\x00")
     h.update(np.asarray(templates, dtype="<i8").tobytes())
     return len(people), len(templates), h.digest()
+
+
+def _stored_time(s: Session, column: Any) -> Any:
+    """A time column as text, exactly as stored and the same in every session: SQLite's own
+    text (no parsing per row); on PostgreSQL the instant in UTC to the microsecond (whatever
+    the session's time zone)."""
+    if s.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS.US")
+    return type_coerce(column, Text)
+
+
+def _rolled_back_problem(s: Session) -> str | None:
+    """None unless a live person's removal is in the log, dated after their creation: then the
+    gallery was put back from an older copy (people, templates and its record together), and
+    this says who. Ids are never reused since schema 0003; before, a removed person's id could
+    be given to the next enrollee, whose creation then comes after that removal. One query
+    along the index on events (kind, person_id), over the log's removals only."""
+    ids = s.scalars(
+        select(_PEOPLE.c.id).select_from(_EVENTS.join(_PEOPLE, _PEOPLE.c.id == _EVENTS.c.person_id))
+        .where(_EVENTS.c.kind == _REMOVE_KIND, _EVENTS.c.time > _PEOPLE.c.created_at,
+               _EVENTS.c.detail.not_like(_PHOTO_REMOVAL))
+        .distinct().order_by(_PEOPLE.c.id).limit(6)
+    ).all()
+    if not ids:
+        return None
+    who = ", ".join(f"person {i}" for i in ids[:5]) + (" and more" if len(ids) > 5 else "")
+    return (f"the gallery holds {who}, whom the log records as removed after being created: its people, "
+            "templates and gallery record were put back from an older copy, re-admitting people removed since")
 
 
 def _aad(person_id: int, field: str) -> bytes:
