@@ -1037,14 +1037,8 @@ class Store:
                 person.data_key = self._site_key.wrap(dek, aad=_dek_aad(person.id, person.name_key))
             chain.value = base64.b64encode(self._site_key.wrap(chain_key, aad=_CHAIN_AAD)).decode("ascii")
             self._write_gallery_record(s, record)
-            detail = (f"{len(people)} data key(s) bound to their people's names, and the gallery record made "
-                      "(schema 0004)")
-            head = self._lock_head(s)
-            if isinstance(self._parse_head(head.value if head is not None else None), str):
-                log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
-            else:
-                self._append_event(s, EventRow(time=utcnow(), kind=_SEAL_KIND, detail=detail))
-            log.info("database %s: %s", self.url, detail)
+            self._log_sealing(s, _SEAL_KIND, f"{len(people)} data key(s) bound to their people's names, and the "
+                                             "gallery record made (schema 0004)")
 
     def _upgrade_gallery_record(self) -> None:
         """Once, for a database whose gallery record is still v1 (faceapp at schema 0004, its
@@ -1069,13 +1063,18 @@ class Store:
             assert record is not None
             chain.value = base64.b64encode(self._site_key.wrap(chain_key, aad=_CHAIN_AAD)).decode("ascii")
             self._write_gallery_record(s, record)
-            detail = "the gallery record rewritten as v2, covering when each person was created (schema 0005)"
-            head = self._lock_head(s)
-            if isinstance(self._parse_head(head.value if head is not None else None), str):
-                log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
-            else:
-                self._append_event(s, EventRow(time=utcnow(), kind=_SEAL_V2_KIND, detail=detail))
-            log.info("database %s: %s", self.url, detail)
+            self._log_sealing(s, _SEAL_V2_KIND,
+                              "the gallery record rewritten as v2, covering when each person was created (schema 0005)")
+
+    def _log_sealing(self, s: Session, kind: str, detail: str) -> None:
+        """One upgrade of the sealing, logged as event ``kind`` in its own transaction ``s`` (not
+        onto a log whose end record is not intact: that is reported, and refused, elsewhere)."""
+        head = self._lock_head(s)
+        if isinstance(self._parse_head(head.value if head is not None else None), str):
+            log.warning("database %s: %s; not logged, its log's end record is not intact", self.url, detail)
+        else:
+            self._append_event(s, EventRow(time=utcnow(), kind=kind, detail=detail))
+        log.info("database %s: %s", self.url, detail)
 
     def _repair_blank_head(self) -> None:
         """Sealing before schema 0003 left the record of an empty log blank; since 0003 it is
