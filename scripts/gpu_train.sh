@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu_train.sh DATA_DIR MAX_SECONDS_PER_RUN [P] ["RUN RUN ..."]
 #
-# DATA_DIR holds lfw-devtrain.npz and celeba.npz (scripts/train_build_cache.py). Needs only
+# DATA_DIR holds lfw-devtrain.npz and celeba.npz, and celeba-sface.npz for the sface runs (scripts/train_build_cache.py). Needs only
 # python3 with torch, numpy and OpenCV. Runs (identity-disjoint 10% validation split, seed 0):
 #   dlib_a   dlib ResNet fine-tuned on LFW DevTrain + celeba-subset, stem + stages 1-2 frozen,
 #            batch-hard, lr 3e-5 head / 1e-5 backbone (never beat its initial weights on validation)
@@ -12,6 +12,14 @@
 #   dlib_cel as dlib_a on celeba-subset only (never sees an LFW person: honest View 2)
 #   compact  compact_cnn from scratch, batch-all triplet loss, 100 epochs -> compact_cnn_v1
 #   compact_siamese  compact_cnn from scratch, Siamese |f_i - f_j| head with pair BCE
+#   sface_cel  the SFace port fine-tuned end to end (nothing frozen, pretrained batch-norm
+#            statistics kept) on celeba-subset only, 112x112 chips on SFace's template
+#            ($DATA/celeba-sface.npz: `faceapp train cache celeba --model sface-v1`): never sees
+#            an LFW person, so one run is scored on all of View 2 (issue 13, item 4)
+#   sface_cel3 as sface_cel with the stem and stages 1-3 frozen (last stage, bn1, fc, fc_bn train)
+# On the 2-core CPU (scripts/train_bench.py --batch 64 --arch sface --arch sface:3) a step trains
+# 10.4 images/s end to end and 61.7 with stages 0-3 frozen: an end-to-end epoch of celeba-subset
+# (5,600 training images) takes about 9 minutes there.
 # The 2026-11-28 runs: dlib_a, dlib_cel, compact(60 s budget) in one call; dlib_b and compact
 # (100 epochs, the shipped one) in a second call; compact_siamese was not run for lack of GPU time.
 set -u
@@ -19,7 +27,7 @@ PY=${PYTHON:-python3}
 DATA=${1:-artifacts/training}
 B=${2:-200}
 P=${3:-64}
-WHICH=${4:-"dlib_a dlib_b dlib_cel compact compact_siamese"}
+WHICH=${4:-"dlib_a dlib_b dlib_cel compact compact_siamese sface_cel sface_cel3"}
 OUT=${OUT:-/tmp/gpu_out}
 RUNS=${RUNS:-/tmp/runs}
 mkdir -p "$RUNS" "$OUT"
@@ -46,10 +54,13 @@ fit dlib_b   $BOTH $COMMON $DLIB --freeze-stages 3 --epochs 40 --patience 12 --m
 fit dlib_cel --data $DATA/celeba.npz $COMMON $DLIB_A &
 fit compact  $BOTH $COMMON $COMPACT --miner batch-all --loss triplet --margin 0.2 &
 fit compact_siamese $BOTH $COMMON $COMPACT --loss siamese &
+SFACE="--arch sface --init resources/models/sface_v1.pt --bn frozen --weight-decay 0 --warmup-epochs 1 --loss triplet --margin 0.2 --miner batch-hard --monitor tar_at_far_1e-3 --epochs 40 --patience 8"
+fit sface_cel  --data $DATA/celeba-sface.npz $COMMON $SFACE --freeze-stages -1 --lr 1e-4 --backbone-lr-mult 0.1 &
+fit sface_cel3 --data $DATA/celeba-sface.npz $COMMON $SFACE --freeze-stages 3 --lr 1e-4 --backbone-lr-mult 0.3 &
 wait
 echo "all runs done in $(( $(date +%s) - t0 )) s"
 for r in $WHICH; do tail -n 14 "$RUNS/$r.log"; done
-for r in dlib_a dlib_b dlib_cel; do
+for r in dlib_a dlib_b dlib_cel sface_cel sface_cel3; do
   [ -f "$RUNS/$r/best_model.pt" ] && $PY -m faceapp.cli.train shard "$RUNS/$r/best_model.pt" --out "$OUT" --prefix "$r" --max-mb 15
 done
 [ -f "$RUNS/compact/best_model.pt" ] && cp "$RUNS/compact/best_model.pt" "$OUT/compact.pt"

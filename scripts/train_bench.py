@@ -1,6 +1,6 @@
 """Training and inference throughput (images/s) of the trainable architectures on this machine.
 
-    python scripts/train_bench.py [--device cuda] [--batch 256] [--seconds 8]
+    python scripts/train_bench.py [--device cuda] [--batch 256] [--seconds 8] [--arch sface:-1 ...]
 
 A training step is what ``faceapp train fit`` does per batch: on-device augmentation, forward
 (bf16 autocast on CUDA), batch-hard mining, triplet loss, backward and an AdamW step. Prints JSON.
@@ -36,7 +36,8 @@ def bench(arch: str, device: torch.device, batch: int, seconds: float, freeze: i
         torch.backends.cudnn.benchmark = True
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     aug = BatchAugmenter(device=device)
-    chips = torch.randint(0, 256, (batch, 150, 150, 3), dtype=torch.uint8, device=device)
+    size = 112 if arch == "sface" else 150  # the chips of its cache (the model's template)
+    chips = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device=device)
     labels = torch.arange(batch, device=device) // 4
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
 
@@ -81,12 +82,16 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--arch", action="append", metavar="ARCH[:FROZEN]",
+                    help="architecture and frozen stages (repeatable; default dlib_resnet:2 compact_cnn sface)")
     args = ap.parse_args()
+    args.runs = [(a.split(":")[0], int(a.split(":")[1]) if ":" in a else -1)
+                 for a in (args.arch or ["dlib_resnet:2", "compact_cnn", "sface"])]
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     out = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-           "results": [bench("dlib_resnet", dev, args.batch, args.seconds, 2), bench("compact_cnn", dev, args.batch, args.seconds, -1)]}
+           "results": [bench(arch, dev, args.batch, args.seconds, freeze) for arch, freeze in args.runs]}
     print(json.dumps(out, indent=2))
     return 0
 

@@ -54,6 +54,12 @@ def _fit(a: argparse.Namespace) -> int:
     from faceapp.training.trainer import TrainConfig, Trainer
 
     cs = _load_sets(a.data)
+    size = cs.chips.shape[1] if len(cs) else None
+    if a.arch == "sface" and size != 112:
+        print(f"faceapp train fit: sface takes 112x112 chips aligned onto its template, but {', '.join(a.data)} "
+              f"holds {size}x{size} chips; build the cache with `faceapp train cache DATASET --model sface-v1`",
+              file=sys.stderr)
+        return 2
     train, val = _split(cs, a.val_fraction, a.split_seed)
     aug = AugmentConfig() if not a.no_augment else AugmentConfig.none()
     cfg = TrainConfig(
@@ -61,7 +67,7 @@ def _fit(a: argparse.Namespace) -> int:
         optimizer=a.optimizer, lr=a.lr, backbone_lr_mult=a.backbone_lr_mult, weight_decay=a.weight_decay,
         warmup_epochs=a.warmup_epochs, miner=a.miner, loss=a.loss, margin=a.margin, monitor=a.monitor,
         patience=a.patience, seed=a.seed, device=a.device or "auto", amp=not a.no_amp,
-        time_budget_s=a.time_budget, steps_per_epoch=a.steps_per_epoch, augment=aug,
+        time_budget_s=a.time_budget, steps_per_epoch=a.steps_per_epoch, augment=aug, bn=a.bn,
     )
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,8 +183,17 @@ def _export(a: argparse.Namespace) -> int:
     from faceapp.training.checkpoints import load_shards
 
     models = Path(a.models_dir) if a.models_dir else None
+    from faceapp.training.trainer import NORMALISATION
+
     base = load_spec(a.template_from, models)
     folder = models or base.file.parent
+    mean, scale = NORMALISATION[a.arch]
+    if (tuple(base.mean), base.scale) != (tuple(mean), scale) or (a.arch == "sface" and base.input_size != 112):
+        print(f"faceapp train export: {a.arch} is trained on {'112x112 ' if a.arch == 'sface' else ''}chips "
+              f"normalised with mean {list(mean)} and scale {scale}, but --template-from {a.template_from} has "
+              f"{base.input_size}x{base.input_size}, mean {list(base.mean)}, scale {base.scale}: pick the model "
+              "whose cache it was trained on", file=sys.stderr)
+        return 2
     if a.shards:
         state = load_shards(Path(a.shards).parent, Path(a.shards).name)
     else:
@@ -203,6 +218,8 @@ def _export(a: argparse.Namespace) -> int:
         "threshold_note": "placeholder until `faceapp train calibrate --write`",
         "card": f"{a.file_stem}.md",
     }
+    if base.border != "replicate":  # the chips it was trained on were filled so (the cache's front end)
+        spec["border"] = base.border
     if a.flip_tta:
         spec["flip_tta"] = True
     if a.history:
@@ -301,9 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("fit", help="train an embedding network on chip caches")
     s.add_argument("--data", action="append", required=True, help="a chip cache .npz (repeatable)")
     s.add_argument("--out", required=True, help="folder for checkpoints, history and plots")
-    s.add_argument("--arch", choices=["dlib_resnet", "compact_cnn"], default="compact_cnn")
-    s.add_argument("--init", help="state dict to start from (transfer learning)")
-    s.add_argument("--freeze-stages", type=int, default=-1, help="dlib_resnet: freeze stem + first N stages")
+    s.add_argument("--arch", choices=["dlib_resnet", "compact_cnn", "sface"], default="compact_cnn")
+    s.add_argument("--init", help="state dict to start from (transfer learning), e.g. resources/models/sface_v1.pt")
+    s.add_argument("--freeze-stages", type=int, default=-1,
+                   help="dlib_resnet, sface: freeze the stem + the first N stages (-1: nothing)")
+    s.add_argument("--bn", choices=["train", "frozen"],
+                   help="batch norms while training (default: frozen with --init, the pretrained statistics kept; "
+                        "train from scratch)")
     s.add_argument("--width", type=int, default=32, help="compact_cnn base width")
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--p", type=int, default=32, help="identities per batch")
@@ -363,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="a state dict (.pt)")
     g.add_argument("--shards", help="FOLDER/PREFIX of shards written by 'shard'")
-    s.add_argument("--arch", required=True, choices=["dlib_resnet", "compact_cnn"])
+    s.add_argument("--arch", required=True, choices=["dlib_resnet", "compact_cnn", "sface"])
     s.add_argument("--model-id", required=True)
     s.add_argument("--file-stem", required=True, help="file names in resources/models (e.g. dlib_resnet_ft_v1)")
     s.add_argument("--template-from", default="dlib-resnet-v1", help="model whose input size, normalisation and template to copy")

@@ -83,6 +83,35 @@ def freeze_dlib_stages(model: nn.Module, stages: int) -> list[str]:
     return frozen
 
 
+#: SFace: its stages, each ending where the next strided depthwise convolution starts (stage 0,
+#: the stem: conv_1 and the first separable pair at 112x112; then 56, 28, 14 and 7 pixels).
+SFACE_STAGES = (
+    ("conv_1", "conv_2_dw", "conv_2"),
+    ("conv_3_dw", "conv_3", "conv_4_dw", "conv_4"),
+    ("conv_5_dw", "conv_5", "conv_6_dw", "conv_6"),
+    ("conv_7_dw", "conv_7", *(f"conv_{k}{s}" for k in range(8, 13) for s in ("_dw", ""))),
+    ("conv_13_dw", "conv_13", "conv_14_dw", "conv_14"),
+)
+
+
+def freeze_sface_stages(model: nn.Module, stages: int) -> list[str]:
+    """Freeze SFace's stem and its first ``stages`` stages (:data:`SFACE_STAGES`; 0 = only the
+    stem, -1 = nothing, 4 = every convolution: only bn1, fc and fc_bn train). Returns the names
+    of the frozen parameters."""
+    frozen: list[str] = []
+    if stages < 0:
+        return frozen
+    if stages >= len(SFACE_STAGES):
+        raise ValueError(f"SFace has stages 0..{len(SFACE_STAGES) - 1} (got {stages})")
+    layers = {name for stage in SFACE_STAGES[: stages + 1] for name in stage}
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        if parts[0] == "features" and parts[1] in layers:
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
 def param_groups(model: nn.Module, lr: float, *, backbone_lr_mult: float = 1.0, weight_decay: float = 0.0) -> list[dict]:
     """Trainable parameters in two groups: the head (``fc.``) at ``lr`` and the rest of the
     trainable backbone at ``lr * backbone_lr_mult`` (transfer learning: a lower rate where the

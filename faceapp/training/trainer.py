@@ -37,24 +37,30 @@ from faceapp.training.data import ChipSet
 from faceapp.training.evaluate import embed_chips, plot_history, verification_metrics
 from faceapp.training.losses import LOSSES, PairClassifierHead, pair_bce_loss, triplet_loss, triplet_stats
 from faceapp.training.mining import MINERS, count_valid_triplets, mine
-from faceapp.training.networks import freeze_dlib_stages, param_groups
+from faceapp.training.networks import freeze_dlib_stages, freeze_sface_stages, param_groups
 from faceapp.training.sampler import PKSampler
 
 log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "Trainer", "build_model", "resolve_device", "seed_everything"]
 
-ARCHITECTURES = ("dlib_resnet", "compact_cnn")
+ARCHITECTURES = ("dlib_resnet", "compact_cnn", "sface")
+BN_MODES = ("train", "frozen")
 MONITORS = ("accuracy", "tar_at_far_1e-2", "tar_at_far_1e-3")
 DLIB_MEAN = (122.782, 117.001, 104.298)
 DLIB_SCALE = 256.0
+SFACE_MEAN = (127.5, 127.5, 127.5)
+SFACE_SCALE = 128.0
+#: each architecture's input normalisation ((pixel - mean) / scale, RGB), the one its spec ships
+NORMALISATION = {"dlib_resnet": (DLIB_MEAN, DLIB_SCALE), "compact_cnn": (DLIB_MEAN, DLIB_SCALE),
+                 "sface": (SFACE_MEAN, SFACE_SCALE)}
 
 
 @dataclass
 class TrainConfig:
     arch: str = "compact_cnn"
     init: str | None = None  # a state dict to start from (transfer learning), e.g. dlib_resnet_v1.pt
-    freeze_stages: int = -1  # dlib_resnet: freeze the stem and the first N residual stages (-1: none)
+    freeze_stages: int = -1  # dlib_resnet / sface: freeze the stem and the first N stages (-1: none)
     width: int = 32  # compact_cnn width
     epochs: int = 30
     p: int = 32  # identities per batch
@@ -74,17 +80,28 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     time_budget_s: float | None = None
     steps_per_epoch: int | None = None  # default: one pass over the identities
-    mean: tuple[float, float, float] = DLIB_MEAN
-    scale: float = DLIB_SCALE
+    mean: tuple[float, float, float] | None = None  # None: the architecture's own (NORMALISATION)
+    scale: float | None = None
+    # BatchNorm layers while training: "train" (batch statistics, running averages recomputed
+    # before each validation) or "frozen" (eval mode throughout: the pretrained statistics kept,
+    # as fine-tuning a pretrained network on a small set should). None: "frozen" for a network
+    # started from pretrained weights (init), "train" for one trained from scratch.
+    bn: str | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     eval_before: bool = True  # validate the initial weights as epoch 0
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
-        self.mean = tuple(float(v) for v in self.mean)
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; allowed: {', '.join(ARCHITECTURES)}")
+        own_mean, own_scale = NORMALISATION[self.arch]
+        self.mean = tuple(float(v) for v in (own_mean if self.mean is None else self.mean))
+        self.scale = float(own_scale if self.scale is None else self.scale)
+        if self.bn is None:
+            self.bn = "frozen" if self.init else "train"
+        if self.bn not in BN_MODES:
+            raise ValueError(f"unknown batch-norm mode {self.bn!r}; allowed: {', '.join(BN_MODES)}")
         if self.miner not in MINERS:
             raise ValueError(f"unknown mining strategy {self.miner!r}; allowed: {', '.join(MINERS)}")
         if self.loss not in LOSSES:
@@ -125,6 +142,10 @@ def build_model(cfg: TrainConfig) -> torch.nn.Module:
         from faceapp.embed.dlib_resnet import DlibResNet
 
         model = DlibResNet()
+    elif cfg.arch == "sface":
+        from faceapp.embed.sface import SFaceNet
+
+        model = SFaceNet()
     else:
         from faceapp.training.networks import CompactFaceNet
 
@@ -134,7 +155,13 @@ def build_model(cfg: TrainConfig) -> torch.nn.Module:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     if cfg.arch == "dlib_resnet":
         freeze_dlib_stages(model, cfg.freeze_stages)
+    elif cfg.arch == "sface":
+        freeze_sface_stages(model, cfg.freeze_stages)
     return model
+
+
+def _batch_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
 def _py(v):
@@ -228,9 +255,10 @@ class Trainer:
         average over (at most ``max_images``, seeded) un-augmented training chips. The running
         averages kept during training lag behind fast-changing weights, and evaluation-mode
         embeddings then differ from training-mode ones; this is done before each validation and
-        so before ``best_model.pt`` is saved. Returns False when the model has no BatchNorm."""
-        bns = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if not bns:
+        so before ``best_model.pt`` is saved. Returns False when the model has no BatchNorm or
+        its statistics are frozen (``bn="frozen"``: they are the pretrained ones, never changed)."""
+        bns = _batch_norms(self.model)
+        if not bns or self.cfg.bn == "frozen":
             return False
         g = torch.Generator().manual_seed(self.cfg.seed)
         idx = torch.randperm(len(chips), generator=g)[:max_images].to(chips.device)
@@ -250,6 +278,13 @@ class Trainer:
             m.momentum = mom
         self.model.train(was)
         return True
+
+    def _train_mode(self) -> None:
+        """The model in training mode, its batch norms in eval mode when they are frozen."""
+        self.model.train()
+        if self.cfg.bn == "frozen":
+            for m in _batch_norms(self.model):
+                m.eval()
 
     # -- validation --------------------------------------------------------------------------------
     def validate(self, val: ChipSet) -> dict[str, float]:
@@ -299,11 +334,11 @@ class Trainer:
             torch.save(self.model.state_dict(), self.out_dir / "best_model.pt")
             self.history["best_epoch"] = 0
             log.info("epoch 0 (initial weights): val %s", json.dumps({k: round(v, 4) for k, v in m.items()}))
-        self.model.train()
         epoch = self.start_epoch
         while epoch <= self.planned_epochs:
             if self.is_cancelled():
                 break
+            self._train_mode()  # validation (embed_chips) leaves every layer in training mode
             t_epoch = time.time()
             bar = None
             if self.progress:
