@@ -2,7 +2,8 @@
 
 - :func:`weaker_settings`: the security-relevant settings in force that are weaker than their
   defaults (anti-spoofing off or looser, fewer agreeing frames, a looser 1:K target or margin,
-  a threshold looser than the model's calibrated one, name completion on...), each with where
+  a threshold looser than the model's calibrated one, quality gates that let smaller, blurrier,
+  less certain or darker faces be decided on, name completion on...), each with where
   it came from when that can be told (an environment variable, the settings file).
   :func:`report_weaker_settings` logs them as ONE warning line and ONE access-log event
   (kind :data:`SETTINGS_EVENT`), so a door weakened through the environment or the settings
@@ -81,6 +82,33 @@ def _antispoof_model_threshold() -> float | None:
         return None
 
 
+def _looser_quality_gates(s: Any) -> list[tuple[str, str]]:
+    """The door's quality gates (:mod:`faceapp.detect.quality`: a frame that fails one is not
+    decided on) looser than their defaults: smaller, less certain, blurrier, darker or brighter
+    faces decided on, where the model's calibrated error rates were never measured."""
+    found: list[tuple[str, str]] = []
+
+    def lower(name: str, why: str) -> None:
+        value, default = getattr(s, name), _default(name)
+        if value < default - 1e-9:
+            found.append((name, f"{name} = {value:g} (default {default:g}): {why}"))
+
+    lower("min_face_size", "smaller faces decided on")
+    lower("min_detection_score", "less certain detections decided on")
+    lower("min_sharpness", "blurrier faces decided on")
+    # The darkest face decided on: with brightening, min_raw_brightness; without, min_brightness.
+    dark = "min_raw_brightness" if s.brightness_normalize else "min_brightness"
+    floor, default_floor = getattr(s, dark), _default("min_raw_brightness")
+    if floor < default_floor - 1e-9:
+        what = (f"(default {default_floor:g})" if s.brightness_normalize else
+                f"with brightness_normalize off (the defaults decide on no face darker than {default_floor:g})")
+        found.append((dark, f"{dark} = {floor:g} {what}: darker faces decided on"))
+    if s.max_brightness > _default("max_brightness") + 1e-9:
+        found.append(("max_brightness", f"max_brightness = {s.max_brightness:g} (default "
+                                        f"{_default('max_brightness'):g}): washed-out faces decided on"))
+    return found
+
+
 def weaker_settings(settings: Any, *, spec: Any = None, threshold: float | None = None) -> list[Weakening]:
     """The security-relevant settings of ``settings`` weaker than their defaults (see the module
     doc). ``spec``: the running model's spec (its calibrated threshold and curve); ``threshold``:
@@ -110,6 +138,7 @@ def weaker_settings(settings: Any, *, spec: Any = None, threshold: float | None 
         found.append(("liveness_planar_max_error", f"liveness_planar_max_error = {s.liveness_planar_max_error:g} "
                                                    f"(default {_default('liveness_planar_max_error'):g}): fewer "
                                                    "photos caught by the turn challenge"))
+    found.extend(_looser_quality_gates(s))
     if s.door_name_completion:
         found.append(("door_name_completion", "door_name_completion is on: the door shows visitors who is enrolled"))
     if spec is not None and threshold is not None:
