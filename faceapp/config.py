@@ -169,7 +169,7 @@ class Settings:
     )
     recognize_margin: float = _doc(
         "Recognize mode: how much closer (squared L2) the nearest person must be than the second-nearest "
-        "for a frame to name them; 0 = off; 0..1.",
+        "for a frame to name them; verify mode: the claimed person than anyone else enrolled; 0 = off; 0..1.",
         default=0.02,
         limit=Limit(0.0, 1.0),
     )

@@ -136,7 +136,7 @@ class FrameVerdict:
     hint: DoorHint | None = None
     issues: tuple[QualityIssue, ...] = ()
     threshold: float | None = None  # the threshold this frame was judged by (recognize: t_K)
-    second: float | None = None  # recognize: distance to the second-nearest person
+    second: float | None = None  # recognize: distance to the second-nearest person; verify: to the nearest other
     ambiguous: bool = False  # recognize: within t_K but not clear of the second-nearest by the margin
 
     @property
@@ -246,14 +246,19 @@ def read_frame(
         # Anyone may claim any name they know (with door_name_completion the screen even suggests
         # them), so an impostor claims whoever they resemble most: a claim is judged like a 1:K search. The threshold is the one for
         # the gallery's size (``rule``, capped at tau), and the face must be nearer the claimed
-        # person than anyone else enrolled.
+        # person than anyone else enrolled by the rule's margin, as a 1:K reading must (written
+        # so that a NaN distance to someone else is no known margin).
         limit = threshold
         people = getattr(result, "gallery_size", None)
+        margin = rule.margin if rule is not None else 0.0
         if rule is not None and people:
             limit = min(threshold, rule.threshold(people))
-        nearer = any(c.name != claimed and c.distance < d for c in face.candidates)
-        decision = Decision.MATCH if d <= limit and not nearer else Decision.NO_MATCH
-        return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL, threshold=limit)
+        others = [float(c.distance) for c in face.candidates if c.name != claimed]
+        nearer = any(not e - d >= 0.0 for e in others)
+        ambiguous = not nearer and any(not e - d >= margin for e in others)
+        decision = Decision.MATCH if d <= limit and not nearer and not ambiguous else Decision.NO_MATCH
+        return FrameVerdict(decision, claimed, float(d), DoorHint.HOLD_STILL, threshold=limit,
+                            second=others[0] if others else None, ambiguous=ambiguous and d <= limit)
     cands = list(face.candidates)
     if rule is not None:
         people = getattr(result, "gallery_size", None)

@@ -476,6 +476,22 @@ def test_recognize_needs_a_margin_to_the_second_nearest_person():
     assert s.outcome.name == "ann"
 
 
+def test_verify_needs_the_same_margin_to_every_other_enrolled_person():
+    """A claim is judged like a 1:K search (anyone may claim whoever they resemble most), so the
+    claimed person must be the recognize margin closer than anyone else enrolled: a look-alike
+    claiming their twin's name is not let in on a hair's difference."""
+    rule = OpenSetRule(None, attempt_far=1e-3, margin=0.05, cap=TAU)
+    for eve, decision in ((0.12, Decision.NO_MATCH), (0.16, Decision.MATCH)):
+        m = machine(DoorMode.VERIFY, distance_to=lambda name, emb: 0.10, recognize_rule=rule)
+        m.claim("ann")
+        states = [m.feed(frame(_face([("ann", 0.10), ("eve", eve)]))) for _ in range(3)]
+        assert states[-1].outcome.decision is decision, eve
+        assert all(s.verdict.ambiguous for s in states) is (decision is Decision.NO_MATCH)
+    v = read_frame(frame(_face([("ann", 0.10), ("eve", float("nan"))])), DoorMode.VERIFY, threshold=TAU,
+                   claimed="ann", distance_to=lambda name, emb: 0.10, rule=rule)
+    assert v.decision is Decision.NO_MATCH  # a NaN distance to someone else: no known margin
+
+
 def test_the_run_is_judged_by_its_worst_frame():
     rule = OpenSetRule(None, attempt_far=1e-3, margin=0.0, cap=0.30)
     m = machine(recognize_rule=rule)
