@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_frozen_heads.py"
+from script_module import load_script
 
 
 @pytest.fixture(scope="module")
 def frozen():
-    spec = importlib.util.spec_from_file_location("eval_frozen_heads", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["eval_frozen_heads"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("eval_frozen_heads")
 
 
 def test_lda_finds_the_direction_that_separates_identities_not_the_one_that_varies_most(frozen):

@@ -5,7 +5,6 @@ images are in the repository)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from faceapp.embed.sface import (
     normalize_chips,
     sface,
 )
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "resources" / "models" / "sface_v1.pt"
@@ -31,13 +31,6 @@ SPEC = ROOT / "resources" / "models" / "sface_v1.json"
 REFERENCE = Path(__file__).with_name("data") / "sface_reference.npz"
 
 needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"weights file {WEIGHTS} is missing")
-
-
-def _converter():
-    spec = importlib.util.spec_from_file_location("convert_sface", ROOT / "scripts" / "convert_sface.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def reference_chips() -> dict[str, np.ndarray]:
@@ -99,7 +92,7 @@ def test_normalize_chips_is_the_graph_input() -> None:
 
 
 def test_blocked_dequantize_matches_onnx_definition() -> None:
-    dequantize = _converter().dequantize
+    dequantize = load_script("convert_sface").dequantize
     q = np.array([[1, 2, 3, -4, 5], [-128, 0, 127, 10, -10]], np.int8)
     scale = np.array([[0.5, 2.0], [0.25, 1.0]], np.float32)  # blocks of 3 along axis 1: [0:3], [3:5]
     zp = np.array([[1, -2], [0, 10]], np.int8)

@@ -3,26 +3,17 @@ as the embedder's ``flip_tta`` defines it (normalise(e(chip) + e(mirror)))."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from faceapp.embed.fused import CANVAS_SIZE, FusedNet
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_fused.py"
+from script_module import load_script
 
 
 @pytest.fixture(scope="module")
 def tf():
-    spec = importlib.util.spec_from_file_location("train_fused", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("train_fused", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train_fused")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import math
 from pathlib import Path
@@ -16,15 +15,9 @@ from PIL import Image
 from faceapp.errors import ImageError
 from faceapp.evaluation import variants as V
 from faceapp.evaluation.protocols import read_pairs_csv
+from script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _coords_image(w: int = 250, h: int = 250) -> np.ndarray:
@@ -219,7 +212,7 @@ def _fake_lfw(root: Path) -> Path:
 
 
 def test_make_lfw_variants_writes_once(tmp_path):
-    mk = _script("make_lfw_variants")
+    mk = load_script("make_lfw_variants")
     lfw = _fake_lfw(tmp_path / "lfw")
     out = tmp_path / "variants"
     args = ["--variant", "tight", "--variant", "jpeg", "--folds", "1-2", "--lfw", str(lfw), "--out", str(out)]
@@ -249,7 +242,7 @@ def test_make_lfw_variants_writes_once(tmp_path):
 
 
 def test_make_lfw_variants_refuses_the_repository(tmp_path):
-    mk = _script("make_lfw_variants")
+    mk = load_script("make_lfw_variants")
     lfw = _fake_lfw(tmp_path / "lfw")
     with pytest.raises(SystemExit):
         mk.main(["--variant", "tight", "--lfw", str(lfw), "--out", str(REPO / "build" / "variants")])
@@ -260,7 +253,7 @@ def test_make_lfw_variants_refuses_the_repository(tmp_path):
 
 
 def test_reference_metrics_count_missing_faces_wrong():
-    ref = _script("eval_reference")
+    ref = load_script("eval_reference")
     rng = np.random.default_rng(2)
     n = 200
     same = np.arange(n) % 2 == 0
@@ -286,6 +279,6 @@ def test_reference_metrics_count_missing_faces_wrong():
 
 
 def test_central_face_choice():
-    ref = _script("eval_reference")
+    ref = load_script("eval_reference")
     assert ref.central([], 100, 100) is None
     assert ref.central([(0, 0, 20, 20), (40, 40, 60, 60), (80, 0, 100, 20)], 100, 100) == 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +10,7 @@ import torch
 
 from faceapp.cli import train as train_cli
 from faceapp.training.data import ChipSet
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval_finetune_val.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("eval_finetune_val", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["eval_finetune_val"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from script_module import load_script
 
 
 def _cache(path: Path, ids: int, seed: int = 0) -> str:
@@ -42,7 +31,7 @@ def test_it_scores_the_runs_own_validation_people_and_refuses_a_changed_cache(tm
                            "--quiet"]) == 0
     torch.save(torch.load(run / "best_model.pt", weights_only=True), start)
     out = tmp_path / "val.json"
-    mod = _script()
+    mod = load_script("eval_finetune_val")
     # the run was trained from scratch: the weights to compare with must be named
     assert mod.main(["--run", str(run)]) == 2
     assert "--init" in capsys.readouterr().err
