@@ -3,7 +3,7 @@ run's best checkpoint, each with and without flip test-time augmentation, so tha
 (export the run or not, with ``--flip-tta`` or not) is made without a test pair.
 
 Reads the run folder of ``faceapp train fit`` (``split.json``: the caches and the identity-disjoint
-split; ``history.json``: the network's configuration; ``best_model.pt``) and scores every same-person and every different-person pair of the
+split, or the ``--val-data`` caches; ``history.json``: the network's configuration; ``best_model.pt``) and scores every same-person and every different-person pair of the
 held-out identities (:func:`faceapp.training.evaluate.verification_metrics`). Flip TTA is
 ``normalise(e(chip) + e(mirrored chip))``, as ``faceapp train export --flip-tta`` embeds.
 
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if not init:
         print(f"{a.run} was trained from scratch: give --init, the weights to compare with", file=sys.stderr)
         return 2
-    _, val = _split(_load_sets(split["data"]), split["val_fraction"], split["split_seed"])
+    if split.get("val_data"):  # fit --val-data: validated on other caches' people
+        val = _load_sets(split["val_data"])
+    else:
+        _, val = _split(_load_sets(split["data"]), split["val_fraction"], split["split_seed"])
     if val is None or sorted(val.names) != sorted(split["val_identities"]):
         print(f"{a.run}: the caches no longer give the run's validation identities", file=sys.stderr)
         return 2

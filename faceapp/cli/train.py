@@ -48,6 +48,25 @@ def _split(cs, val_fraction: float, seed: int):
     return cs.subset(train_idx), cs.subset(val_idx)
 
 
+def _validation_sets(data: Sequence[str], val_data: Sequence[str], size: int | None):
+    """``fit --val-data``: the validation caches as one set, or None (said on stderr) when one is
+    also a training cache or holds chips of another size. Identities are told apart by cache
+    (``stem/name``): a person in two datasets under two names cannot be told apart, so give
+    datasets whose people are known to differ."""
+    same = {str(Path(p).resolve()) for p in data} & {str(Path(p).resolve()) for p in val_data}
+    stems = {Path(p).stem for p in data} & {Path(p).stem for p in val_data}
+    if same or stems:
+        print(f"faceapp train fit: {', '.join(sorted(same or stems))} is both training and validation data; "
+              "--val-data takes caches of other people (or use --val-fraction)", file=sys.stderr)
+        return None
+    val = _load_sets(val_data)
+    if len(val) and val.chips.shape[1] != size:
+        print(f"faceapp train fit: --val-data holds {val.chips.shape[1]}x{val.chips.shape[1]} chips, --data "
+              f"{size}x{size}: build both caches for the same model", file=sys.stderr)
+        return None
+    return val
+
+
 # -- actions ------------------------------------------------------------------------------------
 def _fit(a: argparse.Namespace) -> int:
     from faceapp.training.augment import AugmentConfig
@@ -60,7 +79,12 @@ def _fit(a: argparse.Namespace) -> int:
               f"holds {size}x{size} chips; build the cache with `faceapp train cache DATASET --model sface-v1`",
               file=sys.stderr)
         return 2
-    train, val = _split(cs, a.val_fraction, a.split_seed)
+    if a.val_data:
+        train, val = cs, _validation_sets(a.data, a.val_data, size)
+        if val is None:
+            return 2
+    else:
+        train, val = _split(cs, a.val_fraction, a.split_seed)
     aug = AugmentConfig() if not a.no_augment else AugmentConfig.none()
     cfg = TrainConfig(
         arch=a.arch, init=a.init, freeze_stages=a.freeze_stages, width=a.width, epochs=a.epochs, p=a.p, k=a.k,
@@ -71,7 +95,8 @@ def _fit(a: argparse.Namespace) -> int:
     )
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    split = {"data": list(a.data), "val_fraction": a.val_fraction, "split_seed": a.split_seed,
+    split = {"data": list(a.data), "val_fraction": 0.0 if a.val_data else a.val_fraction,
+             "split_seed": a.split_seed, "val_data": list(a.val_data),
              "train_identities": train.names, "val_identities": val.names if val is not None else []}
     (out / "split.json").write_text(json.dumps(split, indent=1))
     trainer = Trainer(cfg, out, progress=not a.quiet)
@@ -341,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patience", type=int, default=6)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--val-fraction", type=float, default=0.1)
+    s.add_argument("--val-data", action="append", default=[],
+                   help="validate (and pick the best epoch) on this cache's people instead of a held-out "
+                        "--val-fraction of --data, e.g. LFW DevTrain for a celeba-only run (repeatable)")
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--device", choices=["auto", "cpu", "cuda"])
     s.add_argument("--no-amp", action="store_true")

@@ -47,3 +47,27 @@ def test_it_scores_the_runs_own_validation_people_and_refuses_a_changed_cache(tm
     _cache(tmp_path / "chips.npz", 10, seed=1)
     assert mod.main(["--run", str(run), "--init", str(start)]) == 2
     assert "validation identities" in capsys.readouterr().err
+
+
+def test_fit_can_validate_on_another_caches_people_and_the_script_follows(tmp_path, capsys):
+    torch.set_num_threads(1)
+    data = _cache(tmp_path / "train.npz", 6)
+    other = _cache(tmp_path / "other.npz", 4, seed=3)
+    run = tmp_path / "run"
+    common = ["--arch", "compact_cnn", "--width", "8", "--epochs", "1", "--p", "3", "--k", "2", "--device", "cpu",
+              "--quiet"]
+    # a cache cannot be both: that would validate on the people trained on
+    assert train_cli.main(["fit", "--data", data, "--val-data", data, "--out", str(run), *common]) == 2
+    assert "both training and validation" in capsys.readouterr().err
+    assert train_cli.main(["fit", "--data", data, "--val-data", other, "--out", str(run), *common]) == 0
+    split = json.loads((run / "split.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    assert split["val_data"] == [other] and split["val_fraction"] == 0.0
+    assert len(split["train_identities"]) == 6  # all of --data trains
+    assert split["val_identities"] == [f"other/p{i}" for i in range(4)]
+    assert (history["val_images"], history["train_images"]) == (12, 18)
+    start = tmp_path / "start.pt"
+    torch.save(torch.load(run / "best_model.pt", weights_only=True), start)
+    out = tmp_path / "val.json"
+    assert load_script("eval_finetune_val").main(["--run", str(run), "--init", str(start), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["validation_identities"] == 4
