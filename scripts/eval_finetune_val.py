@@ -2,13 +2,14 @@
 run's best checkpoint, each with and without flip test-time augmentation, so that the choice
 (export the run or not, with ``--flip-tta`` or not) is made without a test pair.
 
-Reads the run folder of ``faceapp train fit`` (``split.json``: the caches and the identity-disjoint
-split, or the ``--val-data`` caches; ``history.json``: the network's configuration; ``best_model.pt``) and scores every same-person and every different-person pair of the
-held-out identities (:func:`faceapp.training.evaluate.verification_metrics`). Flip TTA is
+Reads the run folder of ``faceapp train fit`` (``split.json``: the caches and the
+identity-disjoint split, or the ``--val-data`` caches; ``history.json``: the network's
+configuration; ``best_model.pt``) and scores every same-person and every different-person pair
+of the held-out identities (:func:`faceapp.training.evaluate.verification_metrics`). Flip TTA is
 ``normalise(e(chip) + e(mirrored chip))``, as ``faceapp train export --flip-tta`` embeds.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/eval_finetune_val.py --run RUN --arch sface \\
-        --init resources/models/sface_v1.pt --json docs/training/sface-ft-validation.json
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/eval_finetune_val.py --run artifacts/training/sface-ft \\
+        --json docs/training/sface-ft-validation.json      # the start: the run's own --init
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def embed(model, chips: np.ndarray, mean, scale, flip: bool) -> np.ndarray:
     from faceapp.training.evaluate import embed_chips
+    from faceapp.training.head import flip_tta_embed
 
     e = embed_chips(model, chips, mean=mean, scale=scale)
-    if flip:
-        e = e + embed_chips(model, np.ascontiguousarray(chips[:, :, ::-1]), mean=mean, scale=scale)
-        e = e / np.linalg.norm(e, axis=1, keepdims=True)
-    return e
+    if not flip:
+        return e
+    return flip_tta_embed(e, embed_chips(model, np.ascontiguousarray(chips[:, :, ::-1]), mean=mean, scale=scale))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from faceapp.cli.train import _load_sets, _split
+    from faceapp.cli.train import run_validation_set
     from faceapp.training.evaluate import verification_metrics
     from faceapp.training.trainer import TrainConfig, build_model
 
@@ -54,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not init:
         print(f"{a.run} was trained from scratch: give --init, the weights to compare with", file=sys.stderr)
         return 2
-    if split.get("val_data"):  # fit --val-data: validated on other caches' people
-        val = _load_sets(split["val_data"])
-    else:
-        _, val = _split(_load_sets(split["data"]), split["val_fraction"], split["split_seed"])
+    val = run_validation_set(split)
     if val is None or sorted(val.names) != sorted(split["val_identities"]):
         print(f"{a.run}: the caches no longer give the run's validation identities", file=sys.stderr)
         return 2

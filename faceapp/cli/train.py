@@ -67,6 +67,14 @@ def _validation_sets(data: Sequence[str], val_data: Sequence[str], size: int | N
     return val
 
 
+def run_validation_set(split: dict):
+    """The validation chips of a ``fit`` run as it had them, from its ``split.json``: the
+    ``--val-data`` caches, or the held-out fraction of ``--data`` (None when it had none)."""
+    if split.get("val_data"):
+        return _load_sets(split["val_data"])
+    return _split(_load_sets(split["data"]), split["val_fraction"], split["split_seed"])[1]
+
+
 # -- actions ------------------------------------------------------------------------------------
 def _fit(a: argparse.Namespace) -> int:
     from faceapp.training.augment import AugmentConfig
